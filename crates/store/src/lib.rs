@@ -1,0 +1,142 @@
+//! The `Store`: the one place state lives. A state change and the events it produces are
+//! committed together ([`Store::commit`]); events get gap-free positions at commit; readers
+//! read by position range or by [`EventFilter`]. Backends: `sqlite` (embedded, default);
+//! PostgreSQL comes later and must pass the same [`conformance`] suite.
+//!
+//! Neighbours: `core` below (types), `bus` and `graphql` above (they read and commit).
+
+pub mod conformance;
+mod error;
+pub mod sqlite;
+
+pub use error::StoreError;
+
+use async_trait::async_trait;
+use infrastream_core::{
+    Account, ApiToken, Branch, BranchStatus, Event, EventFilter, NewEvent, Position, SavedQuery,
+    SortOrder,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// One state change inside a [`Commit`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Adds a branch; fails with `The branch X already exists` if the name is taken.
+    InsertBranch(Branch),
+    /// Replaces a branch (found by id); with `expect_status`, fails with a conflict unless the
+    /// stored status is that one (so two concurrent merges cannot both succeed).
+    UpdateBranch {
+        /// The new state.
+        branch: Branch,
+        /// Required current status.
+        expect_status: Option<BranchStatus>,
+    },
+    /// Removes a branch by name.
+    DeleteBranch {
+        /// Branch name.
+        name: String,
+    },
+    /// Adds a saved query; fails if the name is taken.
+    InsertSavedQuery(SavedQuery),
+    /// Replaces a saved query (by id); fails if the new name belongs to another one.
+    UpdateSavedQuery(SavedQuery),
+    /// Removes a saved query by id.
+    DeleteSavedQuery {
+        /// Query id.
+        id: String,
+    },
+    /// Adds an account; fails if the name is taken.
+    InsertAccount(Account),
+    /// Replaces an account (by id).
+    UpdateAccount(Account),
+    /// Removes an account and revokes its tokens.
+    DeleteAccount {
+        /// Account id.
+        id: String,
+    },
+    /// Adds an API token.
+    InsertToken(ApiToken),
+    /// Revokes a token; with `account_id`, only if it belongs to that account.
+    RevokeToken {
+        /// Token id.
+        id: String,
+        /// Owner the token must have.
+        account_id: Option<String>,
+    },
+    /// Sets a metadata value; with `only_if_absent`, keeps an existing value.
+    SetMeta {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        /// Keep an existing value.
+        only_if_absent: bool,
+    },
+}
+
+/// State changes and the events they produce, committed atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Commit {
+    /// Applied in order.
+    pub changes: Vec<Change>,
+    /// Appended in order, after the changes.
+    pub events: Vec<NewEvent>,
+}
+
+impl Commit {
+    /// A commit of events only.
+    pub fn events(events: Vec<NewEvent>) -> Self {
+        Self { changes: Vec::new(), events }
+    }
+}
+
+/// A page of events with the total number of matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    /// Matches regardless of paging.
+    pub count: u64,
+    /// The page.
+    pub events: Vec<Event>,
+}
+
+/// The storage interface every backend implements.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies the changes and appends the events in one transaction; returns the stored events.
+    async fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError>;
+    /// Position of the last committed event, updated after every commit.
+    fn head(&self) -> watch::Receiver<Position>;
+    /// Events with position in `(after, after + limit]`, ascending.
+    async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Events matching `filter`, ordered by position, paged.
+    async fn query_events(
+        &self,
+        filter: &EventFilter,
+        order: SortOrder,
+        limit: u32,
+        offset: u32,
+    ) -> Result<EventPage, StoreError>;
+    /// Position of the event with this id.
+    async fn event_position(&self, id: Uuid) -> Result<Option<Position>, StoreError>;
+    /// Every branch, ordered by name.
+    async fn branches(&self) -> Result<Vec<Branch>, StoreError>;
+    /// The branch with this name.
+    async fn branch(&self, name: &str) -> Result<Option<Branch>, StoreError>;
+    /// Every saved query, ordered by name.
+    async fn saved_queries(&self) -> Result<Vec<SavedQuery>, StoreError>;
+    /// Every account, ordered by name.
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// The account with this id.
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+    /// The account with this login name.
+    async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// The token with this hash.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// The token with this id.
+    async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// A metadata value.
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Waits for in-flight commits and closes the backend.
+    async fn close(&self);
+}

@@ -1,0 +1,209 @@
+//! The embedded backend: one SQLite file in WAL mode. One writer task does group commit
+//! (see [`writer`]); a small pool of read-only connections serves reads concurrently.
+
+mod filter_sql;
+mod rows;
+mod schema;
+mod writer;
+
+use crate::{Commit, EventPage, Store, StoreError};
+use async_trait::async_trait;
+use infrastream_core::{
+    Account, ApiToken, Branch, Event, EventFilter, Position, SavedQuery, SortOrder,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+use writer::Msg;
+
+/// The schema version this binary writes.
+pub const CURRENT_SCHEMA_VERSION: i64 = schema::CURRENT_VERSION;
+
+/// Options of the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// fsync on every commit (`synchronous = FULL`); otherwise `NORMAL` (durable against a
+    /// process crash, not against power loss).
+    pub fsync: bool,
+    /// Most commit requests written in one transaction.
+    pub max_batch: usize,
+    /// Read connections.
+    pub readers: u32,
+}
+
+impl SqliteOptions {
+    /// Defaults for a database file at `path`.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self { path: path.as_ref().to_path_buf(), fsync: true, max_batch: 1024, readers: 4 }
+    }
+}
+
+/// The embedded store.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Msg>,
+    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    reads: SqlitePool,
+    head: watch::Receiver<Position>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database, and starts the writer task.
+    pub async fn open(options: SqliteOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::new()
+            .filename(&options.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.fsync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .busy_timeout(Duration::from_secs(10))
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let mut conn: SqliteConnection = connect.connect().await?;
+        schema::migrate(&mut conn).await?;
+        let head_pos: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&mut conn)
+            .await?;
+        let (head_tx, head) = watch::channel(Position(head_pos.unwrap_or(0) as u64));
+        let reads = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .min_connections(1)
+            .connect_with(connect.clone().read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
+        let task = tokio::spawn(writer::run(conn, rx, head_tx, options.max_batch.max(1)));
+        Ok(Self { writer: tx, writer_task: Mutex::new(Some(task)), reads, head })
+    }
+
+    async fn one<T>(
+        &self,
+        sql: &'static str,
+        arg: &str,
+        map: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let row = sqlx::query(sql).bind(arg).fetch_optional(&self.reads).await?;
+        row.as_ref().map(map).transpose()
+    }
+
+    async fn all<T>(
+        &self,
+        sql: &'static str,
+        map: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        sqlx::query(sql).fetch_all(&self.reads).await?.iter().map(map).collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Msg::Commit(Box::new(commit), tx))
+            .await
+            .map_err(|_| StoreError::Backend("store is closed".into()))?;
+        rx.await.map_err(|_| StoreError::Backend("store writer stopped".into()))?
+    }
+
+    fn head(&self) -> watch::Receiver<Position> {
+        self.head.clone()
+    }
+
+    async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            rows::EVENT_COLUMNS
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after.0 as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.reads)
+            .await?
+            .iter()
+            .map(rows::event)
+            .collect()
+    }
+
+    async fn query_events(
+        &self,
+        filter: &EventFilter,
+        order: SortOrder,
+        limit: u32,
+        offset: u32,
+    ) -> Result<EventPage, StoreError> {
+        let count: i64 = filter_sql::count(filter).build().fetch_one(&self.reads).await?.try_get(0)?;
+        let events = filter_sql::page(filter, order, limit, offset)
+            .build()
+            .fetch_all(&self.reads)
+            .await?
+            .iter()
+            .map(rows::event)
+            .collect::<Result<_, _>>()?;
+        Ok(EventPage { count: count as u64, events })
+    }
+
+    async fn event_position(&self, id: Uuid) -> Result<Option<Position>, StoreError> {
+        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM events WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(p.map(|p| Position(p as u64)))
+    }
+
+    async fn branches(&self) -> Result<Vec<Branch>, StoreError> {
+        self.all("SELECT * FROM branches ORDER BY name", rows::branch).await
+    }
+
+    async fn branch(&self, name: &str) -> Result<Option<Branch>, StoreError> {
+        self.one("SELECT * FROM branches WHERE name = ?", name, rows::branch).await
+    }
+
+    async fn saved_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
+        self.all("SELECT * FROM saved_queries ORDER BY name", rows::saved_query).await
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.all("SELECT * FROM accounts ORDER BY name", rows::account).await
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        self.one("SELECT * FROM accounts WHERE id = ?", id, rows::account).await
+    }
+
+    async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        self.one("SELECT * FROM accounts WHERE name = ?", name, rows::account).await
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.one("SELECT * FROM api_tokens WHERE token_hash = ?", token_hash, rows::token).await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.one("SELECT * FROM api_tokens WHERE id = ?", id, rows::token).await
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reads)
+            .await?)
+    }
+
+    async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.writer.send(Msg::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.reads.close().await;
+    }
+}

@@ -1,0 +1,430 @@
+//! The single writer task: group commit. Every commit request queued while the previous batch
+//! was being written joins the next batch; a batch is one SQLite transaction (one fsync), and
+//! each request inside it is a savepoint, so one refused request does not undo its neighbours.
+
+use super::rows::micros;
+use crate::{Change, Commit, StoreError};
+use infrastream_core::{
+    Error, ErrorKind, Event, NewEvent, ParentRef, Position, Timestamp, event::subject_branch, now,
+};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Row, SqliteExecutor};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+/// Reply channel of one commit.
+pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
+
+/// Messages to the writer task.
+pub(crate) enum Msg {
+    /// Commit this and reply.
+    Commit(Box<Commit>, Reply),
+    /// Finish what is queued before this message, close the connection, then reply.
+    Close(oneshot::Sender<()>),
+}
+
+/// Where the next event goes.
+#[derive(Clone, Copy)]
+struct Cursor {
+    next: Position,
+    last_time: Option<Timestamp>,
+}
+
+pub(crate) async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Msg>,
+    head: watch::Sender<Position>,
+    max_batch: usize,
+) {
+    let mut cursor = match load_cursor(&mut conn).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "store writer could not read the log head");
+            return;
+        }
+    };
+    let mut closing = None;
+    while closing.is_none() {
+        let Some(first) = rx.recv().await else { break };
+        let mut batch = Vec::new();
+        match first {
+            Msg::Commit(c, r) => batch.push((c, r)),
+            Msg::Close(done) => closing = Some(done),
+        }
+        while closing.is_none() && batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Commit(c, r)) => batch.push((c, r)),
+                Ok(Msg::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            write_batch(&mut conn, batch, &mut cursor, &head).await;
+        }
+    }
+    if let Err(e) = sqlx::Connection::close(conn).await {
+        tracing::warn!(error = %e, "closing the store writer connection failed");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+async fn load_cursor(conn: &mut SqliteConnection) -> Result<Cursor, StoreError> {
+    let row = sqlx::query("SELECT MAX(position) AS p, MAX(occurred_at) AS t FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let p: Option<i64> = row.try_get("p")?;
+    let t: Option<i64> = row.try_get("t")?;
+    Ok(Cursor {
+        next: Position(p.unwrap_or(0) as u64 + 1),
+        last_time: t.and_then(chrono::DateTime::from_timestamp_micros),
+    })
+}
+
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: Vec<(Box<Commit>, Reply)>,
+    cursor: &mut Cursor,
+    head: &watch::Sender<Position>,
+) {
+    let start = *cursor;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let result: Result<(), StoreError> = async {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        for (commit, _) in &batch {
+            sqlx::query("SAVEPOINT c").execute(&mut *conn).await?;
+            let before = *cursor;
+            match apply(conn, commit, cursor).await {
+                Ok(events) => {
+                    sqlx::query("RELEASE c").execute(&mut *conn).await?;
+                    outcomes.push(Ok(events));
+                }
+                Err(StoreError::Rejected(e)) => {
+                    sqlx::query("ROLLBACK TO c").execute(&mut *conn).await?;
+                    sqlx::query("RELEASE c").execute(&mut *conn).await?;
+                    *cursor = before;
+                    outcomes.push(Err(StoreError::Rejected(e)));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            if cursor.next != start.next {
+                head.send_replace(Position(cursor.next.0 - 1));
+            }
+            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = batch.len(), "store batch failed; rolled back");
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            *cursor = load_cursor(conn).await.unwrap_or(start);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+            }
+        }
+    }
+}
+
+fn rejected(kind: ErrorKind, message: String) -> StoreError {
+    StoreError::Rejected(Error::new(kind, message))
+}
+
+async fn exists(conn: impl SqliteExecutor<'_>, sql: &'static str, arg: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(sql).bind(arg).fetch_optional(conn).await?.is_some())
+}
+
+async fn apply(
+    conn: &mut SqliteConnection,
+    commit: &Commit,
+    cursor: &mut Cursor,
+) -> Result<Vec<Event>, StoreError> {
+    for change in &commit.changes {
+        apply_change(conn, change).await?;
+    }
+    let events = build_events(conn, &commit.events, cursor).await?;
+    for e in &events {
+        insert_event(conn, e).await?;
+    }
+    Ok(events)
+}
+
+async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::InsertBranch(b) => {
+            if exists(&mut *conn, "SELECT 1 FROM branches WHERE name = ?", &b.name).await? {
+                return Err(rejected(
+                    ErrorKind::AlreadyExists,
+                    format!("The branch {} already exists", b.name),
+                ));
+            }
+            write_branch(conn, b, "INSERT INTO branches (id, name, description, origin_branch, branched_from, created_at, status, sync_with_git, is_default, has_schema_changes, graph_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)").await?;
+        }
+        Change::UpdateBranch { branch: b, expect_status } => {
+            let row = sqlx::query("SELECT status FROM branches WHERE id = ?")
+                .bind(&b.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::Rejected(Error::branch_not_found(&b.name)));
+            };
+            let status: String = row.try_get("status")?;
+            if let Some(expected) = expect_status {
+                if status != expected.as_str() {
+                    return Err(rejected(
+                        ErrorKind::Conflict,
+                        format!("Branch {} is {status}, expected {}", b.name, expected.as_str()),
+                    ));
+                }
+            }
+            write_branch(conn, b, "UPDATE branches SET name = ?2, description = ?3, origin_branch = ?4, branched_from = ?5, created_at = ?6, status = ?7, sync_with_git = ?8, is_default = ?9, has_schema_changes = ?10, graph_version = ?11 WHERE id = ?1").await?;
+        }
+        Change::DeleteBranch { name } => {
+            let done = sqlx::query("DELETE FROM branches WHERE name = ?")
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Rejected(Error::branch_not_found(name)));
+            }
+        }
+        Change::InsertSavedQuery(q) | Change::UpdateSavedQuery(q) => {
+            let taken = sqlx::query("SELECT 1 FROM saved_queries WHERE name = ? AND id <> ?")
+                .bind(&q.name)
+                .bind(&q.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if taken.is_some() {
+                return Err(rejected(
+                    ErrorKind::AlreadyExists,
+                    format!("A GraphQL query named {} already exists", q.name),
+                ));
+            }
+            let sql = if matches!(change, Change::InsertSavedQuery(_)) {
+                "INSERT INTO saved_queries (id, name, query, description) VALUES (?1, ?2, ?3, ?4)"
+            } else {
+                "UPDATE saved_queries SET name = ?2, query = ?3, description = ?4 WHERE id = ?1"
+            };
+            let done = sqlx::query(sql)
+                .bind(&q.id)
+                .bind(&q.name)
+                .bind(&q.query)
+                .bind(&q.description)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(rejected(ErrorKind::NotFound, format!("GraphQL query {} not found", q.id)));
+            }
+        }
+        Change::DeleteSavedQuery { id } => {
+            delete_by_id(conn, "DELETE FROM saved_queries WHERE id = ?", id, "GraphQL query").await?;
+        }
+        Change::InsertAccount(a) | Change::UpdateAccount(a) => {
+            let taken = sqlx::query("SELECT 1 FROM accounts WHERE name = ? AND id <> ?")
+                .bind(&a.name)
+                .bind(&a.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if taken.is_some() {
+                return Err(rejected(
+                    ErrorKind::AlreadyExists,
+                    format!("An account named {} already exists", a.name),
+                ));
+            }
+            let sql = if matches!(change, Change::InsertAccount(_)) {
+                "INSERT INTO accounts (id, name, role, password_hash) VALUES (?1, ?2, ?3, ?4)"
+            } else {
+                "UPDATE accounts SET name = ?2, role = ?3, password_hash = ?4 WHERE id = ?1"
+            };
+            let done = sqlx::query(sql)
+                .bind(&a.id)
+                .bind(&a.name)
+                .bind(a.role.as_str())
+                .bind(&a.password_hash)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(rejected(ErrorKind::NotFound, format!("Account {} not found", a.id)));
+            }
+        }
+        Change::DeleteAccount { id } => {
+            delete_by_id(conn, "DELETE FROM accounts WHERE id = ?", id, "Account").await?;
+            sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE account_id = ?")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Change::InsertToken(t) => {
+            sqlx::query("INSERT INTO api_tokens (id, account_id, name, token_hash, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?)")
+                .bind(&t.id)
+                .bind(&t.account_id)
+                .bind(&t.name)
+                .bind(&t.token_hash)
+                .bind(t.expires_at.as_ref().map(micros))
+                .bind(t.revoked)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Change::RevokeToken { id, account_id } => {
+            let done = sqlx::query(
+                "UPDATE api_tokens SET revoked = 1 WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)",
+            )
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(rejected(ErrorKind::NotFound, format!("Token {id} not found")));
+            }
+        }
+        Change::SetMeta { key, value, only_if_absent } => {
+            let sql = if *only_if_absent {
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+            } else {
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            };
+            sqlx::query(sql).bind(key).bind(value).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_by_id(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    id: &str,
+    what: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    if done.rows_affected() == 0 {
+        return Err(rejected(ErrorKind::NotFound, format!("{what} {id} not found")));
+    }
+    Ok(())
+}
+
+async fn write_branch(
+    conn: &mut SqliteConnection,
+    b: &infrastream_core::Branch,
+    sql: &'static str,
+) -> Result<(), StoreError> {
+    sqlx::query(sql)
+        .bind(&b.id)
+        .bind(&b.name)
+        .bind(&b.description)
+        .bind(&b.origin_branch)
+        .bind(micros(&b.branched_from))
+        .bind(micros(&b.created_at))
+        .bind(b.status.as_str())
+        .bind(b.sync_with_git)
+        .bind(b.is_default)
+        .bind(b.has_schema_changes)
+        .bind(b.graph_version)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Assigns ids, positions, times, levels and `has_children`.
+async fn build_events(
+    conn: &mut SqliteConnection,
+    new: &[NewEvent],
+    cursor: &mut Cursor,
+) -> Result<Vec<Event>, StoreError> {
+    let mut out: Vec<Event> = Vec::with_capacity(new.len());
+    let time = match cursor.last_time {
+        Some(last) => now().max(last),
+        None => now(),
+    };
+    for (i, n) in new.iter().enumerate() {
+        let (parent_id, level) = match &n.parent {
+            None => (None, 0),
+            Some(ParentRef::InBatch(j)) if *j < i => {
+                out[*j].has_children = true;
+                (Some(out[*j].id), out[*j].level + 1)
+            }
+            Some(ParentRef::InBatch(j)) => {
+                return Err(StoreError::Backend(format!(
+                    "event {i} names a later event {j} of its commit as parent"
+                )));
+            }
+            Some(ParentRef::Existing(id)) => {
+                let row = sqlx::query("SELECT level FROM events WHERE id = ?")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(row) = row else {
+                    return Err(rejected(ErrorKind::NotFound, format!("Parent event {id} not found")));
+                };
+                sqlx::query("UPDATE events SET has_children = 1 WHERE id = ?")
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                (Some(*id), row.try_get::<i64, _>("level")? as u32 + 1)
+            }
+        };
+        let mut n = n.clone();
+        n.normalize_related();
+        out.push(Event {
+            position: cursor.next,
+            id: Uuid::now_v7(),
+            name: n.name,
+            branch: n.branch,
+            account_id: n.account_id,
+            occurred_at: time,
+            level,
+            parent_id,
+            has_children: false,
+            primary_node: n.primary_node,
+            related_nodes: n.related_nodes,
+            data: n.data,
+            context: n.context,
+        });
+        cursor.next = cursor.next.next();
+    }
+    if !out.is_empty() {
+        cursor.last_time = Some(time);
+    }
+    Ok(out)
+}
+
+async fn insert_event(conn: &mut SqliteConnection, e: &Event) -> Result<(), StoreError> {
+    let related = serde_json::to_string(&e.related_nodes)
+        .map_err(|err| StoreError::Backend(err.to_string()))?;
+    sqlx::query(
+        "INSERT INTO events (position, id, name, branch, subject_branch, account_id, occurred_at, \
+         level, parent_id, has_children, primary_node_id, primary_node_kind, related_nodes, data, \
+         context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.position.0 as i64)
+    .bind(e.id.to_string())
+    .bind(&e.name)
+    .bind(&e.branch)
+    .bind(subject_branch(&e.name, &e.data))
+    .bind(&e.account_id)
+    .bind(micros(&e.occurred_at))
+    .bind(e.level as i64)
+    .bind(e.parent_id.map(|p| p.to_string()))
+    .bind(e.has_children)
+    .bind(e.primary_node.as_ref().map(|n| n.id.as_str()))
+    .bind(e.primary_node.as_ref().map(|n| n.kind.as_str()))
+    .bind(related)
+    .bind(e.data.to_string())
+    .bind(e.context.to_string())
+    .execute(&mut *conn)
+    .await?;
+    for node in &e.related_nodes {
+        sqlx::query("INSERT OR IGNORE INTO event_related (node_id, position) VALUES (?, ?)")
+            .bind(&node.id)
+            .bind(e.position.0 as i64)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The embedded backend against the store conformance suite, plus SQLite-specific checks.
+
+use infrastream_store::sqlite::{CURRENT_SCHEMA_VERSION, SqliteOptions, SqliteStore};
+use infrastream_store::{Commit, Store, StoreError, conformance};
+use infrastream_core::{NewEvent, Position};
+use std::sync::Arc;
+
+#[tokio::test]
+async fn sqlite_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    conformance::run_all(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.path().join(format!("db{n}.sqlite"));
+        async move {
+            let store = SqliteStore::open(SqliteOptions::new(path)).await.unwrap();
+            Arc::new(store) as conformance::DynStore
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reopening_keeps_events_and_continues_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    store.commit(Commit::events(vec![NewEvent::new("a.b"), NewEvent::new("a.c")])).await.unwrap();
+    store.close().await;
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    assert_eq!(*store.head().borrow(), Position(2));
+    let e = store.commit(Commit::events(vec![NewEvent::new("a.d")])).await.unwrap();
+    assert_eq!(e[0].position, Position(3));
+    assert!(e[0].occurred_at >= store.read_after(Position(1), 1).await.unwrap()[0].occurred_at);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_newer_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    store.close().await;
+    {
+        use sqlx::{Connection, SqliteConnection};
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", CURRENT_SCHEMA_VERSION + 1)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    match SqliteStore::open(SqliteOptions::new(&path)).await {
+        Err(StoreError::TooNew { found, supported }) => {
+            assert_eq!((found, supported), (CURRENT_SCHEMA_VERSION + 1, CURRENT_SCHEMA_VERSION));
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a newer database was opened"),
+    }
+}
+
+#[tokio::test]
+async fn commits_after_close_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db"))).await.unwrap();
+    store.close().await;
+    assert!(store.commit(Commit::events(vec![NewEvent::new("a.b")])).await.is_err());
+}
