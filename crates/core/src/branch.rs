@@ -85,7 +85,11 @@ pub const MAX_BRANCH_NAME_LEN: usize = 250;
 /// control characters, no `..`, no leading `-` or `/`, no trailing `/` or `.lock`, none of
 /// `~^:?*[\`, no `@{`, no empty path component.
 pub fn validate_branch_name(name: &str) -> Result<(), Error> {
-    let bad = |why: &str| Err(Error::invalid(format!("Invalid branch name '{name}': {why}")));
+    let bad = |why: &str| {
+        Err(Error::invalid(format!(
+            "Invalid branch name '{name}': {why}"
+        )))
+    };
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -107,7 +111,8 @@ pub fn validate_branch_name(name: &str) -> Result<(), Error> {
     if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
         return bad("it has an empty path component");
     }
-    if name.ends_with(".lock") || name.ends_with('.') || name.split('/').any(|p| p.starts_with('.')) {
+    if name.ends_with(".lock") || name.ends_with('.') || name.split('/').any(|p| p.starts_with('.'))
+    {
         return bad("a component starts with '.' or ends with '.lock' or '.'");
     }
     Ok(())
@@ -126,7 +131,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["", " ", "a b", "a..b", "-x", "a~b", "/a", "a/", "a//b", "x.lock", "a/.b", "a\tb"] {
+        for bad in [
+            "", " ", "a b", "a..b", "-x", "a~b", "/a", "a/", "a//b", "x.lock", "a/.b", "a\tb",
+        ] {
             let err = validate_branch_name(bad).unwrap_err();
             assert!(err.message.contains("Invalid branch name"), "{bad}: {err}");
         }

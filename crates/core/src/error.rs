@@ -63,7 +63,10 @@ pub struct Error {
 impl Error {
     /// Creates an error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
     /// Invalid input.
     pub fn invalid(message: impl Into<String>) -> Self {

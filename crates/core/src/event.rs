@@ -6,7 +6,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Gap-free, strictly increasing sequence number assigned at commit; the first event is 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Position(pub u64);
 
 impl Position {
@@ -181,7 +183,9 @@ impl EventName {
             Self::BRANCH_MERGED => "BranchMergedEvent",
             Self::BRANCH_REBASED => "BranchRebasedEvent",
             Self::ARTIFACT_CREATED | Self::ARTIFACT_UPDATED => "ArtifactEvent",
-            Self::REPOSITORY_SYNC_STARTED | Self::REPOSITORY_SYNC_COMPLETED => "RepositorySyncEvent",
+            Self::REPOSITORY_SYNC_STARTED | Self::REPOSITORY_SYNC_COMPLETED => {
+                "RepositorySyncEvent"
+            }
             Self::REPOSITORY_UPDATE_COMMIT => "RepositoryCommitEvent",
             Self::NODE_CREATED | Self::NODE_UPDATED | Self::NODE_DELETED => "NodeMutatedEvent",
             Self::GROUP_MEMBER_ADDED | Self::GROUP_MEMBER_REMOVED => "GroupEvent",
@@ -222,7 +226,10 @@ mod tests {
 
     #[test]
     fn related_nodes_lose_primary_and_duplicates() {
-        let n = |id: &str| RelatedNode { id: id.into(), kind: "K".into() };
+        let n = |id: &str| RelatedNode {
+            id: id.into(),
+            kind: "K".into(),
+        };
         let mut e = NewEvent::new("x");
         e.primary_node = Some(n("a"));
         e.related_nodes = vec![n("b"), n("a"), n("b"), n("c")];
@@ -232,8 +239,14 @@ mod tests {
 
     #[test]
     fn graphql_types_cover_the_table() {
-        assert_eq!(EventName::graphql_type("infrahub.branch.rebased"), "BranchRebasedEvent");
-        assert_eq!(EventName::graphql_type("infrahub.artifact.updated"), "ArtifactEvent");
+        assert_eq!(
+            EventName::graphql_type("infrahub.branch.rebased"),
+            "BranchRebasedEvent"
+        );
+        assert_eq!(
+            EventName::graphql_type("infrahub.artifact.updated"),
+            "ArtifactEvent"
+        );
         assert_eq!(EventName::graphql_type("acme.x"), "StandardEvent");
     }
 }

@@ -2,8 +2,8 @@
 //! in-memory definition of what matches. Store backends translate the same filter to SQL; the
 //! store conformance suite checks that both agree.
 
-use crate::{Event, Timestamp};
 use crate::event::EventName;
+use crate::{Event, Timestamp};
 use uuid::Uuid;
 
 /// Result order of `InfrahubEvent`.
@@ -66,9 +66,15 @@ impl EventFilter {
             && self.level.is_none_or(|l| l == event.level)
             && self.has_children.is_none_or(|h| h == event.has_children)
             && self.type_matches(event)
-            && in_strings(&self.primary_node_ids, event.primary_node.as_ref().map(|n| n.id.as_str()))
+            && in_strings(
+                &self.primary_node_ids,
+                event.primary_node.as_ref().map(|n| n.id.as_str()),
+            )
             && (self.related_node_ids.is_empty()
-                || event.related_nodes.iter().any(|n| self.related_node_ids.contains(&n.id)))
+                || event
+                    .related_nodes
+                    .iter()
+                    .any(|n| self.related_node_ids.contains(&n.id)))
             && within(&self.parent_ids, event.parent_id.as_ref())
             && self.since.is_none_or(|t| event.occurred_at >= t)
             && self.until.is_none_or(|t| event.occurred_at <= t)
@@ -80,13 +86,15 @@ impl EventFilter {
         if self.any_type() {
             return true;
         }
-        if self.event_types.iter().any(|t| *t == event.name) {
+        if self.event_types.contains(&event.name) {
             return true;
         }
         let subject_in = |branches: &Option<Vec<String>>, name: &str| {
             event.name == name
                 && branches.as_ref().is_some_and(|b| {
-                    event.subject_branch().is_some_and(|s| b.iter().any(|x| x == s))
+                    event
+                        .subject_branch()
+                        .is_some_and(|s| b.iter().any(|x| x == s))
                 })
         };
         subject_in(&self.branch_merged, EventName::BRANCH_MERGED)
@@ -111,8 +119,14 @@ mod tests {
             level: 0,
             parent_id: None,
             has_children: false,
-            primary_node: Some(RelatedNode { id: "p".into(), kind: "K".into() }),
-            related_nodes: vec![RelatedNode { id: "r".into(), kind: "K".into() }],
+            primary_node: Some(RelatedNode {
+                id: "p".into(),
+                kind: "K".into(),
+            }),
+            related_nodes: vec![RelatedNode {
+                id: "r".into(),
+                kind: "K".into(),
+            }],
             data: json!({"source_branch": "feat"}),
             context: json!({}),
         }
@@ -126,10 +140,17 @@ mod tests {
     #[test]
     fn since_and_until_are_inclusive() {
         let e = event("x", None);
-        let f = EventFilter { since: Some(e.occurred_at), until: Some(e.occurred_at), ..Default::default() };
+        let f = EventFilter {
+            since: Some(e.occurred_at),
+            until: Some(e.occurred_at),
+            ..Default::default()
+        };
         assert!(f.matches(&e));
         let later = e.occurred_at + chrono::Duration::microseconds(1);
-        let f = EventFilter { since: Some(later), ..Default::default() };
+        let f = EventFilter {
+            since: Some(later),
+            ..Default::default()
+        };
         assert!(!f.matches(&e));
     }
 
@@ -143,22 +164,34 @@ mod tests {
         };
         assert!(f.matches(&merged));
         assert!(f.matches(&event("acme.x", None)));
-        let f = EventFilter { branch_merged: Some(vec!["other".into()]), ..Default::default() };
+        let f = EventFilter {
+            branch_merged: Some(vec!["other".into()]),
+            ..Default::default()
+        };
         assert!(!f.matches(&merged));
     }
 
     #[test]
     fn branches_never_match_global_events() {
-        let f = EventFilter { branches: vec!["main".into()], ..Default::default() };
+        let f = EventFilter {
+            branches: vec!["main".into()],
+            ..Default::default()
+        };
         assert!(!f.matches(&event("x", None)));
         assert!(f.matches(&event("x", Some("main"))));
     }
 
     #[test]
     fn related_filter_ignores_primary_node() {
-        let f = EventFilter { related_node_ids: vec!["p".into()], ..Default::default() };
+        let f = EventFilter {
+            related_node_ids: vec!["p".into()],
+            ..Default::default()
+        };
         assert!(!f.matches(&event("x", None)));
-        let f = EventFilter { related_node_ids: vec!["r".into()], ..Default::default() };
+        let f = EventFilter {
+            related_node_ids: vec!["r".into()],
+            ..Default::default()
+        };
         assert!(f.matches(&event("x", None)));
     }
 }

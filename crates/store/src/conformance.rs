@@ -57,9 +57,16 @@ async fn positions_are_gap_free_under_concurrency(store: DynStore) {
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for i in 0..50 {
-                let events = vec![custom(&format!("w{w}.e{i}")), custom(&format!("w{w}.e{i}.b"))];
+                let events = vec![
+                    custom(&format!("w{w}.e{i}")),
+                    custom(&format!("w{w}.e{i}.b")),
+                ];
                 let stored = store.commit(Commit::events(events)).await.unwrap();
-                assert_eq!(stored[1].position, stored[0].position.next(), "a commit is contiguous");
+                assert_eq!(
+                    stored[1].position,
+                    stored[0].position.next(),
+                    "a commit is contiguous"
+                );
                 got.extend(stored.into_iter().map(|e| e.position));
             }
             got
@@ -71,15 +78,24 @@ async fn positions_are_gap_free_under_concurrency(store: DynStore) {
     }
     all.sort();
     let expected: Vec<Position> = (1..=800).map(Position).collect();
-    assert_eq!(all, expected, "positions are 1..=n without gaps or duplicates");
+    assert_eq!(
+        all, expected,
+        "positions are 1..=n without gaps or duplicates"
+    );
     assert_eq!(*store.head().borrow(), Position(800));
     let read = store.read_after(Position(790), 100).await.unwrap();
-    assert_eq!(read.iter().map(|e| e.position.0).collect::<Vec<_>>(), (791..=800).collect::<Vec<_>>());
+    assert_eq!(
+        read.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+        (791..=800).collect::<Vec<_>>()
+    );
 }
 
 async fn refused_change_rolls_back_its_events(store: DynStore) {
     store
-        .commit(Commit { changes: vec![Change::InsertBranch(branch("a"))], events: vec![custom("x.created")] })
+        .commit(Commit {
+            changes: vec![Change::InsertBranch(branch("a"))],
+            events: vec![custom("x.created")],
+        })
         .await
         .unwrap();
     // A duplicate branch is refused together with its event; a concurrent good commit survives.
@@ -97,56 +113,128 @@ async fn refused_change_rolls_back_its_events(store: DynStore) {
         other => panic!("duplicate branch accepted: {other:?}"),
     }
     let good = good.unwrap();
-    assert_eq!(good[0].position, Position(2), "the refused commit left no gap");
-    let page = store.query_events(&EventFilter::default(), SortOrder::Asc, 50, 0).await.unwrap();
+    assert_eq!(
+        good[0].position,
+        Position(2),
+        "the refused commit left no gap"
+    );
+    let page = store
+        .query_events(&EventFilter::default(), SortOrder::Asc, 50, 0)
+        .await
+        .unwrap();
     let names: Vec<_> = page.events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["x.created", "x.good"]);
 }
 
 async fn branch_changes_are_checked(store: DynStore) {
     let b = branch("feature/x");
-    store.commit(Commit { changes: vec![Change::InsertBranch(b.clone())], events: vec![] }).await.unwrap();
+    store
+        .commit(Commit {
+            changes: vec![Change::InsertBranch(b.clone())],
+            events: vec![],
+        })
+        .await
+        .unwrap();
     let stored = store.branch("feature/x").await.unwrap().unwrap();
     assert_eq!(stored, b);
-    let merged = Branch { status: BranchStatus::Merged, ..b.clone() };
+    let merged = Branch {
+        status: BranchStatus::Merged,
+        ..b.clone()
+    };
     let update = |expect| Commit {
-        changes: vec![Change::UpdateBranch { branch: merged.clone(), expect_status: Some(expect) }],
+        changes: vec![Change::UpdateBranch {
+            branch: merged.clone(),
+            expect_status: Some(expect),
+        }],
         events: vec![custom("x.merged")],
     };
     store.commit(update(BranchStatus::Open)).await.unwrap();
     let again = store.commit(update(BranchStatus::Open)).await;
-    assert!(matches!(again, Err(StoreError::Rejected(ref e)) if e.kind == ErrorKind::Conflict), "{again:?}");
-    assert_eq!(store.branch("feature/x").await.unwrap().unwrap().status, BranchStatus::Merged);
-    store.commit(Commit { changes: vec![Change::DeleteBranch { name: "feature/x".into() }], events: vec![] }).await.unwrap();
+    assert!(
+        matches!(again, Err(StoreError::Rejected(ref e)) if e.kind == ErrorKind::Conflict),
+        "{again:?}"
+    );
+    assert_eq!(
+        store.branch("feature/x").await.unwrap().unwrap().status,
+        BranchStatus::Merged
+    );
+    store
+        .commit(Commit {
+            changes: vec![Change::DeleteBranch {
+                name: "feature/x".into(),
+            }],
+            events: vec![],
+        })
+        .await
+        .unwrap();
     assert!(store.branch("feature/x").await.unwrap().is_none());
-    let gone = store.commit(Commit { changes: vec![Change::DeleteBranch { name: "feature/x".into() }], events: vec![] }).await;
-    assert!(matches!(gone, Err(StoreError::Rejected(ref e)) if e.message == "Branch: feature/x not found."));
-    assert_eq!(*store.head().borrow(), Position(1), "only the successful merge appended an event");
+    let gone = store
+        .commit(Commit {
+            changes: vec![Change::DeleteBranch {
+                name: "feature/x".into(),
+            }],
+            events: vec![],
+        })
+        .await;
+    assert!(
+        matches!(gone, Err(StoreError::Rejected(ref e)) if e.message == "Branch: feature/x not found.")
+    );
+    assert_eq!(
+        *store.head().borrow(),
+        Position(1),
+        "only the successful merge appended an event"
+    );
 }
 
 async fn parents_get_levels_and_children(store: DynStore) {
     let mut child = custom("x.child");
     child.parent = Some(ParentRef::InBatch(0));
-    let stored = store.commit(Commit::events(vec![custom("x.parent"), child])).await.unwrap();
-    assert!(stored[0].has_children);
-    assert_eq!((stored[1].level, stored[1].parent_id), (1, Some(stored[0].id)));
-    let mut grandchild = custom("x.grandchild");
-    grandchild.parent = Some(ParentRef::Existing(stored[1].id));
-    let gc = store.commit(Commit::events(vec![grandchild])).await.unwrap();
-    assert_eq!(gc[0].level, 2);
-    let page = store
-        .query_events(&EventFilter { ids: vec![stored[1].id], ..Default::default() }, SortOrder::Asc, 10, 0)
+    let stored = store
+        .commit(Commit::events(vec![custom("x.parent"), child]))
         .await
         .unwrap();
-    assert!(page.events[0].has_children, "an existing parent is marked when a child arrives");
+    assert!(stored[0].has_children);
+    assert_eq!(
+        (stored[1].level, stored[1].parent_id),
+        (1, Some(stored[0].id))
+    );
+    let mut grandchild = custom("x.grandchild");
+    grandchild.parent = Some(ParentRef::Existing(stored[1].id));
+    let gc = store
+        .commit(Commit::events(vec![grandchild]))
+        .await
+        .unwrap();
+    assert_eq!(gc[0].level, 2);
+    let page = store
+        .query_events(
+            &EventFilter {
+                ids: vec![stored[1].id],
+                ..Default::default()
+            },
+            SortOrder::Asc,
+            10,
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(
+        page.events[0].has_children,
+        "an existing parent is marked when a child arrives"
+    );
     let mut orphan = custom("x.orphan");
     orphan.parent = Some(ParentRef::Existing(uuid::Uuid::now_v7()));
-    let err = store.commit(Commit::events(vec![orphan])).await.unwrap_err();
+    let err = store
+        .commit(Commit::events(vec![orphan]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Rejected(ref e) if e.kind == ErrorKind::NotFound));
 }
 
 fn node(id: &str) -> RelatedNode {
-    RelatedNode { id: id.into(), kind: "TestKind".into() }
+    RelatedNode {
+        id: id.into(),
+        kind: "TestKind".into(),
+    }
 }
 
 /// Commits a varied set of events and checks, for many filters, that the backend's query
@@ -156,7 +244,10 @@ async fn sql_filters_agree_with_matches(store: DynStore) {
     for i in 0..24 {
         let mut e = match i % 4 {
             0 => custom("acme.deploy"),
-            1 => NewEvent { data: json!({"source_branch": format!("b{}", i % 3)}), ..custom("infrahub.branch.merged") },
+            1 => NewEvent {
+                data: json!({"source_branch": format!("b{}", i % 3)}),
+                ..custom("infrahub.branch.merged")
+            },
             2 => NewEvent {
                 data: json!({"rebased_branch": format!("b{}", i % 3)}),
                 branch: Some(format!("b{}", i % 3)),
@@ -179,21 +270,70 @@ async fn sql_filters_agree_with_matches(store: DynStore) {
     let mid = all[12].occurred_at;
     let filters = vec![
         EventFilter::default(),
-        EventFilter { event_types: vec!["acme.deploy".into(), "acme.check".into()], ..Default::default() },
-        EventFilter { branch_merged: Some(vec!["b1".into()]), ..Default::default() },
-        EventFilter { event_types: vec!["acme.check".into()], branch_rebased: Some(vec!["b2".into()]), ..Default::default() },
-        EventFilter { branches: vec!["b0".into(), "b2".into()], ..Default::default() },
-        EventFilter { account_ids: vec!["acc1".into()], ..Default::default() },
-        EventFilter { primary_node_ids: vec!["p3".into()], ..Default::default() },
-        EventFilter { related_node_ids: vec!["r1".into()], ..Default::default() },
-        EventFilter { related_node_ids: vec!["p1".into()], ..Default::default() },
-        EventFilter { parent_ids: vec![all[4].id], ..Default::default() },
-        EventFilter { level: Some(1), ..Default::default() },
-        EventFilter { has_children: Some(true), ..Default::default() },
-        EventFilter { ids: vec![all[0].id, all[7].id], ..Default::default() },
-        EventFilter { since: Some(mid), until: Some(mid), ..Default::default() },
-        EventFilter { since: Some(mid + chrono::Duration::seconds(1)), ..Default::default() },
-        EventFilter { branches: vec!["b1".into()], account_ids: vec!["acc0".into()], related_node_ids: vec!["r0".into()], ..Default::default() },
+        EventFilter {
+            event_types: vec!["acme.deploy".into(), "acme.check".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            branch_merged: Some(vec!["b1".into()]),
+            ..Default::default()
+        },
+        EventFilter {
+            event_types: vec!["acme.check".into()],
+            branch_rebased: Some(vec!["b2".into()]),
+            ..Default::default()
+        },
+        EventFilter {
+            branches: vec!["b0".into(), "b2".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            account_ids: vec!["acc1".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            primary_node_ids: vec!["p3".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            related_node_ids: vec!["r1".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            related_node_ids: vec!["p1".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            parent_ids: vec![all[4].id],
+            ..Default::default()
+        },
+        EventFilter {
+            level: Some(1),
+            ..Default::default()
+        },
+        EventFilter {
+            has_children: Some(true),
+            ..Default::default()
+        },
+        EventFilter {
+            ids: vec![all[0].id, all[7].id],
+            ..Default::default()
+        },
+        EventFilter {
+            since: Some(mid),
+            until: Some(mid),
+            ..Default::default()
+        },
+        EventFilter {
+            since: Some(mid + chrono::Duration::seconds(1)),
+            ..Default::default()
+        },
+        EventFilter {
+            branches: vec!["b1".into()],
+            account_ids: vec!["acc0".into()],
+            related_node_ids: vec!["r0".into()],
+            ..Default::default()
+        },
     ];
     for f in filters {
         let expected: Vec<&Event> = all.iter().filter(|e| f.matches(e)).collect();
@@ -204,7 +344,10 @@ async fn sql_filters_agree_with_matches(store: DynStore) {
         assert_eq!(got, want, "events for {f:?}");
     }
     // What was read back equals what the commit returned.
-    let page = store.query_events(&EventFilter::default(), SortOrder::Asc, 50, 0).await.unwrap();
+    let page = store
+        .query_events(&EventFilter::default(), SortOrder::Asc, 50, 0)
+        .await
+        .unwrap();
     assert_eq!(page.events, all);
 }
 
@@ -214,15 +357,29 @@ async fn paging_and_order(store: DynStore) {
     let f = EventFilter::default();
     let desc = store.query_events(&f, SortOrder::Desc, 4, 2).await.unwrap();
     assert_eq!(desc.count, 15);
-    assert_eq!(desc.events.iter().map(|e| e.position.0).collect::<Vec<_>>(), [13, 12, 11, 10]);
+    assert_eq!(
+        desc.events.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+        [13, 12, 11, 10]
+    );
     let asc = store.query_events(&f, SortOrder::Asc, 4, 13).await.unwrap();
-    assert_eq!(asc.events.iter().map(|e| e.position.0).collect::<Vec<_>>(), [14, 15]);
-    assert_eq!(store.event_position(asc.events[0].id).await.unwrap(), Some(Position(14)));
+    assert_eq!(
+        asc.events.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+        [14, 15]
+    );
+    assert_eq!(
+        store.event_position(asc.events[0].id).await.unwrap(),
+        Some(Position(14))
+    );
 }
 
 async fn tokens_and_meta(store: DynStore) {
     use infrastream_core::{Account, ApiToken, Role};
-    let account = Account { id: "a1".into(), name: "alice".into(), role: Role::ReadOnly, password_hash: "h".into() };
+    let account = Account {
+        id: "a1".into(),
+        name: "alice".into(),
+        role: Role::ReadOnly,
+        password_hash: "h".into(),
+    };
     let token = ApiToken {
         id: "t1".into(),
         account_id: "a1".into(),
@@ -232,24 +389,70 @@ async fn tokens_and_meta(store: DynStore) {
         revoked: false,
     };
     store
-        .commit(Commit { changes: vec![Change::InsertAccount(account.clone()), Change::InsertToken(token.clone())], events: vec![] })
+        .commit(Commit {
+            changes: vec![
+                Change::InsertAccount(account.clone()),
+                Change::InsertToken(token.clone()),
+            ],
+            events: vec![],
+        })
         .await
         .unwrap();
-    assert_eq!(store.account_by_name("alice").await.unwrap(), Some(account.clone()));
-    assert_eq!(store.token_by_hash("abc").await.unwrap(), Some(token.clone()));
+    assert_eq!(
+        store.account_by_name("alice").await.unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(
+        store.token_by_hash("abc").await.unwrap(),
+        Some(token.clone())
+    );
     let wrong_owner = store
-        .commit(Commit { changes: vec![Change::RevokeToken { id: "t1".into(), account_id: Some("other".into()) }], events: vec![] })
+        .commit(Commit {
+            changes: vec![Change::RevokeToken {
+                id: "t1".into(),
+                account_id: Some("other".into()),
+            }],
+            events: vec![],
+        })
         .await;
     assert!(wrong_owner.is_err(), "a token is revoked only by its owner");
     store
-        .commit(Commit { changes: vec![Change::RevokeToken { id: "t1".into(), account_id: Some("a1".into()) }], events: vec![] })
+        .commit(Commit {
+            changes: vec![Change::RevokeToken {
+                id: "t1".into(),
+                account_id: Some("a1".into()),
+            }],
+            events: vec![],
+        })
         .await
         .unwrap();
     assert!(store.token("t1").await.unwrap().unwrap().revoked);
-    let set = |value: &str, only_if_absent| Change::SetMeta { key: "k".into(), value: value.into(), only_if_absent };
-    store.commit(Commit { changes: vec![set("v1", true)], events: vec![] }).await.unwrap();
-    store.commit(Commit { changes: vec![set("v2", true)], events: vec![] }).await.unwrap();
+    let set = |value: &str, only_if_absent| Change::SetMeta {
+        key: "k".into(),
+        value: value.into(),
+        only_if_absent,
+    };
+    store
+        .commit(Commit {
+            changes: vec![set("v1", true)],
+            events: vec![],
+        })
+        .await
+        .unwrap();
+    store
+        .commit(Commit {
+            changes: vec![set("v2", true)],
+            events: vec![],
+        })
+        .await
+        .unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v1"));
-    store.commit(Commit { changes: vec![set("v3", false)], events: vec![] }).await.unwrap();
+    store
+        .commit(Commit {
+            changes: vec![set("v3", false)],
+            events: vec![],
+        })
+        .await
+        .unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v3"));
 }

@@ -87,7 +87,10 @@ pub struct Commit {
 impl Commit {
     /// A commit of events only.
     pub fn events(events: Vec<NewEvent>) -> Self {
-        Self { changes: Vec::new(), events }
+        Self {
+            changes: Vec::new(),
+            events,
+        }
     }
 }
 

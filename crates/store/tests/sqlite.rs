@@ -1,8 +1,8 @@
 //! The embedded backend against the store conformance suite, plus SQLite-specific checks.
 
+use infrastream_core::{NewEvent, Position};
 use infrastream_store::sqlite::{CURRENT_SCHEMA_VERSION, SqliteOptions, SqliteStore};
 use infrastream_store::{Commit, Store, StoreError, conformance};
-use infrastream_core::{NewEvent, Position};
 use std::sync::Arc;
 
 #[tokio::test]
@@ -25,11 +25,20 @@ async fn reopening_keeps_events_and_continues_positions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
-    store.commit(Commit::events(vec![NewEvent::new("a.b"), NewEvent::new("a.c")])).await.unwrap();
+    store
+        .commit(Commit::events(vec![
+            NewEvent::new("a.b"),
+            NewEvent::new("a.c"),
+        ]))
+        .await
+        .unwrap();
     store.close().await;
     let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
     assert_eq!(*store.head().borrow(), Position(2));
-    let e = store.commit(Commit::events(vec![NewEvent::new("a.d")])).await.unwrap();
+    let e = store
+        .commit(Commit::events(vec![NewEvent::new("a.d")]))
+        .await
+        .unwrap();
     assert_eq!(e[0].position, Position(3));
     assert!(e[0].occurred_at >= store.read_after(Position(1), 1).await.unwrap()[0].occurred_at);
     store.close().await;
@@ -43,16 +52,24 @@ async fn a_newer_database_is_refused() {
     store.close().await;
     {
         use sqlx::{Connection, SqliteConnection};
-        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", CURRENT_SCHEMA_VERSION + 1)))
-            .execute(&mut conn)
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            CURRENT_SCHEMA_VERSION + 1
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
         conn.close().await.unwrap();
     }
     match SqliteStore::open(SqliteOptions::new(&path)).await {
         Err(StoreError::TooNew { found, supported }) => {
-            assert_eq!((found, supported), (CURRENT_SCHEMA_VERSION + 1, CURRENT_SCHEMA_VERSION));
+            assert_eq!(
+                (found, supported),
+                (CURRENT_SCHEMA_VERSION + 1, CURRENT_SCHEMA_VERSION)
+            );
         }
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("a newer database was opened"),
@@ -62,7 +79,14 @@ async fn a_newer_database_is_refused() {
 #[tokio::test]
 async fn commits_after_close_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db"))).await.unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("db")))
+        .await
+        .unwrap();
     store.close().await;
-    assert!(store.commit(Commit::events(vec![NewEvent::new("a.b")])).await.is_err());
+    assert!(
+        store
+            .commit(Commit::events(vec![NewEvent::new("a.b")]))
+            .await
+            .is_err()
+    );
 }

@@ -90,6 +90,9 @@ pub(super) fn page(
         SortOrder::Asc => " ORDER BY position ASC",
         SortOrder::Desc => " ORDER BY position DESC",
     });
-    q.push(" LIMIT ").push_bind(limit as i64).push(" OFFSET ").push_bind(offset as i64);
+    q.push(" LIMIT ")
+        .push_bind(limit as i64)
+        .push(" OFFSET ")
+        .push_bind(offset as i64);
     q
 }

@@ -43,7 +43,12 @@ pub struct SqliteOptions {
 impl SqliteOptions {
     /// Defaults for a database file at `path`.
     pub fn new(path: impl AsRef<Path>) -> Self {
-        Self { path: path.as_ref().to_path_buf(), fsync: true, max_batch: 1024, readers: 4 }
+        Self {
+            path: path.as_ref().to_path_buf(),
+            fsync: true,
+            max_batch: 1024,
+            readers: 4,
+        }
     }
 }
 
@@ -62,7 +67,11 @@ impl SqliteStore {
             .filename(&options.path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if options.fsync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .synchronous(if options.fsync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(Duration::from_secs(10))
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut conn: SqliteConnection = connect.connect().await?;
@@ -78,7 +87,12 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
         let task = tokio::spawn(writer::run(conn, rx, head_tx, options.max_batch.max(1)));
-        Ok(Self { writer: tx, writer_task: Mutex::new(Some(task)), reads, head })
+        Ok(Self {
+            writer: tx,
+            writer_task: Mutex::new(Some(task)),
+            reads,
+            head,
+        })
     }
 
     async fn one<T>(
@@ -87,7 +101,10 @@ impl SqliteStore {
         arg: &str,
         map: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let row = sqlx::query(sql).bind(arg).fetch_optional(&self.reads).await?;
+        let row = sqlx::query(sql)
+            .bind(arg)
+            .fetch_optional(&self.reads)
+            .await?;
         row.as_ref().map(map).transpose()
     }
 
@@ -96,7 +113,12 @@ impl SqliteStore {
         sql: &'static str,
         map: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        sqlx::query(sql).fetch_all(&self.reads).await?.iter().map(map).collect()
+        sqlx::query(sql)
+            .fetch_all(&self.reads)
+            .await?
+            .iter()
+            .map(map)
+            .collect()
     }
 }
 
@@ -108,7 +130,8 @@ impl Store for SqliteStore {
             .send(Msg::Commit(Box::new(commit), tx))
             .await
             .map_err(|_| StoreError::Backend("store is closed".into()))?;
-        rx.await.map_err(|_| StoreError::Backend("store writer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?
     }
 
     fn head(&self) -> watch::Receiver<Position> {
@@ -137,7 +160,11 @@ impl Store for SqliteStore {
         limit: u32,
         offset: u32,
     ) -> Result<EventPage, StoreError> {
-        let count: i64 = filter_sql::count(filter).build().fetch_one(&self.reads).await?.try_get(0)?;
+        let count: i64 = filter_sql::count(filter)
+            .build()
+            .fetch_one(&self.reads)
+            .await?
+            .try_get(0)?;
         let events = filter_sql::page(filter, order, limit, offset)
             .build()
             .fetch_all(&self.reads)
@@ -145,7 +172,10 @@ impl Store for SqliteStore {
             .iter()
             .map(rows::event)
             .collect::<Result<_, _>>()?;
-        Ok(EventPage { count: count as u64, events })
+        Ok(EventPage {
+            count: count as u64,
+            events,
+        })
     }
 
     async fn event_position(&self, id: Uuid) -> Result<Option<Position>, StoreError> {
@@ -157,35 +187,50 @@ impl Store for SqliteStore {
     }
 
     async fn branches(&self) -> Result<Vec<Branch>, StoreError> {
-        self.all("SELECT * FROM branches ORDER BY name", rows::branch).await
+        self.all("SELECT * FROM branches ORDER BY name", rows::branch)
+            .await
     }
 
     async fn branch(&self, name: &str) -> Result<Option<Branch>, StoreError> {
-        self.one("SELECT * FROM branches WHERE name = ?", name, rows::branch).await
+        self.one("SELECT * FROM branches WHERE name = ?", name, rows::branch)
+            .await
     }
 
     async fn saved_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
-        self.all("SELECT * FROM saved_queries ORDER BY name", rows::saved_query).await
+        self.all(
+            "SELECT * FROM saved_queries ORDER BY name",
+            rows::saved_query,
+        )
+        .await
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.all("SELECT * FROM accounts ORDER BY name", rows::account).await
+        self.all("SELECT * FROM accounts ORDER BY name", rows::account)
+            .await
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        self.one("SELECT * FROM accounts WHERE id = ?", id, rows::account).await
+        self.one("SELECT * FROM accounts WHERE id = ?", id, rows::account)
+            .await
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        self.one("SELECT * FROM accounts WHERE name = ?", name, rows::account).await
+        self.one("SELECT * FROM accounts WHERE name = ?", name, rows::account)
+            .await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        self.one("SELECT * FROM api_tokens WHERE token_hash = ?", token_hash, rows::token).await
+        self.one(
+            "SELECT * FROM api_tokens WHERE token_hash = ?",
+            token_hash,
+            rows::token,
+        )
+        .await
     }
 
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
-        self.one("SELECT * FROM api_tokens WHERE id = ?", id, rows::token).await
+        self.one("SELECT * FROM api_tokens WHERE id = ?", id, rows::token)
+            .await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

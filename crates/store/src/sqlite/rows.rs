@@ -45,7 +45,10 @@ pub(crate) fn event(row: &SqliteRow) -> Result<Event, StoreError> {
         level: row.try_get::<i64, _>("level")? as u32,
         parent_id: parent.as_deref().map(uuid).transpose()?,
         has_children: row.try_get("has_children")?,
-        primary_node: primary_id.map(|id| RelatedNode { id, kind: primary_kind.unwrap_or_default() }),
+        primary_node: primary_id.map(|id| RelatedNode {
+            id,
+            kind: primary_kind.unwrap_or_default(),
+        }),
         related_nodes: serde_json::from_str::<Vec<RelatedNode>>(&related)
             .map_err(|e| StoreError::Backend(format!("bad related nodes: {e}")))?,
         data: json(row.try_get("data")?)?,

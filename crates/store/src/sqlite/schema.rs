@@ -79,14 +79,20 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreErro
         .fetch_one(&mut *conn)
         .await?;
     if found > CURRENT_VERSION {
-        return Err(StoreError::TooNew { found, supported: CURRENT_VERSION });
+        return Err(StoreError::TooNew {
+            found,
+            supported: CURRENT_VERSION,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let mut tx = conn.begin().await?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", version + 1)))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            version + 1
+        )))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(version = version + 1, "applied store migration");
     }

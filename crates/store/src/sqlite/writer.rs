@@ -137,8 +137,16 @@ fn rejected(kind: ErrorKind, message: String) -> StoreError {
     StoreError::Rejected(Error::new(kind, message))
 }
 
-async fn exists(conn: impl SqliteExecutor<'_>, sql: &'static str, arg: &str) -> Result<bool, StoreError> {
-    Ok(sqlx::query(sql).bind(arg).fetch_optional(conn).await?.is_some())
+async fn exists(
+    conn: impl SqliteExecutor<'_>,
+    sql: &'static str,
+    arg: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(sql)
+        .bind(arg)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
 }
 
 async fn apply(
@@ -167,7 +175,10 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
             }
             write_branch(conn, b, "INSERT INTO branches (id, name, description, origin_branch, branched_from, created_at, status, sync_with_git, is_default, has_schema_changes, graph_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)").await?;
         }
-        Change::UpdateBranch { branch: b, expect_status } => {
+        Change::UpdateBranch {
+            branch: b,
+            expect_status,
+        } => {
             let row = sqlx::query("SELECT status FROM branches WHERE id = ?")
                 .bind(&b.id)
                 .fetch_optional(&mut *conn)
@@ -176,13 +187,17 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 return Err(StoreError::Rejected(Error::branch_not_found(&b.name)));
             };
             let status: String = row.try_get("status")?;
-            if let Some(expected) = expect_status {
-                if status != expected.as_str() {
-                    return Err(rejected(
-                        ErrorKind::Conflict,
-                        format!("Branch {} is {status}, expected {}", b.name, expected.as_str()),
-                    ));
-                }
+            if let Some(expected) = expect_status
+                && status != expected.as_str()
+            {
+                return Err(rejected(
+                    ErrorKind::Conflict,
+                    format!(
+                        "Branch {} is {status}, expected {}",
+                        b.name,
+                        expected.as_str()
+                    ),
+                ));
             }
             write_branch(conn, b, "UPDATE branches SET name = ?2, description = ?3, origin_branch = ?4, branched_from = ?5, created_at = ?6, status = ?7, sync_with_git = ?8, is_default = ?9, has_schema_changes = ?10, graph_version = ?11 WHERE id = ?1").await?;
         }
@@ -220,11 +235,20 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 .execute(&mut *conn)
                 .await?;
             if done.rows_affected() == 0 {
-                return Err(rejected(ErrorKind::NotFound, format!("GraphQL query {} not found", q.id)));
+                return Err(rejected(
+                    ErrorKind::NotFound,
+                    format!("GraphQL query {} not found", q.id),
+                ));
             }
         }
         Change::DeleteSavedQuery { id } => {
-            delete_by_id(conn, "DELETE FROM saved_queries WHERE id = ?", id, "GraphQL query").await?;
+            delete_by_id(
+                conn,
+                "DELETE FROM saved_queries WHERE id = ?",
+                id,
+                "GraphQL query",
+            )
+            .await?;
         }
         Change::InsertAccount(a) | Change::UpdateAccount(a) => {
             let taken = sqlx::query("SELECT 1 FROM accounts WHERE name = ? AND id <> ?")
@@ -251,7 +275,10 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 .execute(&mut *conn)
                 .await?;
             if done.rows_affected() == 0 {
-                return Err(rejected(ErrorKind::NotFound, format!("Account {} not found", a.id)));
+                return Err(rejected(
+                    ErrorKind::NotFound,
+                    format!("Account {} not found", a.id),
+                ));
             }
         }
         Change::DeleteAccount { id } => {
@@ -281,16 +308,27 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
             .execute(&mut *conn)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(rejected(ErrorKind::NotFound, format!("Token {id} not found")));
+                return Err(rejected(
+                    ErrorKind::NotFound,
+                    format!("Token {id} not found"),
+                ));
             }
         }
-        Change::SetMeta { key, value, only_if_absent } => {
+        Change::SetMeta {
+            key,
+            value,
+            only_if_absent,
+        } => {
             let sql = if *only_if_absent {
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
             } else {
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             };
-            sqlx::query(sql).bind(key).bind(value).execute(&mut *conn).await?;
+            sqlx::query(sql)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())
@@ -304,7 +342,10 @@ async fn delete_by_id(
 ) -> Result<(), StoreError> {
     let done = sqlx::query(sql).bind(id).execute(&mut *conn).await?;
     if done.rows_affected() == 0 {
-        return Err(rejected(ErrorKind::NotFound, format!("{what} {id} not found")));
+        return Err(rejected(
+            ErrorKind::NotFound,
+            format!("{what} {id} not found"),
+        ));
     }
     Ok(())
 }
@@ -360,7 +401,10 @@ async fn build_events(
                     .fetch_optional(&mut *conn)
                     .await?;
                 let Some(row) = row else {
-                    return Err(rejected(ErrorKind::NotFound, format!("Parent event {id} not found")));
+                    return Err(rejected(
+                        ErrorKind::NotFound,
+                        format!("Parent event {id} not found"),
+                    ));
                 };
                 sqlx::query("UPDATE events SET has_children = 1 WHERE id = ?")
                     .bind(id.to_string())

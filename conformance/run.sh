@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Third-party-client conformance of infrastream.
+#
+# Usage: conformance/run.sh path/to/infrastream-binary
+#
+# Starts the binary on a free loopback port with a fresh data directory and a fresh admin API
+# token, then runs:
+#   1. sdk           – conformance/sdk/test_sdk.py (pytest) with the real infrahub-sdk 1.23.x
+#   2. graphql-http  – conformance/graphql-http/audit.mjs (graphql-http serverAudits; MUST
+#                      failures fail the suite, SHOULD failures are reported as warnings)
+# The server is always stopped on exit; its log is printed if anything failed.
+# Last line: "conformance: N passed, M failed" (N, M count suites). Exit status 0 iff M == 0.
+#
+# Environment (optional): CONFORMANCE_SUITES="sdk graphql-http" to run a subset,
+# PYTEST_ADDOPTS for extra pytest flags, RUST_LOG is passed through to the server.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 path/to/infrastream-binary" >&2
+  exit 2
+fi
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BIN="$1"
+if [[ "$BIN" != /* ]]; then BIN="$PWD/$BIN"; fi
+if [[ ! -x "$BIN" ]]; then
+  echo "conformance: $BIN is not an executable file" >&2
+  echo "conformance: 0 passed, 1 failed"
+  exit 1
+fi
+
+SUITES="${CONFORMANCE_SUITES:-sdk graphql-http}"
+VENV="$HERE/.venv-sdk"
+NODE_DIR="$HERE/graphql-http"
+export PYTHONDONTWRITEBYTECODE=1
+
+log() { echo "==> $*" >&2; }
+
+# --- dependencies (idempotent) -------------------------------------------------------------
+if [[ " $SUITES " == *" sdk "* ]]; then
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    PY="$(command -v python3.11 || command -v python3)"
+    log "creating virtualenv $VENV with $PY"
+    "$PY" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/sdk/requirements.txt"
+fi
+if [[ " $SUITES " == *" graphql-http "* && ! -d "$NODE_DIR/node_modules" ]]; then
+  log "npm ci in $NODE_DIR"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent)
+fi
+
+# --- server --------------------------------------------------------------------------------
+PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
+DATA_DIR="$(mktemp -d -t infrastream-conformance-data.XXXXXX)"
+SERVER_LOG="$(mktemp -t infrastream-conformance-log.XXXXXX)"
+TOKEN="$(python3 -c 'import secrets;print(secrets.token_hex(32))')"
+URL="http://127.0.0.1:$PORT"
+SERVER_PID=""
+FAILED_ANY=0
+
+print_server_log() {
+  echo "----- server log ($SERVER_LOG) -----" >&2
+  cat "$SERVER_LOG" >&2 || true
+  echo "----- end of server log -----" >&2
+}
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "conformance: server did not exit within 5 s of SIGTERM, killing it" >&2
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ $rc -ne 0 || $FAILED_ANY -ne 0 ]]; then
+    print_server_log
+  fi
+  rm -rf "$DATA_DIR"
+  rm -f "$SERVER_LOG"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting $BIN serve --listen 127.0.0.1:$PORT --data-dir $DATA_DIR"
+INFRASTREAM_INITIAL_ADMIN_TOKEN="$TOKEN" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" \
+  >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+deadline=$((SECONDS + 30))
+until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/health" 2>/dev/null || true)" == "200" ]]; do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "conformance: the server exited before answering GET /health" >&2
+    FAILED_ANY=1
+    echo "conformance: 0 passed, $(wc -w <<<"$SUITES") failed"
+    exit 1
+  fi
+  if (( SECONDS >= deadline )); then
+    echo "conformance: GET $URL/health did not return 200 within 30 s" >&2
+    FAILED_ANY=1
+    echo "conformance: 0 passed, $(wc -w <<<"$SUITES") failed"
+    exit 1
+  fi
+  sleep 0.2
+done
+log "server is up at $URL (pid $SERVER_PID)"
+
+# --- suites --------------------------------------------------------------------------------
+export INFRASTREAM_URL="$URL"
+export INFRASTREAM_TOKEN="$TOKEN"
+passed=0
+failed=0
+results=()
+
+run_suite() {
+  local name="$1"
+  shift
+  log "suite $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    results+=("PASS $name")
+  else
+    failed=$((failed + 1))
+    results+=("FAIL $name")
+    FAILED_ANY=1
+  fi
+}
+
+for suite in $SUITES; do
+  case "$suite" in
+    sdk)
+      run_suite sdk "$VENV/bin/python" -m pytest -v -c "$HERE/sdk/pytest.ini" --rootdir "$HERE/sdk" \
+        "$HERE/sdk/test_sdk.py"
+      ;;
+    graphql-http)
+      run_suite graphql-http node "$NODE_DIR/audit.mjs"
+      ;;
+    *)
+      echo "conformance: unknown suite '$suite'" >&2
+      failed=$((failed + 1))
+      results+=("FAIL $suite (unknown suite)")
+      FAILED_ANY=1
+      ;;
+  esac
+done
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  echo "conformance: the server died during the run" >&2
+  FAILED_ANY=1
+  failed=$((failed + 1))
+  results+=("FAIL server stayed up")
+fi
+
+echo
+for r in "${results[@]}"; do echo "  $r"; done
+echo "conformance: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,84 @@
+//! The benchmark tool behind `infrastream bench …`. Each scenario runs several times and
+//! reports every run and the median. Without `--url` a server is started in this process on
+//! a fresh temporary data directory (loopback, fsync as configured), so one command
+//! reproduces a number in docs/BENCHMARKS.md.
+
+mod ingest;
+
+use clap::{Args, Subcommand};
+
+/// `infrastream bench` arguments.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Committed `EventEmit` events per second from concurrent HTTP clients.
+    Ingest(ingest::IngestArgs),
+}
+
+/// Runs the chosen scenario and prints its report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.scenario {
+        Scenario::Ingest(a) => ingest::run(a).await,
+    }
+}
+
+/// Median of the values (upper median for even counts).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// A server under test: either given by URL or started here on a temporary directory.
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) token: String,
+    _local: Option<(tempfile::TempDir, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl Target {
+    pub(crate) async fn new(
+        url: Option<String>,
+        token: Option<String>,
+        fsync: bool,
+    ) -> anyhow::Result<Self> {
+        if let Some(url) = url {
+            let token = token.ok_or_else(|| anyhow::anyhow!("--token is required with --url"))?;
+            return Ok(Self {
+                url,
+                token,
+                _local: None,
+            });
+        }
+        let dir = tempfile::tempdir()?;
+        let token = "bench-admin-token-0123456789abcdef0123456789abcdef".to_string();
+        let overrides = vec![
+            ("listen".to_string(), "127.0.0.1:0".to_string()),
+            ("data_dir".to_string(), dir.path().display().to_string()),
+            ("fsync".to_string(), fsync.to_string()),
+            ("initial_admin_token".to_string(), token.clone()),
+            (
+                "initial_admin_password".to_string(),
+                "bench-password".to_string(),
+            ),
+        ];
+        let settings = infrastream_config::load(None, Vec::new(), &overrides)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let server = infrastream_server::Server::start(settings, listener).await?;
+        let url = format!("http://{}", server.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            url,
+            token,
+            _local: Some((dir, stop)),
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! What every resolver needs: the services, the caller, the URL's branch, and the mapping of
+//! domain errors to GraphQL errors with `extensions.code` and `extensions.http_status`.
+
+use async_graphql::{Context, ErrorExtensions};
+use infrastream_auth::JwtKeys;
+use infrastream_config::Settings;
+use infrastream_core::{Account, Error, ErrorKind, Role};
+use infrastream_store::{Store, StoreError};
+use std::sync::Arc;
+
+/// Shared services, one per server.
+#[derive(Clone)]
+pub struct Services {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// JWT signing keys.
+    pub jwt: Arc<JwtKeys>,
+    /// Identifies this deployment (persisted at first start).
+    pub deployment_id: String,
+}
+
+/// Who is making the request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account, `None` for an anonymous session.
+    pub account: Option<Account>,
+    /// What the caller may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// An anonymous, read-only caller.
+    pub fn anonymous() -> Self {
+        Self {
+            account: None,
+            role: Role::ReadOnly,
+        }
+    }
+
+    /// Id of the calling account.
+    pub fn account_id(&self) -> Option<String> {
+        self.account.as_ref().map(|a| a.id.clone())
+    }
+}
+
+/// The branch named by the request URL (`/graphql/{branch}`), `main` by default.
+#[derive(Debug, Clone)]
+pub struct UrlBranch(pub String);
+
+/// Turns a domain error into a GraphQL error with stable extensions.
+pub(crate) fn gql(e: Error) -> async_graphql::Error {
+    async_graphql::Error::new(e.message).extend_with(|_, ext| {
+        ext.set("code", e.kind.code());
+        ext.set("http_status", e.kind.http_status());
+    })
+}
+
+/// Store failures: rejections as they are; backend failures logged once and hidden.
+pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
+    if !matches!(e, StoreError::Rejected(_)) {
+        tracing::error!(error = %e, "store failure");
+    }
+    gql(e.to_user_error())
+}
+
+pub(crate) type Res<T> = async_graphql::Result<T>;
+
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
+    static ANON: std::sync::LazyLock<Caller> = std::sync::LazyLock::new(Caller::anonymous);
+    ctx.data_opt::<Caller>().unwrap_or(&ANON)
+}
+
+pub(crate) fn url_branch(ctx: &Context<'_>) -> String {
+    ctx.data_opt::<UrlBranch>()
+        .map(|b| b.0.clone())
+        .unwrap_or_else(|| "main".into())
+}
+
+/// The caller, if it may change state.
+pub(crate) fn require_write<'a>(ctx: &Context<'a>) -> Res<&'a Caller> {
+    let c = caller(ctx);
+    if c.role.can_write() {
+        Ok(c)
+    } else {
+        Err(gql(Error::new(
+            ErrorKind::Forbidden,
+            "You do not have permission to perform this mutation (read-only access)",
+        )))
+    }
+}
+
+/// The caller, if it is an admin.
+pub(crate) fn require_admin<'a>(ctx: &Context<'a>) -> Res<&'a Caller> {
+    let c = caller(ctx);
+    if c.role == Role::Admin {
+        Ok(c)
+    } else {
+        Err(gql(Error::new(
+            ErrorKind::Forbidden,
+            "This operation requires the admin role",
+        )))
+    }
+}
+
+/// The calling account; anonymous callers are refused.
+pub(crate) fn require_account<'a>(ctx: &Context<'a>) -> Res<&'a Account> {
+    caller(ctx).account.as_ref().ok_or_else(|| {
+        gql(Error::new(
+            ErrorKind::Unauthenticated,
+            "Authentication is required",
+        ))
+    })
+}
+
+/// JSON context stored with every event a caller causes.
+pub(crate) fn event_context(ctx: &Context<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "account_id": caller(ctx).account_id(),
+        "branch": url_branch(ctx),
+    })
+}

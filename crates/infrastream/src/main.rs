@@ -1,0 +1,127 @@
+//! The `infrastream` binary: `serve` (the default) runs the server; `bench` runs the load
+//! generator. Settings come from defaults, `--config FILE`, `INFRASTREAM_*` variables and flags,
+//! in that order of precedence (later wins).
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "infrastream",
+    version,
+    about = "Durable, ordered event log of an infrastructure data platform, streamed over GraphQL subscriptions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    #[command(after_long_help = settings_help())]
+    Serve(ServeArgs),
+    /// Run a benchmark against a server (see docs/BENCHMARKS.md).
+    Bench(infrastream_bench::BenchArgs),
+}
+
+fn settings_help() -> String {
+    format!(
+        "SETTINGS (file key / environment variable / default):\n{}",
+        infrastream_config::settings_help()
+    )
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Address to listen on (setting `listen`, default 127.0.0.1:8000).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// Data directory of the embedded store (setting `data_dir`, default ./infrastream-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML settings file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Any setting, as KEY=VALUE (dotted keys for sections, e.g. subscriptions.interval_unit=seconds).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        None => runtime.block_on(serve(ServeArgs::default())),
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Bench(args)) => runtime.block_on(infrastream_bench::run(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut overrides = Vec::new();
+    if let Some(l) = args.listen {
+        overrides.push(("listen".to_string(), l));
+    }
+    if let Some(d) = args.data_dir {
+        overrides.push(("data_dir".to_string(), d.display().to_string()));
+    }
+    for kv in args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+        overrides.push((k.trim().to_string(), v.to_string()));
+    }
+    let settings = infrastream_config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let server = infrastream_server::Server::start(settings, listener).await?;
+    let addr = server.local_addr()?;
+    let first = server.first_start();
+    if let Some(p) = &first.admin_password {
+        println!("Created account 'admin' with password: {p}");
+    }
+    if let Some(t) = &first.admin_token {
+        println!("Admin API token (use as X-INFRAHUB-KEY; shown once): {t}");
+    }
+    println!("infrastream listening on http://{addr}");
+    println!("  GraphQL (HTTP and WebSocket): http://{addr}/graphql  ws://{addr}/graphql");
+    println!("  GraphiQL: open http://{addr}/graphql in a browser");
+    println!("  Login: POST http://{addr}/api/auth/login   Health: http://{addr}/health");
+    server.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,208 @@
+//! Who is calling: credentials from headers (`X-INFRAHUB-KEY`, `Authorization: Bearer`, cookie
+//! `access_token`, in that order), checked against the store; and the login / refresh
+//! endpoints that issue JWTs. Secrets are never logged or echoed.
+
+use crate::{AppState, reply};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use infrastream_auth::{Claims, JwtError, TokenKind};
+use infrastream_core::{Error, ErrorKind, Timestamp, now};
+use infrastream_graphql::Caller;
+use std::time::Duration;
+
+/// A credential presented by a client.
+pub(crate) enum Credential {
+    /// An API token.
+    ApiToken(String),
+    /// A JWT access token.
+    Jwt(String),
+}
+
+/// A verified caller and when its credential stops being valid.
+pub(crate) struct Authenticated {
+    pub(crate) caller: Caller,
+    /// Expiry of the credential, if it has one.
+    #[allow(dead_code)]
+    pub(crate) expires_at: Option<Timestamp>,
+}
+
+fn unauthenticated(message: &str) -> Error {
+    Error::new(ErrorKind::Unauthenticated, message)
+}
+
+/// The first credential in the headers, in the order of SPEC §8.
+pub(crate) fn credential_from_headers(headers: &HeaderMap) -> Option<Credential> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(key) =
+        text(header::HeaderName::from_static("x-infrahub-key")).filter(|k| !k.is_empty())
+    {
+        return Some(Credential::ApiToken(key.to_owned()));
+    }
+    if let Some(auth) = text(header::AUTHORIZATION)
+        && let Some(token) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+    {
+        return Some(Credential::Jwt(token.trim().to_owned()));
+    }
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    for cookie in cookies.flat_map(|c| c.split(';')) {
+        if let Some(token) = cookie.trim().strip_prefix("access_token=") {
+            return Some(Credential::Jwt(token.to_owned()));
+        }
+    }
+    None
+}
+
+/// Checks a credential; no credential means anonymous where allowed.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    credential: Option<Credential>,
+) -> Result<Authenticated, Error> {
+    let store = state.store();
+    let internal = |e: infrastream_store::StoreError| {
+        tracing::error!(error = %e, "store failure during authentication");
+        Error::internal()
+    };
+    match credential {
+        None if state.settings().allow_anonymous_access => Ok(Authenticated {
+            caller: Caller::anonymous(),
+            expires_at: None,
+        }),
+        None => Err(unauthenticated("Authentication is required")),
+        Some(Credential::ApiToken(secret)) => {
+            let hash = infrastream_auth::hash_api_token(&secret);
+            let token = store.token_by_hash(&hash).await.map_err(internal)?;
+            let Some(token) = token else {
+                return Err(unauthenticated("Invalid token"));
+            };
+            if token.revoked {
+                return Err(unauthenticated("The API token has been revoked"));
+            }
+            if token.expires_at.is_some_and(|t| t <= now()) {
+                return Err(unauthenticated("The API token has expired"));
+            }
+            let account = store.account(&token.account_id).await.map_err(internal)?;
+            let Some(account) = account else {
+                return Err(unauthenticated("Invalid token"));
+            };
+            Ok(Authenticated {
+                caller: Caller {
+                    role: account.role,
+                    account: Some(account),
+                },
+                expires_at: token.expires_at,
+            })
+        }
+        Some(Credential::Jwt(jwt)) => {
+            let claims = state
+                .services
+                .jwt
+                .verify(&jwt, TokenKind::Access)
+                .map_err(jwt_error)?;
+            let account = store.account(&claims.sub).await.map_err(internal)?;
+            let Some(account) = account else {
+                return Err(unauthenticated("Invalid token"));
+            };
+            Ok(Authenticated {
+                caller: Caller {
+                    role: account.role,
+                    account: Some(account),
+                },
+                expires_at: chrono::DateTime::from_timestamp(claims.exp, 0),
+            })
+        }
+    }
+}
+
+fn jwt_error(e: JwtError) -> Error {
+    unauthenticated(&e.to_string())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Login {
+    username: String,
+    password: String,
+}
+
+fn session_tokens(state: &AppState, account_id: &str) -> serde_json::Value {
+    let s = state.settings();
+    let session = uuid::Uuid::now_v7().to_string();
+    let jwt = &state.services.jwt;
+    serde_json::json!({
+        "access_token": jwt.issue(account_id, TokenKind::Access, Duration::from_secs(s.access_token_lifetime_secs), &session),
+        "refresh_token": jwt.issue(account_id, TokenKind::Refresh, Duration::from_secs(s.refresh_token_lifetime_secs), &session),
+    })
+}
+
+/// `POST /api/auth/login` `{"username","password"}` → `{"access_token","refresh_token"}`.
+pub(crate) async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let Ok(login) = serde_json::from_slice::<Login>(&body) else {
+        return reply::bad_request("Expected a JSON body {\"username\": ..., \"password\": ...}");
+    };
+    let account = match state.store().account_by_name(&login.username).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure during login");
+            return reply::error(&Error::internal());
+        }
+    };
+    // Verify against a throwaway hash when the account does not exist, so timing does not tell.
+    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        infrastream_auth::hash_password(&infrastream_auth::generate_password()).unwrap_or_default()
+    });
+    let hash = match &account {
+        Some(a) => a.password_hash.clone(),
+        None => DUMMY.clone(),
+    };
+    let password = login.password;
+    let ok =
+        tokio::task::spawn_blocking(move || infrastream_auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+    match account {
+        Some(a) if ok => reply::json(StatusCode::OK, session_tokens(&state, &a.id).to_string()),
+        _ => reply::error(&unauthenticated("Incorrect username or password")),
+    }
+}
+
+/// `POST /api/auth/refresh` with `Authorization: Bearer <refresh token>` → `{"access_token"}`.
+pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(Credential::Jwt(token)) = credential_from_headers(&headers) else {
+        return reply::error(&unauthenticated(
+            "A refresh token is required in the Authorization header",
+        ));
+    };
+    let claims = match state.services.jwt.verify(&token, TokenKind::Refresh) {
+        Ok(c) => c,
+        Err(e) => return reply::error(&jwt_error(e)),
+    };
+    match state.store().account(&claims.sub).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return reply::error(&unauthenticated("Invalid token")),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure during refresh");
+            return reply::error(&Error::internal());
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    let access = Claims {
+        sub: claims.sub,
+        iat: now,
+        exp: now + state.settings().access_token_lifetime_secs as i64,
+        fresh: false,
+        session_id: claims.session_id,
+        kind: TokenKind::Access,
+    };
+    let body = serde_json::json!({"access_token": state.services.jwt.sign(&access)});
+    reply::json(StatusCode::OK, body.to_string())
+}

@@ -1,0 +1,132 @@
+//! The infrastream server: axum routes for GraphQL over HTTP and the REST endpoints,
+//! authentication, limits, first-start bootstrap and graceful shutdown. It wires `store`,
+//! `graphql` and `auth` together; the binary (`crates/infrastream`) only parses flags and
+//! calls [`Server::start`] and [`Server::serve`].
+
+mod auth;
+mod bootstrap;
+mod graphiql;
+mod graphql_http;
+mod reply;
+mod routes;
+
+pub use bootstrap::FirstStart;
+
+use infrastream_auth::JwtKeys;
+use infrastream_config::{Settings, StoreBackend};
+use infrastream_graphql::{InfraSchema, Services, build_schema};
+use infrastream_store::sqlite::{SqliteOptions, SqliteStore};
+use infrastream_store::{Store, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened or failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A socket or file operation failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The settings cannot be served.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) services: Services,
+    pub(crate) schema: InfraSchema,
+}
+
+impl AppState {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.services.store
+    }
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.services.settings
+    }
+}
+
+/// A started server: store open, bootstrap done, socket bound, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    first_start: FirstStart,
+}
+
+impl Server {
+    /// Opens the store, runs first-start bootstrap and prepares the routes.
+    pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, ServerError> {
+        let store: Arc<dyn Store> = match settings.store {
+            StoreBackend::Sqlite => {
+                std::fs::create_dir_all(&settings.data_dir)?;
+                let mut options = SqliteOptions::new(settings.data_dir.join("infrastream.db"));
+                options.fsync = settings.fsync;
+                options.max_batch = settings.group_commit_max_batch;
+                Arc::new(SqliteStore::open(options).await?)
+            }
+            StoreBackend::Postgres => {
+                return Err(ServerError::Config(
+                    "the PostgreSQL backend is not available in this version; use store = \"sqlite\"".into(),
+                ));
+            }
+        };
+        let boot = bootstrap::run(&store, &settings).await?;
+        let services = Services {
+            store,
+            settings: Arc::new(settings),
+            jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),
+            deployment_id: boot.deployment_id.clone(),
+        };
+        let schema = build_schema(services.clone());
+        Ok(Self {
+            listener,
+            state: AppState { services, schema },
+            first_start: boot.first_start,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Secrets generated on this start (to be shown once), if any.
+    pub fn first_start(&self) -> &FirstStart {
+        &self.first_start
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the store.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = routes::router(self.state.clone());
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        self.state.store().close().await;
+        tracing::info!("server stopped");
+        Ok(result?)
+    }
+}
+
+/// Starts and serves until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::start(settings, listener)
+        .await?
+        .serve(shutdown)
+        .await
+}
