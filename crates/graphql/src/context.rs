@@ -19,6 +19,12 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     /// Identifies this deployment (persisted at first start).
     pub deployment_id: String,
+    /// Commit notifications and the in-memory tail of recent events.
+    pub bus: infrastream_bus::Bus,
+    /// Counters shown by `/metrics`.
+    pub metrics: Arc<crate::Metrics>,
+    /// Shared executions of identical `query` subscriptions.
+    pub query_hub: Arc<crate::QueryHub>,
 }
 
 /// Who is making the request.

@@ -9,16 +9,22 @@ mod context;
 mod events;
 mod extension;
 mod info;
+mod metrics;
 mod node;
+mod query_hub;
 mod saved_queries;
 mod scalars;
+mod subscriptions;
 mod surrogates;
 
 pub use context::{Caller, Services, UrlBranch};
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
+pub use metrics::{LATENCY_BUCKETS, Metrics};
+pub use query_hub::{QueryHub, TickResult};
+pub use subscriptions::Subscription;
 pub use surrogates::decode_surrogate_pairs;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 use std::sync::{Arc, OnceLock};
 
 /// Root query type.
@@ -41,7 +47,7 @@ pub struct Mutation(
 );
 
 /// The executable schema.
-pub type InfraSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type InfraSchema = Schema<Query, Mutation, Subscription>;
 
 /// Lets resolvers reach the schema they run in (to validate saved queries).
 #[derive(Clone, Default)]
@@ -60,7 +66,8 @@ impl SchemaHandle {
 pub fn build_schema(services: Services) -> InfraSchema {
     let s = services.settings.clone();
     let handle = SchemaHandle::default();
-    let schema = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let hub = services.query_hub.clone();
+    let schema = Schema::build(Query::default(), Mutation::default(), Subscription)
         .data(services)
         .data(handle.clone())
         .extension(extension::TagRequestErrors)
@@ -69,6 +76,7 @@ pub fn build_schema(services: Services) -> InfraSchema {
         .limit_recursive_depth(s.max_query_recursion)
         .finish();
     let _ = handle.0.set(schema.clone());
+    hub.set_schema(schema.clone());
     schema
 }
 
@@ -86,4 +94,22 @@ pub async fn validate_document(schema: &InfraSchema, document: &str) -> Result<(
             .join("; ")),
         None => Err("the document was executed instead of validated".into()),
     }
+}
+
+/// The type of the operation a request would run, if the document parses and names one.
+pub fn operation_type(
+    query: &str,
+    operation_name: Option<&str>,
+) -> Option<async_graphql::parser::types::OperationType> {
+    use async_graphql::parser::types::DocumentOperations;
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    let op = match (operation_name, doc.operations) {
+        (_, DocumentOperations::Single(op)) => op,
+        (Some(n), DocumentOperations::Multiple(map)) => {
+            map.into_iter().find(|(k, _)| k.as_str() == n)?.1
+        }
+        (None, DocumentOperations::Multiple(map)) if map.len() == 1 => map.into_iter().next()?.1,
+        (None, DocumentOperations::Multiple(_)) => return None,
+    };
+    Some(op.node.ty)
 }

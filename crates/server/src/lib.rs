@@ -7,8 +7,10 @@ mod auth;
 mod bootstrap;
 mod graphiql;
 mod graphql_http;
+mod metrics;
 mod reply;
 mod routes;
+mod ws;
 
 pub use bootstrap::FirstStart;
 
@@ -21,6 +23,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,11 @@ pub enum ServerError {
 pub(crate) struct AppState {
     pub(crate) services: Services,
     pub(crate) schema: InfraSchema,
+    pub(crate) limits: Arc<ws::Limits>,
+    /// Cancelled when the server shuts down; every WebSocket session watches it.
+    pub(crate) shutdown: CancellationToken,
+    /// The WebSocket sessions, so shutdown can wait for them to close.
+    pub(crate) sessions: TaskTracker,
 }
 
 impl AppState {
@@ -77,16 +86,27 @@ impl Server {
             }
         };
         let boot = bootstrap::run(&store, &settings).await?;
+        let limits = Arc::new(ws::Limits::new(&settings));
         let services = Services {
+            bus: infrastream_bus::Bus::start(store.clone(), infrastream_bus::DEFAULT_TAIL_CAPACITY),
             store,
             settings: Arc::new(settings),
             jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),
             deployment_id: boot.deployment_id.clone(),
+            metrics: Arc::default(),
+            query_hub: Arc::default(),
         };
         let schema = build_schema(services.clone());
+        let state = AppState {
+            services,
+            schema,
+            limits,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        };
         Ok(Self {
             listener,
-            state: AppState { services, schema },
+            state,
             first_start: boot.first_start,
         })
     }
@@ -107,12 +127,28 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let app = routes::router(self.state.clone());
+        let token = self.state.shutdown.clone();
         let result = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // WebSocket sessions are detached from hyper: tell them to close with 1001.
+            token.cancel();
+        })
         .await;
+        self.state.shutdown.cancel();
+        self.state.sessions.close();
+        if tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.state.sessions.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("some WebSocket sessions did not close within 10 s");
+        }
         self.state.store().close().await;
         tracing::info!("server stopped");
         Ok(result?)

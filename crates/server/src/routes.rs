@@ -1,22 +1,24 @@
 //! The routes.
 
-use crate::{AppState, auth, graphql_http, reply};
+use crate::{AppState, auth, graphql_http, metrics, reply, ws};
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
+use std::net::SocketAddr;
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/graphql",
-            get(graphql_http::handle).post(graphql_http::handle),
-        )
+        .route("/graphql", get(graphql).post(graphql_http::handle))
         .route(
             "/graphql/{*branch}",
-            get(graphql_http::handle).post(graphql_http::handle),
+            get(graphql).post(graphql_http::handle),
         )
+        .route("/metrics", get(metrics::render))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/info", get(info))
@@ -39,4 +41,26 @@ async fn health() -> Response {
 
 async fn not_found() -> Response {
     reply::error_with_status(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint")
+}
+
+/// `GET /graphql[/{branch}]`: a WebSocket upgrade, GraphiQL, or GraphQL over HTTP.
+async fn graphql(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    path: Option<Path<String>>,
+    request: Request,
+) -> Response {
+    if !ws::is_upgrade(request.headers()) {
+        return graphql_http::handle(State(state), path, request).await;
+    }
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let branch = path
+        .map(|Path(b)| b)
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "main".into());
+    ws::upgrade(state, upgrade, parts.headers, peer, branch).await
 }

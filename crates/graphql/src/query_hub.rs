@@ -1,0 +1,129 @@
+//! Multiplexed `query` subscriptions: every subscription with the same (saved query, params,
+//! branch, interval, account) shares one group whose task runs the saved query once per tick
+//! and publishes the result; subscribers read the latest result. N identical subscribers cost
+//! one execution per tick, not N. A group's task ends when its last subscriber leaves.
+
+use crate::{Caller, InfraSchema, Metrics, UrlBranch};
+use async_graphql::Request;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What one tick produced: the query's `data`, or its errors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TickResult {
+    /// `data` of the saved query.
+    Data(serde_json::Value),
+    /// Error messages of the saved query (or of its lookup).
+    Errors(Vec<String>),
+}
+
+/// Identity of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct GroupKey {
+    pub(crate) name: String,
+    pub(crate) params: String,
+    pub(crate) branch: String,
+    pub(crate) interval_ms: u64,
+    pub(crate) account: Option<String>,
+}
+
+/// Latest result of a group and a counter that moves on every tick.
+pub(crate) type Latest = Option<(u64, Arc<TickResult>)>;
+
+/// The registry of groups.
+#[derive(Default)]
+pub struct QueryHub {
+    groups: Mutex<HashMap<GroupKey, watch::Sender<Latest>>>,
+    schema: OnceLock<InfraSchema>,
+}
+
+impl QueryHub {
+    pub(crate) fn set_schema(&self, schema: InfraSchema) {
+        let _ = self.schema.set(schema);
+    }
+
+    /// Joins (or starts) the group for `key`.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        key: GroupKey,
+        params: serde_json::Value,
+        caller: Caller,
+        metrics: Arc<Metrics>,
+        store: Arc<dyn infrastream_store::Store>,
+    ) -> watch::Receiver<Latest> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = groups.get(&key) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(None);
+        groups.insert(key.clone(), tx.clone());
+        drop(groups);
+        let hub = self.clone();
+        tokio::spawn(async move { hub.run_group(key, params, caller, metrics, store, tx).await });
+        rx
+    }
+
+    async fn run_group(
+        self: Arc<Self>,
+        key: GroupKey,
+        params: serde_json::Value,
+        caller: Caller,
+        metrics: Arc<Metrics>,
+        store: Arc<dyn infrastream_store::Store>,
+        tx: watch::Sender<Latest>,
+    ) {
+        let Some(schema) = self.schema.get().cloned() else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(Duration::from_millis(key.interval_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = 0u64;
+        loop {
+            ticker.tick().await;
+            {
+                // Leave (and unregister) under the lock, so a concurrent join cannot attach to
+                // a group that is about to stop.
+                let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+                if tx.receiver_count() == 0 {
+                    groups.remove(&key);
+                    return;
+                }
+            }
+            let result = match store.saved_queries().await {
+                Err(e) => {
+                    tracing::error!(error = %e, "store failure loading a saved query");
+                    TickResult::Errors(vec!["Internal server error".into()])
+                }
+                Ok(all) => match all.into_iter().find(|q| q.name == key.name) {
+                    None => {
+                        TickResult::Errors(vec![format!("Saved query '{}' not found", key.name)])
+                    }
+                    Some(q) => {
+                        metrics
+                            .stored_query_executions
+                            .fetch_add(1, Ordering::Relaxed);
+                        let request = Request::new(q.query)
+                            .variables(async_graphql::Variables::from_json(params.clone()))
+                            .data(caller.clone())
+                            .data(UrlBranch(key.branch.clone()));
+                        let response = schema.execute(request).await;
+                        if response.errors.is_empty() {
+                            TickResult::Data(
+                                serde_json::to_value(&response.data).unwrap_or_default(),
+                            )
+                        } else {
+                            TickResult::Errors(
+                                response.errors.into_iter().map(|e| e.message).collect(),
+                            )
+                        }
+                    }
+                },
+            };
+            tick += 1;
+            tx.send_replace(Some((tick, Arc::new(result))));
+        }
+    }
+}

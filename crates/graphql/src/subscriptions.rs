@@ -1,0 +1,257 @@
+//! The subscription root: `events` (push delivery from the log, with gap-free resume via
+//! `after`) and `query` (a saved query run every interval, multiplexed through the
+//! [`QueryHub`](crate::QueryHub)).
+
+use crate::context::{Res, caller, gql, services, store_err, url_branch};
+use crate::events::{EventNode, EventTypeFilter, FilterArgs};
+use crate::query_hub::{GroupKey, TickResult};
+use crate::scalars::{DateTime, GenericScalar};
+use async_graphql::{Context, Subscription};
+use futures::stream::{self, BoxStream, StreamExt};
+use infrastream_bus::{Bus, READ_BATCH};
+use infrastream_config::IntervalUnit;
+use infrastream_core::{Error, Event, EventFilter, Position};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Root subscription type.
+#[derive(Default)]
+pub struct Subscription;
+
+/// A subscriber's cursor over the log.
+struct Cursor {
+    bus: Bus,
+    head: watch::Receiver<Position>,
+    at: Position,
+    filter: EventFilter,
+    pending: VecDeque<Arc<Event>>,
+    metrics: Arc<crate::Metrics>,
+    lagging: bool,
+}
+
+impl Cursor {
+    fn set_lagging(&mut self, lagging: bool) {
+        if lagging != self.lagging {
+            self.lagging = lagging;
+            let delta = if lagging { 1 } else { -1 };
+            self.metrics
+                .lagging_consumers
+                .fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// The next matching event; waits for commits when caught up.
+    async fn next(&mut self) -> Option<Res<Arc<Event>>> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(Ok(e));
+            }
+            let head = *self.head.borrow_and_update();
+            if self.at >= head {
+                self.set_lagging(false);
+                if self.head.changed().await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            self.set_lagging(head.0 - self.at.0 > READ_BATCH as u64);
+            match self.bus.read_after(self.at, READ_BATCH).await {
+                Ok(batch) => {
+                    let Some(last) = batch.last() else { continue };
+                    self.at = last.position;
+                    let filter = &self.filter;
+                    self.pending
+                        .extend(batch.into_iter().filter(|e| filter.matches(e)));
+                }
+                Err(e) => return Some(Err(store_err(e))),
+            }
+        }
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        self.set_lagging(false);
+        self.metrics
+            .subscriptions_events
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the `query` subscription gauge when the stream is dropped.
+struct QueryGauge(Arc<crate::Metrics>);
+
+impl Drop for QueryGauge {
+    fn drop(&mut self) {
+        self.0.subscriptions_query.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[Subscription(rename_args = "snake_case")]
+impl Subscription {
+    /// Every committed event matching the filters, in position order, as it is committed.
+    /// With `after: <event id>`, the stored events after that one come first, then live ones,
+    /// with no gap and no duplicate.
+    #[allow(clippy::too_many_arguments)]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        level: Option<i32>,
+        has_children: Option<bool>,
+        event_type: Option<Vec<String>>,
+        event_type_filter: Option<EventTypeFilter>,
+        #[graphql(name = "primary_node__ids")] primary_node_ids: Option<Vec<String>>,
+        #[graphql(name = "related_node__ids")] related_node_ids: Option<Vec<String>>,
+        #[graphql(name = "parent__ids")] parent_ids: Option<Vec<String>>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
+        branches: Option<Vec<String>>,
+        #[graphql(name = "account__ids")] account_ids: Option<Vec<String>>,
+        ids: Option<Vec<String>>,
+        after: Option<String>,
+    ) -> async_graphql::Result<BoxStream<'static, Res<EventNode>>> {
+        let filter = FilterArgs {
+            level,
+            has_children,
+            event_type,
+            event_type_filter,
+            primary_node_ids,
+            related_node_ids,
+            parent_ids,
+            since,
+            until,
+            branches,
+            account_ids,
+            ids,
+        }
+        .into_filter()?;
+        let s = services(ctx);
+        let mut head = s.bus.head();
+        let at = match after {
+            None => *head.borrow_and_update(),
+            Some(id) => {
+                let uuid = Uuid::parse_str(&id).map_err(|_| {
+                    gql(Error::invalid(format!(
+                        "Invalid UUID '{id}' in argument 'after'"
+                    )))
+                })?;
+                s.store
+                    .event_position(uuid)
+                    .await
+                    .map_err(store_err)?
+                    .ok_or_else(|| {
+                        gql(Error::not_found(format!(
+                            "Event {id} not found (argument 'after')"
+                        )))
+                    })?
+            }
+        };
+        s.metrics
+            .subscriptions_events
+            .fetch_add(1, Ordering::Relaxed);
+        let cursor = Cursor {
+            bus: s.bus.clone(),
+            head,
+            at,
+            filter,
+            pending: VecDeque::new(),
+            metrics: s.metrics.clone(),
+            lagging: false,
+        };
+        Ok(stream::unfold(cursor, |mut c| async move {
+            let item = c.next().await?;
+            Some((item.map(EventNode::from), c))
+        })
+        .boxed())
+    }
+
+    /// Runs the saved query `name` on the URL's branch with `params` as variables: a result at
+    /// once, then every `interval` milliseconds (or seconds, per `subscriptions.interval_unit`),
+    /// raised to the configured minimum. `only_changes` skips results equal to the last one.
+    async fn query(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        params: Option<GenericScalar>,
+        interval: Option<i32>,
+        #[graphql(default = false)] only_changes: bool,
+    ) -> async_graphql::Result<BoxStream<'static, Res<GenericScalar>>> {
+        let s = services(ctx);
+        let exists = s
+            .store
+            .saved_queries()
+            .await
+            .map_err(store_err)?
+            .iter()
+            .any(|q| q.name == name);
+        if !exists {
+            return Err(gql(Error::not_found(format!(
+                "Saved query '{name}' not found"
+            ))));
+        }
+        let settings = &s.settings.subscriptions;
+        let interval_ms = match interval {
+            Some(i) if i <= 0 => return Err(gql(Error::invalid("interval must be positive"))),
+            Some(i) => match settings.interval_unit {
+                IntervalUnit::Milliseconds => i as u64,
+                IntervalUnit::Seconds => i as u64 * 1000,
+            },
+            None => settings.default_interval_ms,
+        }
+        .max(settings.min_interval_ms);
+        let params = params.map(|p| p.0).unwrap_or_else(|| serde_json::json!({}));
+        if !params.is_object() {
+            return Err(gql(Error::invalid("params must be an object of variables")));
+        }
+        let who = caller(ctx).clone();
+        let key = GroupKey {
+            name,
+            params: params.to_string(),
+            branch: url_branch(ctx),
+            interval_ms,
+            account: who.account_id(),
+        };
+        s.metrics
+            .subscriptions_query
+            .fetch_add(1, Ordering::Relaxed);
+        let gauge = QueryGauge(s.metrics.clone());
+        let rx = s
+            .query_hub
+            .join(key, params, who, s.metrics.clone(), s.store.clone());
+        let state = (rx, None::<Arc<TickResult>>, 0u64, true, gauge);
+        Ok(stream::unfold(
+            state,
+            move |(mut rx, mut last, mut seen, mut first, gauge)| async move {
+                loop {
+                    let latest = if first {
+                        first = false;
+                        rx.borrow_and_update().clone()
+                    } else {
+                        rx.changed().await.ok()?;
+                        rx.borrow_and_update().clone()
+                    };
+                    let Some((tick, result)) = latest else {
+                        continue;
+                    };
+                    if tick == seen {
+                        continue;
+                    }
+                    seen = tick;
+                    if only_changes && last.as_deref() == Some(&*result) {
+                        continue;
+                    }
+                    last = Some(result.clone());
+                    let item = match &*result {
+                        TickResult::Data(d) => Ok(GenericScalar(d.clone())),
+                        TickResult::Errors(e) => Err(async_graphql::Error::new(e.join("; "))),
+                    };
+                    return Some((item, (rx, last, seen, first, gauge)));
+                }
+            },
+        )
+        .boxed())
+    }
+}

@@ -1,0 +1,397 @@
+//! One task per WebSocket connection, owning all of its state: the protocol state machine,
+//! the caller, and the running operations, whose result streams are merged fairly
+//! (`SelectAll`). A `select!` watches the socket, the operations, the init timer, keep-alive
+//! ticks, credential expiry and server shutdown.
+
+use super::credentials;
+use crate::AppState;
+use crate::auth::{Authenticated, Credential, authenticate};
+use async_graphql::parser::types::OperationType;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
+use futures::{SinkExt, StreamExt};
+use infrastream_core::{Timestamp, now};
+use infrastream_graphql::{Caller, UrlBranch, operation_type};
+use infrastream_protocol::{
+    Close, Closing, Connection, Incoming, Subprotocol, SubscribePayload, graphql_error,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+/// An item of the merged operation streams: a response, or `None` when the operation ended.
+type OpItem = (String, Option<async_graphql::Response>);
+
+struct Operation {
+    abort: AbortHandle,
+    subscription: bool,
+    first: bool,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What the loop does after handling an input.
+enum Flow {
+    Continue,
+    Close(Close),
+}
+
+pub(crate) struct Session {
+    state: AppState,
+    conn: Connection,
+    header_credential: Option<Credential>,
+    branch: String,
+    peer: SocketAddr,
+    caller: Option<Caller>,
+    expires_at: Option<Timestamp>,
+    api_token_hash: Option<String>,
+    ops: HashMap<String, Operation>,
+    streams: SelectAll<BoxStream<'static, OpItem>>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        state: AppState,
+        protocol: Subprotocol,
+        header_credential: Option<Credential>,
+        branch: String,
+        peer: SocketAddr,
+    ) -> Self {
+        Self {
+            state,
+            conn: Connection::new(protocol),
+            header_credential,
+            branch,
+            peer,
+            caller: None,
+            expires_at: None,
+            api_token_hash: None,
+            ops: HashMap::new(),
+            streams: SelectAll::new(),
+        }
+    }
+
+    fn gauge(&self) -> &std::sync::atomic::AtomicI64 {
+        let m = &self.state.services.metrics;
+        match self.conn.protocol() {
+            Subprotocol::GraphqlTransportWs => &m.ws_connections_transport,
+            Subprotocol::GraphqlWs => &m.ws_connections_legacy,
+        }
+    }
+
+    pub(crate) async fn run(mut self, socket: WebSocket, _permit: OwnedSemaphorePermit) {
+        self.gauge().fetch_add(1, Ordering::Relaxed);
+        let (mut tx, mut rx) = socket.split();
+        let s = self.state.settings().clone();
+        let init_deadline = tokio::time::sleep(Duration::from_millis(s.ws_init_timeout_ms));
+        tokio::pin!(init_deadline);
+        let mut keepalive =
+            tokio::time::interval(Duration::from_millis(s.ws_keepalive_interval_ms));
+        keepalive.tick().await;
+        let mut auth_check =
+            tokio::time::interval(Duration::from_millis(s.token_check_interval_ms));
+        let shutdown = self.state.shutdown.clone();
+        tracing::debug!(peer = %self.peer, protocol = self.conn.protocol().as_str(), "websocket opened");
+        let close = loop {
+            let flow = tokio::select! {
+                _ = shutdown.cancelled() => Flow::Close(self.conn.shutdown()),
+                msg = rx.next() => match msg {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut tx).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        let incoming = self.conn.on_binary();
+                        self.on_incoming(incoming, &mut tx).await
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "websocket read failed");
+                        break None;
+                    }
+                },
+                Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => {
+                    self.on_result(id, item, &mut tx).await
+                }
+                _ = &mut init_deadline, if self.conn.init_pending() => match self.conn.init_timeout() {
+                    Some(c) => Flow::Close(c),
+                    None => Flow::Continue,
+                },
+                _ = keepalive.tick() => {
+                    if let Some(frame) = self.conn.keep_alive_frame()
+                        && send(&mut tx, frame.to_string()).await.is_err()
+                    {
+                        break None;
+                    }
+                    if tx.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                    Flow::Continue
+                }
+                _ = auth_check.tick(), if self.caller.is_some() => {
+                    let check = self.credentials_invalid();
+                    if check.await {
+                        let closing = self.conn.credentials_expired();
+                        self.closing(closing, &mut tx).await
+                    } else {
+                        Flow::Continue
+                    }
+                }
+            };
+            if let Flow::Close(c) = flow {
+                break Some(c);
+            }
+        };
+        for op in self.ops.values() {
+            op.abort.abort();
+        }
+        let code = close.as_ref().map(|c| c.code());
+        if let Some(c) = close {
+            let (code, reason) = c.into_parts();
+            let _ = tx
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+        self.gauge().fetch_sub(1, Ordering::Relaxed);
+        tracing::info!(peer = %self.peer, protocol = self.conn.protocol().as_str(), close_code = ?code, "websocket closed");
+    }
+
+    async fn on_text(&mut self, text: &str, tx: &mut Sink) -> Flow {
+        let incoming = self.conn.on_text(text);
+        self.on_incoming(incoming, tx).await
+    }
+
+    async fn on_incoming(&mut self, incoming: Incoming, tx: &mut Sink) -> Flow {
+        match incoming {
+            Incoming::Init { payload } => {
+                let credential = credentials::from_init_payload(payload.as_ref())
+                    .or(self.header_credential.take());
+                match self.authenticate(credential).await {
+                    Ok(()) => {
+                        for frame in self.conn.accept_init(None) {
+                            if send(tx, frame).await.is_err() {
+                                return Flow::Close(Close::normal());
+                            }
+                        }
+                        Flow::Continue
+                    }
+                    Err(()) => {
+                        let closing = self.conn.reject_init();
+                        self.closing(closing, tx).await
+                    }
+                }
+            }
+            Incoming::Subscribe {
+                id,
+                payload,
+                implicit_init,
+            } => {
+                if implicit_init {
+                    let credential = self.header_credential.take();
+                    if self.authenticate(credential).await.is_err() {
+                        let closing = self.conn.reject_init();
+                        return self.closing(closing, tx).await;
+                    }
+                }
+                self.start(id, payload, tx).await
+            }
+            Incoming::Stop { id, reply } => {
+                if let Some(op) = self.ops.remove(&id) {
+                    op.abort.abort();
+                }
+                match reply {
+                    Some(frame) => self.write(tx, frame).await,
+                    None => Flow::Continue,
+                }
+            }
+            Incoming::Reply(frame) => self.write(tx, frame).await,
+            Incoming::Ignore => Flow::Continue,
+            Incoming::Close(c) => Flow::Close(c),
+        }
+    }
+
+    async fn authenticate(&mut self, credential: Option<Credential>) -> Result<(), ()> {
+        let token_hash = match &credential {
+            Some(Credential::ApiToken(t)) => Some(infrastream_auth::hash_api_token(t)),
+            _ => None,
+        };
+        match authenticate(&self.state, credential).await {
+            Ok(Authenticated { caller, expires_at }) => {
+                self.caller = Some(caller);
+                self.expires_at = expires_at;
+                self.api_token_hash = token_hash;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, reason = %e.message, "websocket credentials refused");
+                Err(())
+            }
+        }
+    }
+
+    /// Whether the credentials that opened the connection expired or were revoked.
+    fn credentials_invalid(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let expired = self.expires_at.is_some_and(|t| t <= now());
+        let hash = self.api_token_hash.clone();
+        let store = self.state.store().clone();
+        async move {
+            if expired {
+                return true;
+            }
+            let Some(hash) = hash else { return false };
+            match store.token_by_hash(&hash).await {
+                Ok(Some(t)) => t.revoked,
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not re-check a websocket token");
+                    false
+                }
+            }
+        }
+    }
+
+    async fn closing(&mut self, closing: Closing, tx: &mut Sink) -> Flow {
+        if let Some(frame) = closing.frame {
+            let _ = send(tx, frame).await;
+        }
+        Flow::Close(closing.close)
+    }
+
+    fn refuse(&mut self, id: &str, message: &str, code: &str) -> Option<String> {
+        self.conn
+            .fail_operation(id, &[graphql_error(message, Some(code))])
+    }
+
+    async fn start(&mut self, id: String, payload: SubscribePayload, tx: &mut Sink) -> Flow {
+        let caller = self.caller.clone().unwrap_or_else(Caller::anonymous);
+        let query = infrastream_graphql::decode_surrogate_pairs(&payload.query).into_owned();
+        let subscription = operation_type(&query, payload.operation_name.as_deref())
+            == Some(OperationType::Subscription);
+        let mut permit = None;
+        if subscription {
+            let s = self.state.settings();
+            let active = self.ops.values().filter(|o| o.subscription).count();
+            let refusal = if active >= s.max_subscriptions_per_connection {
+                Some(format!(
+                    "Too many subscriptions on this connection (limit {}, setting max_subscriptions_per_connection)",
+                    s.max_subscriptions_per_connection
+                ))
+            } else {
+                permit = self
+                    .state
+                    .limits
+                    .subscription_permit(caller.account_id().as_deref());
+                permit.is_none().then(|| {
+                    format!(
+                        "Too many subscriptions for this account (limit {}, setting max_subscriptions_per_account)",
+                        s.max_subscriptions_per_account
+                    )
+                })
+            };
+            if let Some(message) = refusal {
+                return match self.refuse(&id, &message, "TOO_MANY_SUBSCRIPTIONS") {
+                    Some(frame) => self.write(tx, frame).await,
+                    None => Flow::Continue,
+                };
+            }
+        }
+        let mut request = async_graphql::Request::new(query)
+            .data(caller)
+            .data(UrlBranch(self.branch.clone()));
+        if let Some(v) = payload.variables {
+            request = request.variables(async_graphql::Variables::from_json(
+                serde_json::Value::Object(v),
+            ));
+        }
+        if let Some(name) = payload.operation_name {
+            request = request.operation_name(name);
+        }
+        let responses = self.state.schema.execute_stream(request);
+        let (abort, registration) = AbortHandle::new_pair();
+        let tagged = {
+            let id = id.clone();
+            let end = id.clone();
+            Abortable::new(responses, registration)
+                .map(move |r| (id.clone(), Some(r)))
+                .chain(stream::once(async move { (end, None) }))
+        };
+        self.streams.push(tagged.boxed());
+        self.ops.insert(
+            id,
+            Operation {
+                abort,
+                subscription,
+                first: true,
+                _permit: permit,
+            },
+        );
+        Flow::Continue
+    }
+
+    async fn on_result(
+        &mut self,
+        id: String,
+        item: Option<async_graphql::Response>,
+        tx: &mut Sink,
+    ) -> Flow {
+        let Some(response) = item else {
+            // The stream ended (or was aborted by a client stop, which already removed it).
+            if self.ops.remove(&id).is_some()
+                && let Some(frame) = self.conn.complete_operation(&id)
+            {
+                return self.write(tx, frame).await;
+            }
+            return Flow::Continue;
+        };
+        let Some(op) = self.ops.get_mut(&id) else {
+            return Flow::Continue;
+        };
+        let first = std::mem::replace(&mut op.first, false);
+        let failed_before_start = first
+            && !response.errors.is_empty()
+            && matches!(response.data, async_graphql::Value::Null)
+            && (op.subscription || response.errors.iter().all(|e| e.path.is_empty()));
+        if failed_before_start {
+            if let Some(op) = self.ops.remove(&id) {
+                op.abort.abort();
+            }
+            return match self.conn.fail_operation(&id, &response.errors) {
+                Some(frame) => self.write(tx, frame).await,
+                None => Flow::Continue,
+            };
+        }
+        if self.expires_at.is_some_and(|t| t <= now()) {
+            let closing = self.conn.credentials_expired();
+            return self.closing(closing, tx).await;
+        }
+        let payload = match serde_json::to_string(&response) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "could not serialize a response");
+                return Flow::Continue;
+            }
+        };
+        let frame = self.conn.frame_prefix(&id).frame(&payload);
+        self.state
+            .services
+            .metrics
+            .deliveries
+            .fetch_add(1, Ordering::Relaxed);
+        self.write(tx, frame).await
+    }
+
+    async fn write(&mut self, tx: &mut Sink, frame: String) -> Flow {
+        match send(tx, frame).await {
+            Ok(()) => Flow::Continue,
+            Err(()) => Flow::Close(Close::normal()),
+        }
+    }
+}
+
+async fn send(tx: &mut Sink, frame: String) -> Result<(), ()> {
+    tx.send(Message::Text(frame.into())).await.map_err(|_| ())
+}

@@ -1,0 +1,570 @@
+//! GraphQL over WebSocket against a real server: both protocols, the `events` subscription
+//! with filters and gap-free resume, `query` subscriptions, auth on the socket and limits.
+
+mod common;
+use common::{ADMIN_TOKEN, TestServer};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(s: &TestServer, protocol: Option<&str>) -> (Ws, Option<String>) {
+    let url = s.url.replace("http://", "ws://") + "/graphql";
+    let mut req = url.into_client_request().unwrap();
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("sec-websocket-protocol", p.parse().unwrap());
+    }
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let echoed = resp
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_string());
+    (ws, echoed)
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next text frame as JSON, or the close frame as `{"close": code, "reason": …}`.
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("no frame within 5 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(f))) => {
+                return json!({"close": f.as_ref().map(|f| u16::from(f.code)), "reason": f.map(|f| f.reason.to_string())});
+            }
+            Some(Ok(_)) => continue,
+            other => return json!({"closed": format!("{other:?}")}),
+        }
+    }
+}
+
+/// The next frame that is not a keep-alive.
+async fn recv_data(ws: &mut Ws) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] != "ka" && v["type"] != "ping" {
+            return v;
+        }
+    }
+}
+
+async fn init(ws: &mut Ws, token: &str) {
+    send(
+        ws,
+        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": token}}),
+    )
+    .await;
+    assert_eq!(recv(ws).await, json!({"type": "connection_ack"}));
+}
+
+async fn assert_silent(ws: &mut Ws, ms: u64) {
+    if let Ok(Some(Ok(Message::Text(t)))) =
+        tokio::time::timeout(Duration::from_millis(ms), ws.next()).await
+    {
+        panic!("unexpected frame {t}");
+    }
+}
+
+const EVENTS: &str = "subscription($types: [String!], $after: String) { events(event_type: $types, after: $after) { id event branch } }";
+
+#[tokio::test]
+async fn events_are_pushed_in_order_and_only_matching_ones() {
+    let s = TestServer::start().await;
+    let (mut ws, echoed) = connect(&s, Some("graphql-transport-ws")).await;
+    assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["acme.a", "acme.b"]}}})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let a = s.emit("acme.a", "").await;
+    s.emit("acme.other", "").await;
+    let b = s.emit("acme.b", "").await;
+    for expected in [(&a, "acme.a"), (&b, "acme.b")] {
+        let f = recv_data(&mut ws).await;
+        assert_eq!(f["type"], "next", "{f}");
+        assert_eq!(f["id"], "1");
+        assert_eq!(f["payload"]["data"]["events"]["id"], *expected.0);
+        assert_eq!(f["payload"]["data"]["events"]["event"], expected.1);
+    }
+    assert_silent(&mut ws, 200).await;
+    // A client complete stops the operation and is not echoed.
+    send(&mut ws, json!({"id": "1", "type": "complete"})).await;
+    s.emit("acme.a", "").await;
+    assert_silent(&mut ws, 300).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
+    let s = TestServer::start().await;
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(&mut ws, json!({"id": "a", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["resume.x"]}}})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut committed = Vec::new();
+    for _ in 0..5 {
+        committed.push(s.emit("resume.x", "").await);
+    }
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        received.push(
+            recv_data(&mut ws).await["payload"]["data"]["events"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    drop(ws);
+    // Missed while disconnected.
+    for _ in 0..300 {
+        committed.push(s.emit("resume.x", "").await);
+    }
+    // Writers keep committing while the subscriber reconnects and replays.
+    let writer = {
+        let url = s.url.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut ids = Vec::new();
+            for _ in 0..700 {
+                let body = json!({"query": "mutation { EventEmit(data: {event: \"resume.x\"}) { object { id } } }"});
+                let r: Value = http
+                    .post(format!("{url}/graphql"))
+                    .header("x-infrahub-key", ADMIN_TOKEN)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.push(
+                    r["data"]["EventEmit"]["object"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            ids
+        })
+    };
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    let after = received.last().unwrap().clone();
+    send(&mut ws, json!({"id": "b", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["resume.x"], "after": after}}})).await;
+    committed.extend(writer.await.unwrap());
+    while received.len() < committed.len() {
+        let f = recv_data(&mut ws).await;
+        assert_eq!(f["type"], "next", "{f}");
+        received.push(
+            f["payload"]["data"]["events"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        received, committed,
+        "exactly the missed and new events, in order, no duplicate"
+    );
+    assert_silent(&mut ws, 200).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn protocol_close_codes() {
+    let s = TestServer::start_with(&[("ws_init_timeout_ms", "300")]).await;
+    // 4401: subscribe before connection_ack.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["close"], 4401);
+    // 4400: invalid JSON.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(recv(&mut ws).await["close"], 4400);
+    // 4403: bad credentials.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": "wrong"}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["close"], 4403);
+    // 4408: no init within the timeout.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    assert_eq!(recv(&mut ws).await["close"], 4408);
+    // 4429: a second init.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(&mut ws, json!({"type": "connection_init"})).await;
+    assert_eq!(recv(&mut ws).await["close"], 4429);
+    // 4409: an active id reused; ping/pong echoes the payload; queries run over the socket.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(&mut ws, json!({"type": "ping", "payload": {"k": 1}})).await;
+    assert_eq!(
+        recv_data(&mut ws).await,
+        json!({"type": "pong", "payload": {"k": 1}})
+    );
+    send(
+        &mut ws,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ Branch { name } }"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_data(&mut ws).await,
+        json!({"id": "q", "type": "next", "payload": {"data": {"Branch": [{"name": "main"}]}}})
+    );
+    assert_eq!(
+        recv_data(&mut ws).await,
+        json!({"id": "q", "type": "complete"})
+    );
+    send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}),
+    )
+    .await;
+    let f = recv_data(&mut ws).await;
+    assert_eq!(f["close"], 4409);
+    assert_eq!(f["reason"], "Subscriber for 1 already exists");
+    // A validation error is an `error` frame with an array payload and no complete.
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(
+        &mut ws,
+        json!({"id": "v", "type": "subscribe", "payload": {"query": "subscription { nope }"}}),
+    )
+    .await;
+    let f = recv_data(&mut ws).await;
+    assert_eq!(f["type"], "error");
+    assert!(f["payload"].is_array(), "{f}");
+    assert_silent(&mut ws, 200).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn subprotocol_negotiation() {
+    let s = TestServer::start().await;
+    let (_, echoed) = connect(&s, Some("graphql-ws")).await;
+    assert_eq!(echoed.as_deref(), Some("graphql-ws"));
+    let (_, echoed) = connect(&s, Some("graphql-ws, graphql-transport-ws")).await;
+    assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
+    // Strict clients abort a handshake without a subprotocol echo, so read the raw bytes.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let handshake = format!(
+        "GET /graphql HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+    );
+    tcp.write_all(handshake.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let (head_end, close) = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed before the close frame");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let frame = &buf[end + 4..];
+            if frame.len() >= 2 && frame.len() >= 2 + (frame[1] & 0x7f) as usize {
+                break (end, frame.to_vec());
+            }
+        }
+    };
+    assert!(String::from_utf8_lossy(&buf[..head_end]).starts_with("HTTP/1.1 101"));
+    assert_eq!(close[0], 0x88, "a close frame");
+    let len = (close[1] & 0x7f) as usize;
+    assert_eq!(u16::from_be_bytes([close[2], close[3]]), 4406);
+    assert_eq!(&close[4..2 + len], b"Subprotocol not acceptable");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn legacy_protocol_start_stop_and_anonymous_start() {
+    let s = TestServer::start_with(&[
+        ("allow_anonymous_access", "true"),
+        ("ws_keepalive_interval_ms", "200"),
+    ])
+    .await;
+    let (mut ws, _) = connect(&s, Some("graphql-ws")).await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authToken": ADMIN_TOKEN}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await, json!({"type": "connection_ack"}));
+    assert_eq!(recv(&mut ws).await, json!({"type": "ka"}));
+    send(&mut ws, json!({"id": "1", "type": "start", "payload": {"query": EVENTS, "variables": {"types": ["legacy.x"]}}})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = s.emit("legacy.x", "").await;
+    let f = recv_data(&mut ws).await;
+    assert_eq!(
+        (
+            f["type"].as_str(),
+            f["payload"]["data"]["events"]["id"].as_str()
+        ),
+        (Some("data"), Some(id.as_str()))
+    );
+    send(&mut ws, json!({"id": "1", "type": "stop"})).await;
+    assert_eq!(
+        recv_data(&mut ws).await,
+        json!({"id": "1", "type": "complete"})
+    );
+    send(&mut ws, json!({"type": "connection_terminate"})).await;
+    assert!(recv_data(&mut ws).await.get("close").is_some());
+    // A start without init is an anonymous (read-only) session where anonymous access is on.
+    let (mut ws, _) = connect(&s, Some("graphql-ws")).await;
+    send(
+        &mut ws,
+        json!({"id": "2", "type": "start", "payload": {"query": "{ Branch { name } }"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_data(&mut ws).await["payload"]["data"]["Branch"][0]["name"],
+        "main"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
+    let s = TestServer::start_with(&[("max_subscriptions_per_connection", "3")]).await;
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    for id in ["1", "2", "3", "4"] {
+        send(&mut ws, json!({"id": id, "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lim.x"]}}})).await;
+    }
+    let f = recv_data(&mut ws).await;
+    assert_eq!(
+        (f["type"].as_str(), f["id"].as_str()),
+        (Some("error"), Some("4"))
+    );
+    assert_eq!(
+        f["payload"][0]["extensions"]["code"],
+        "TOO_MANY_SUBSCRIPTIONS"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.emit("lim.x", "").await;
+    let mut ids: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        ids.push(recv_data(&mut ws).await["id"].as_str().unwrap().into());
+    }
+    ids.sort();
+    assert_eq!(ids, ["1", "2", "3"]);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats() {
+    let s = TestServer::start_with(&[("subscriptions.min_interval_ms", "50")]).await;
+    s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "branches"}, query: {value: "query { Branch { name } }"}}) { ok } }"#, json!({})).await;
+    let metric = |body: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix("infrastream_stored_query_executions_total "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    let n = 50;
+    for i in 0..n {
+        send(&mut ws, json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 500) }"}})).await;
+    }
+    for _ in 0..n {
+        let f = recv_data(&mut ws).await;
+        assert_eq!(
+            f["payload"]["data"]["query"]["Branch"][0]["name"], "main",
+            "{f}"
+        );
+    }
+    let before = metric(
+        &s.http
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let after = metric(
+        &s.http
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        (2..=4).contains(&(after - before)),
+        "{n} identical subscriptions ran {} executions in 3 ticks",
+        after - before
+    );
+    // Unknown names fail only that operation.
+    send(&mut ws, json!({"id": "bad", "type": "subscribe", "payload": {"query": "subscription { query(name: \"missing\") }"}})).await;
+    loop {
+        let f = recv_data(&mut ws).await;
+        if f["id"] == "bad" {
+            assert_eq!(f["type"], "error");
+            assert!(
+                f["payload"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("missing")
+            );
+            break;
+        }
+    }
+    // only_changes: one result, then silence while nothing changes.
+    let (mut ws2, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws2, ADMIN_TOKEN).await;
+    send(&mut ws2, json!({"id": "c", "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 100, only_changes: true) }"}})).await;
+    assert_eq!(
+        recv_data(&mut ws2).await["payload"]["data"]["query"]["Branch"][0]["name"],
+        "main"
+    );
+    assert_silent(&mut ws2, 400).await;
+    s.admin(
+        r#"mutation { BranchCreate(data: {name: "zz"}) { ok } }"#,
+        json!({}),
+    )
+    .await;
+    let f = recv_data(&mut ws2).await;
+    assert_eq!(
+        f["payload"]["data"]["query"]["Branch"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{f}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_close_the_socket() {
+    let s = TestServer::start_with(&[("token_check_interval_ms", "100")]).await;
+    let expiration = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let q = format!(
+        r#"mutation {{ a: InfrahubAccountTokenCreate(data: {{name: "short", expiration: "{expiration}"}}) {{ object {{ token {{ value }} }} }} b: InfrahubAccountTokenCreate(data: {{name: "rev"}}) {{ object {{ id token {{ value }} }} }} }}"#
+    );
+    let data = s.admin(&q, json!({})).await;
+    let short = data["a"]["object"]["token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revocable = data["b"]["object"]["token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revocable_id = data["b"]["object"]["id"].as_str().unwrap().to_string();
+
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, &short).await;
+    send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["exp.x"]}}})).await;
+    let (mut ws2, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws2, &revocable).await;
+    send(&mut ws2, json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["exp.x"]}}})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.emit("exp.x", "").await;
+    assert_eq!(recv_data(&mut ws).await["type"], "next");
+    assert_eq!(recv_data(&mut ws2).await["type"], "next");
+    s.admin(
+        &format!(
+            r#"mutation {{ InfrahubAccountTokenDelete(data: {{id: "{revocable_id}"}}) {{ ok }} }}"#
+        ),
+        json!({}),
+    )
+    .await;
+    let f = recv_data(&mut ws2).await;
+    assert_eq!(
+        (f["close"].as_u64(), f["reason"].as_str()),
+        (Some(4403), Some("Forbidden: credentials expired"))
+    );
+    // Until expiry events flow; after it, the socket closes within a second and nothing more.
+    let expires = chrono::DateTime::parse_from_rfc3339(&expiration)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let emitter = {
+        let s_url = s.url.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for _ in 0..30 {
+                let body =
+                    json!({"query": "mutation { EventEmit(data: {event: \"exp.x\"}) { ok } }"});
+                let _ = http
+                    .post(format!("{s_url}/graphql"))
+                    .header("x-infrahub-key", ADMIN_TOKEN)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    loop {
+        let f = recv_data(&mut ws).await;
+        let at = chrono::Utc::now();
+        if f["type"] == "next" {
+            assert!(
+                at <= expires + chrono::Duration::milliseconds(50),
+                "delivered after expiry"
+            );
+            continue;
+        }
+        assert_eq!(
+            (f["close"].as_u64(), f["reason"].as_str()),
+            (Some(4403), Some("Forbidden: credentials expired"))
+        );
+        assert!(
+            at <= expires + chrono::Duration::seconds(1),
+            "closed {} ms after expiry",
+            (at - expires).num_milliseconds()
+        );
+        break;
+    }
+    emitter.abort();
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001() {
+    let s = TestServer::start().await;
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}),
+    )
+    .await;
+    let stop = tokio::spawn(s.shutdown());
+    assert_eq!(recv_data(&mut ws).await["close"], 1001);
+    stop.await.unwrap();
+}
