@@ -51,8 +51,9 @@ pub struct SubscriptionSettings {
     pub min_interval_ms: u64,
     /// Polling interval in milliseconds when a subscription gives none; default 1000.
     pub default_interval_ms: u64,
-    /// A subscriber this many events behind the head of the log is closed instead of being
-    /// buffered further; default 100000.
+    /// An `events` subscription this many events behind the head of the log is ended with a
+    /// `SLOW_CONSUMER` error telling the client to resubscribe with `after` (below it, a
+    /// lagging subscriber catches up from the store); default 100000.
     pub lag_close_threshold: u64,
 }
 
@@ -130,6 +131,9 @@ pub struct Settings {
     /// Milliseconds between checks that a live socket's credentials are still valid; default
     /// 250.
     pub token_check_interval_ms: u64,
+    /// Most recent events kept in memory for subscribers (older ones are read from the
+    /// store); default 65536.
+    pub event_tail_capacity: usize,
     /// Subscription settings (`[subscriptions]`).
     pub subscriptions: SubscriptionSettings,
     /// Seconds between automatic syncs of Git repositories, 0 = off; default 0.
@@ -165,6 +169,7 @@ impl Default for Settings {
             ws_keepalive_interval_ms: 10_000,
             connection_rate_per_address: 10_000,
             token_check_interval_ms: 250,
+            event_tail_capacity: 65_536,
             subscriptions: SubscriptionSettings::default(),
             repository_sync_interval_secs: 0,
         }
@@ -253,6 +258,7 @@ impl fmt::Debug for Settings {
             ws_keepalive_interval_ms,
             connection_rate_per_address,
             token_check_interval_ms,
+            event_tail_capacity,
             subscriptions,
             repository_sync_interval_secs,
         } = self;
@@ -298,6 +304,7 @@ impl fmt::Debug for Settings {
             .field("ws_keepalive_interval_ms", ws_keepalive_interval_ms)
             .field("connection_rate_per_address", connection_rate_per_address)
             .field("token_check_interval_ms", token_check_interval_ms)
+            .field("event_tail_capacity", event_tail_capacity)
             .field("subscriptions", subscriptions)
             .field(
                 "repository_sync_interval_secs",
@@ -567,6 +574,11 @@ const SPECS: &[Spec] = &[
         "Milliseconds between checks that a live socket's credentials are still valid.",
     ),
     spec(
+        "event_tail_capacity",
+        U64,
+        "Most recent events kept in memory for subscribers; older ones are read from the store.",
+    ),
+    spec(
         "subscriptions.interval_unit",
         Kind::Enum(&["milliseconds", "seconds"]),
         "Unit of the interval argument of polling subscriptions.",
@@ -584,7 +596,7 @@ const SPECS: &[Spec] = &[
     spec(
         "subscriptions.lag_close_threshold",
         U64,
-        "Close a subscriber this many events behind the head of the log.",
+        "End an events subscription this many events behind the log head (SLOW_CONSUMER).",
     ),
     spec(
         "repository_sync_interval_secs",
@@ -893,7 +905,7 @@ impl Settings {
         }
         // Zero in any of these would reject everything or make a timer spin (tokio panics
         // on a zero interval), never what anyone means.
-        let at_least_one: [(&str, u64); 20] = [
+        let at_least_one: [(&str, u64); 21] = [
             ("group_commit_max_batch", self.group_commit_max_batch as u64),
             (
                 "access_token_lifetime_secs",
@@ -926,6 +938,7 @@ impl Settings {
             ("ws_init_timeout_ms", self.ws_init_timeout_ms),
             ("ws_keepalive_interval_ms", self.ws_keepalive_interval_ms),
             ("token_check_interval_ms", self.token_check_interval_ms),
+            ("event_tail_capacity", self.event_tail_capacity as u64),
             (
                 "subscriptions.min_interval_ms",
                 self.subscriptions.min_interval_ms,

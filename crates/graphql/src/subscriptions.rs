@@ -6,7 +6,7 @@ use crate::context::{Res, caller, gql, services, store_err, url_branch};
 use crate::events::{EventNode, EventTypeFilter, FilterArgs};
 use crate::query_hub::{GroupKey, TickResult};
 use crate::scalars::{DateTime, GenericScalar};
-use async_graphql::{Context, Subscription};
+use async_graphql::{Context, ErrorExtensions, Subscription};
 use futures::stream::{self, BoxStream, StreamExt};
 use infrastream_bus::{Bus, READ_BATCH};
 use infrastream_config::IntervalUnit;
@@ -30,6 +30,12 @@ struct Cursor {
     pending: VecDeque<Arc<Event>>,
     metrics: Arc<crate::Metrics>,
     lagging: bool,
+    /// Caught up with the head at least once and not lagging since.
+    live: bool,
+    /// Lag (in events) at which the subscription is ended with `SLOW_CONSUMER`.
+    lag_limit: u64,
+    last_delivered: Option<Uuid>,
+    finished: bool,
 }
 
 impl Cursor {
@@ -45,8 +51,18 @@ impl Cursor {
 
     /// The next matching event; waits for commits when caught up.
     async fn next(&mut self) -> Option<Res<Arc<Event>>> {
+        if self.finished {
+            return None;
+        }
         loop {
             if let Some(e) = self.pending.pop_front() {
+                if self.live {
+                    let age = (infrastream_core::now() - e.occurred_at)
+                        .num_microseconds()
+                        .unwrap_or(0);
+                    self.metrics.observe_latency(age as f64 / 1e6);
+                }
+                self.last_delivered = Some(e.id);
                 return Some(Ok(e));
             }
             let head = *self.head.borrow_and_update();
@@ -55,9 +71,30 @@ impl Cursor {
                 if self.head.changed().await.is_err() {
                     return None;
                 }
+                // Events read right after a wake-up are live: their latency is measured.
+                self.live = true;
                 continue;
             }
-            self.set_lagging(head.0 - self.at.0 > READ_BATCH as u64);
+            if head.0 - self.at.0 > self.lag_limit {
+                let resume = match self.last_delivered {
+                    Some(id) => format!("after: \"{id}\""),
+                    None => "no 'after' (nothing was delivered yet)".into(),
+                };
+                let message = format!(
+                    "This subscription fell more than {} events behind the log \
+                     (setting subscriptions.lag_close_threshold); resubscribe with {resume}",
+                    self.lag_limit
+                );
+                self.finished = true;
+                return Some(Err(gql(Error::new(
+                    infrastream_core::ErrorKind::LimitExceeded,
+                    message,
+                ))
+                .extend_with(|_, e| e.set("code", "SLOW_CONSUMER"))));
+            }
+            let lagging = head.0 - self.at.0 > READ_BATCH as u64;
+            self.set_lagging(lagging);
+            self.live &= !lagging;
             match self.bus.read_after(self.at, READ_BATCH).await {
                 Ok(batch) => {
                     let Some(last) = batch.last() else { continue };
@@ -130,6 +167,7 @@ impl Subscription {
         .into_filter()?;
         let s = services(ctx);
         let mut head = s.bus.head();
+        let resume_from = after.as_deref().and_then(|a| Uuid::parse_str(a).ok());
         let at = match after {
             None => *head.borrow_and_update(),
             Some(id) => {
@@ -160,6 +198,10 @@ impl Subscription {
             pending: VecDeque::new(),
             metrics: s.metrics.clone(),
             lagging: false,
+            live: false,
+            lag_limit: s.settings.subscriptions.lag_close_threshold,
+            last_delivered: resume_from,
+            finished: false,
         };
         Ok(stream::unfold(cursor, |mut c| async move {
             let item = c.next().await?;

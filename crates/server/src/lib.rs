@@ -88,7 +88,7 @@ impl Server {
         let boot = bootstrap::run(&store, &settings).await?;
         let limits = Arc::new(ws::Limits::new(&settings));
         let services = Services {
-            bus: infrastream_bus::Bus::start(store.clone(), infrastream_bus::DEFAULT_TAIL_CAPACITY),
+            bus: infrastream_bus::Bus::start(store.clone(), settings.event_tail_capacity),
             store,
             settings: Arc::new(settings),
             jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),

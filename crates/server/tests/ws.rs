@@ -195,6 +195,16 @@ async fn protocol_close_codes() {
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
     ws.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(recv(&mut ws).await["close"], 4400);
+    // 4400: an unknown message type, and a subscribe without an id.
+    for bad in [
+        json!({"type": "nonsense"}),
+        json!({"type": "subscribe", "payload": {"query": "{ __typename }"}}),
+    ] {
+        let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+        init(&mut ws, ADMIN_TOKEN).await;
+        send(&mut ws, bad).await;
+        assert_eq!(recv(&mut ws).await["close"], 4400);
+    }
     // 4403: bad credentials.
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
     send(
@@ -231,6 +241,15 @@ async fn protocol_close_codes() {
     assert_eq!(
         recv_data(&mut ws).await,
         json!({"id": "q", "type": "complete"})
+    );
+    send(&mut ws, json!({"id": "m", "type": "subscribe", "payload": {"query": "mutation { EventEmit(data: {event: \"ws.mutation\"}) { ok } }"}})).await;
+    assert_eq!(
+        recv_data(&mut ws).await,
+        json!({"id": "m", "type": "next", "payload": {"data": {"EventEmit": {"ok": true}}}})
+    );
+    assert_eq!(
+        recv_data(&mut ws).await,
+        json!({"id": "m", "type": "complete"})
     );
     send(
         &mut ws,
@@ -332,6 +351,18 @@ async fn legacy_protocol_start_stop_and_anonymous_start() {
         recv_data(&mut ws).await,
         json!({"id": "1", "type": "complete"})
     );
+    // Legacy errors carry a single object (not an array).
+    send(
+        &mut ws,
+        json!({"id": "e", "type": "start", "payload": {"query": "subscription { nope }"}}),
+    )
+    .await;
+    let f = recv_data(&mut ws).await;
+    assert_eq!(f["type"], "error");
+    assert!(
+        f["payload"].is_object() && f["payload"]["message"].is_string(),
+        "{f}"
+    );
     send(&mut ws, json!({"type": "connection_terminate"})).await;
     assert!(recv_data(&mut ws).await.get("close").is_some());
     // A start without init is an anonymous (read-only) session where anonymous access is on.
@@ -350,16 +381,16 @@ async fn legacy_protocol_start_stop_and_anonymous_start() {
 
 #[tokio::test]
 async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
-    let s = TestServer::start_with(&[("max_subscriptions_per_connection", "3")]).await;
+    let s = TestServer::start_with(&[("max_subscriptions_per_connection", "100")]).await;
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
     init(&mut ws, ADMIN_TOKEN).await;
-    for id in ["1", "2", "3", "4"] {
-        send(&mut ws, json!({"id": id, "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lim.x"]}}})).await;
+    for id in 1..=101 {
+        send(&mut ws, json!({"id": id.to_string(), "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lim.x"]}}})).await;
     }
     let f = recv_data(&mut ws).await;
     assert_eq!(
         (f["type"].as_str(), f["id"].as_str()),
-        (Some("error"), Some("4"))
+        (Some("error"), Some("101"))
     );
     assert_eq!(
         f["payload"][0]["extensions"]["code"],
@@ -367,18 +398,35 @@ async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.emit("lim.x", "").await;
-    let mut ids: Vec<String> = Vec::new();
-    for _ in 0..3 {
-        ids.push(recv_data(&mut ws).await["id"].as_str().unwrap().into());
+    let mut ids: Vec<u32> = Vec::new();
+    for _ in 0..100 {
+        let f = recv_data(&mut ws).await;
+        assert_eq!(f["type"], "next", "{f}");
+        ids.push(f["id"].as_str().unwrap().parse().unwrap());
     }
     ids.sort();
-    assert_eq!(ids, ["1", "2", "3"]);
+    assert_eq!(
+        ids,
+        (1..=100).collect::<Vec<_>>(),
+        "the first 100 keep receiving"
+    );
+    // The connection's other operations keep running: a query still works.
+    send(
+        &mut ws,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ Branch { name } }"}}),
+    )
+    .await;
+    assert_eq!(recv_data(&mut ws).await["type"], "next");
     s.shutdown().await;
 }
 
 #[tokio::test]
 async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats() {
-    let s = TestServer::start_with(&[("subscriptions.min_interval_ms", "50")]).await;
+    let s = TestServer::start_with(&[
+        ("subscriptions.min_interval_ms", "50"),
+        ("max_subscriptions_per_connection", "1000"),
+    ])
+    .await;
     s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "branches"}, query: {value: "query { Branch { name } }"}}) { ok } }"#, json!({})).await;
     let metric = |body: &str| -> u64 {
         body.lines()
@@ -389,7 +437,7 @@ async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats
     };
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
     init(&mut ws, ADMIN_TOKEN).await;
-    let n = 50;
+    let n = 500;
     for i in 0..n {
         send(&mut ws, json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 500) }"}})).await;
     }
@@ -567,4 +615,31 @@ async fn shutdown_closes_sockets_with_1001() {
     let stop = tokio::spawn(s.shutdown());
     assert_eq!(recv_data(&mut ws).await["close"], 1001);
     stop.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_subscriber_too_far_behind_is_told_to_resume_with_after() {
+    let s = TestServer::start_with(&[("subscriptions.lag_close_threshold", "20")]).await;
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    let first = s.emit("lag.x", "").await;
+    // More than the threshold is committed after `first` before the subscriber starts from it.
+    for _ in 0..30 {
+        s.emit("lag.x", "").await;
+    }
+    send(&mut ws, json!({"id": "2", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lag.x"], "after": first}}})).await;
+    // Ended before delivering anything: an `error` for that operation, naming where to resume.
+    let f = recv_data(&mut ws).await;
+    assert_eq!(f["type"], "error", "{f}");
+    assert_eq!(
+        f["payload"][0]["extensions"]["code"], "SLOW_CONSUMER",
+        "{f}"
+    );
+    let message = f["payload"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("resubscribe with after: \"{first}\"")),
+        "{message}"
+    );
+    assert_silent(&mut ws, 200).await;
+    s.shutdown().await;
 }

@@ -13,6 +13,8 @@ pub(crate) struct Limits {
     connections: Arc<Semaphore>,
     per_account_subscriptions: usize,
     account_subscriptions: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_account_connections: usize,
+    account_connections: Mutex<HashMap<String, Arc<Semaphore>>>,
     rate_per_address: u32,
     rates: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
@@ -23,6 +25,8 @@ impl Limits {
             connections: Arc::new(Semaphore::new(s.max_connections)),
             per_account_subscriptions: s.max_subscriptions_per_account,
             account_subscriptions: Mutex::new(HashMap::new()),
+            per_account_connections: s.max_connections_per_account,
+            account_connections: Mutex::new(HashMap::new()),
             rate_per_address: s.connection_rate_per_address,
             rates: Mutex::new(HashMap::new()),
         }
@@ -39,17 +43,23 @@ impl Limits {
         &self,
         account: Option<&str>,
     ) -> Option<OwnedSemaphorePermit> {
-        let key = account.unwrap_or("").to_string();
-        let sem = {
-            let mut map = self
-                .account_subscriptions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            map.entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_account_subscriptions)))
-                .clone()
-        };
-        sem.try_acquire_owned().ok()
+        keyed_permit(
+            &self.account_subscriptions,
+            account,
+            self.per_account_subscriptions,
+        )
+    }
+
+    /// A connection slot of `account`, or `None` at `max_connections_per_account`.
+    pub(crate) fn account_connection_permit(
+        &self,
+        account: Option<&str>,
+    ) -> Option<OwnedSemaphorePermit> {
+        keyed_permit(
+            &self.account_connections,
+            account,
+            self.per_account_connections,
+        )
     }
 
     /// Counts a new connection from `ip` in the current one-second window.
@@ -69,4 +79,20 @@ impl Limits {
         entry.1 += 1;
         entry.1 <= self.rate_per_address
     }
+}
+
+/// A permit of the semaphore of `key` (created with `max` permits on first use). Semaphores
+/// stay in the map for the life of the server: one per account that ever connected.
+fn keyed_permit(
+    map: &Mutex<HashMap<String, Arc<Semaphore>>>,
+    key: Option<&str>,
+    max: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let sem = {
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key.unwrap_or("").to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(max)))
+            .clone()
+    };
+    sem.try_acquire_owned().ok()
 }

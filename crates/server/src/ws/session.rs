@@ -48,6 +48,8 @@ pub(crate) struct Session {
     caller: Option<Caller>,
     expires_at: Option<Timestamp>,
     api_token_hash: Option<String>,
+    /// Held while authenticated: counts against `max_connections_per_account`.
+    account_permit: Option<OwnedSemaphorePermit>,
     ops: HashMap<String, Operation>,
     streams: SelectAll<BoxStream<'static, OpItem>>,
 }
@@ -69,6 +71,7 @@ impl Session {
             caller: None,
             expires_at: None,
             api_token_hash: None,
+            account_permit: None,
             ops: HashMap::new(),
             streams: SelectAll::new(),
         }
@@ -221,6 +224,15 @@ impl Session {
         };
         match authenticate(&self.state, credential).await {
             Ok(Authenticated { caller, expires_at }) => {
+                let permit = self
+                    .state
+                    .limits
+                    .account_connection_permit(caller.account_id().as_deref());
+                if permit.is_none() {
+                    tracing::debug!(peer = %self.peer, "too many connections for this account");
+                    return Err(());
+                }
+                self.account_permit = permit;
                 self.caller = Some(caller);
                 self.expires_at = expires_at;
                 self.api_token_hash = token_hash;
