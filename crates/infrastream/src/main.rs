@@ -49,6 +49,15 @@ struct ServeArgs {
     set: Vec<String>,
 }
 
+/// Prints a line of CLI output; a closed stdout (e.g. a supervisor that stopped reading) must
+/// not bring the server down, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -91,15 +100,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = server.local_addr()?;
     let first = server.first_start();
     if let Some(p) = &first.admin_password {
-        println!("Created account 'admin' with password: {p}");
+        say!("Created account 'admin' with password: {p}");
     }
     if let Some(t) = &first.admin_token {
-        println!("Admin API token (use as X-INFRAHUB-KEY; shown once): {t}");
+        say!("Admin API token (use as X-INFRAHUB-KEY; shown once): {t}");
     }
-    println!("infrastream listening on http://{addr}");
-    println!("  GraphQL (HTTP and WebSocket): http://{addr}/graphql  ws://{addr}/graphql");
-    println!("  GraphiQL: open http://{addr}/graphql in a browser");
-    println!("  Login: POST http://{addr}/api/auth/login   Health: http://{addr}/health");
+    say!("infrastream listening on http://{addr}");
+    say!("  GraphQL (HTTP and WebSocket): http://{addr}/graphql  ws://{addr}/graphql");
+    say!("  GraphiQL: open http://{addr}/graphql in a browser");
+    say!("  Login: POST http://{addr}/api/auth/login   Health: http://{addr}/health");
     server.serve(shutdown_signal()).await?;
     Ok(())
 }

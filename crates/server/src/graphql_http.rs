@@ -270,6 +270,20 @@ pub(crate) async fn handle(
 
 fn respond(media: MediaType, response: async_graphql::Response) -> Response {
     let request_error = is_request_error(&response);
+    if !response.errors.is_empty() {
+        // Codes only: messages may quote the document, and a document may hold a secret.
+        let codes: Vec<String> = response
+            .errors
+            .iter()
+            .map(
+                |e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                    Some(async_graphql::Value::String(c)) => c.clone(),
+                    _ => "UNKNOWN".to_owned(),
+                },
+            )
+            .collect();
+        tracing::debug!(?codes, request_error, "GraphQL response with errors");
+    }
     let mut body = Map::new();
     if !(request_error && media == MediaType::GraphqlResponseJson) {
         body.insert(
