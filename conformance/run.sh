@@ -8,11 +8,19 @@
 #   1. sdk           – conformance/sdk/test_sdk.py (pytest) with the real infrahub-sdk 1.23.x
 #   2. graphql-http  – conformance/graphql-http/audit.mjs (graphql-http serverAudits; MUST
 #                      failures fail the suite, SHOULD failures are reported as warnings)
+#   3. gql-ws        – conformance/gql/test_gql_ws.py (pytest) with the Python gql 4.x
+#                      WebsocketsTransport forced to each subprotocol (graphql-ws, then
+#                      graphql-transport-ws), in its own virtualenv .venv-gql
+#   4. node-ws       – conformance/node-ws/realtime.mjs with the npm graphql-ws and
+#                      subscriptions-transport-ws clients
+#   (3 and 4: subscriptions to events(event_type:), events(branches:) and query(name:) while
+#   events are caused over HTTP; exactly the matching events must arrive, in order.)
 # The server is always stopped on exit; its log is printed if anything failed.
 # Last line: "conformance: N passed, M failed" (N, M count suites). Exit status 0 iff M == 0.
 #
-# Environment (optional): CONFORMANCE_SUITES="sdk graphql-http" to run a subset,
-# PYTEST_ADDOPTS for extra pytest flags, RUST_LOG is passed through to the server.
+# Environment (optional): CONFORMANCE_SUITES="sdk graphql-http gql-ws node-ws" to run a subset,
+# PYTEST_ADDOPTS for extra pytest flags, RUST_LOG is passed through to the server,
+# CONFORMANCE_TRACE=1 makes gql-ws (with PYTEST_ADDOPTS=-s) and node-ws print the WebSocket frames.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -29,9 +37,11 @@ if [[ ! -x "$BIN" ]]; then
   exit 1
 fi
 
-SUITES="${CONFORMANCE_SUITES:-sdk graphql-http}"
+SUITES="${CONFORMANCE_SUITES:-sdk graphql-http gql-ws node-ws}"
 VENV="$HERE/.venv-sdk"
+GQL_VENV="$HERE/.venv-gql" # gql and infrahub-sdk conflict: never share a virtualenv
 NODE_DIR="$HERE/graphql-http"
+NODE_WS_DIR="$HERE/node-ws"
 export PYTHONDONTWRITEBYTECODE=1
 
 log() { echo "==> $*" >&2; }
@@ -45,9 +55,21 @@ if [[ " $SUITES " == *" sdk "* ]]; then
   fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/sdk/requirements.txt"
 fi
+if [[ " $SUITES " == *" gql-ws "* ]]; then
+  if [[ ! -x "$GQL_VENV/bin/python" ]]; then
+    PY="$(command -v python3.11 || command -v python3)"
+    log "creating virtualenv $GQL_VENV with $PY"
+    "$PY" -m venv "$GQL_VENV"
+  fi
+  "$GQL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/gql/requirements.txt"
+fi
 if [[ " $SUITES " == *" graphql-http "* && ! -d "$NODE_DIR/node_modules" ]]; then
   log "npm ci in $NODE_DIR"
   (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent)
+fi
+if [[ " $SUITES " == *" node-ws "* && ! -d "$NODE_WS_DIR/node_modules" ]]; then
+  log "npm ci in $NODE_WS_DIR"
+  (cd "$NODE_WS_DIR" && npm ci --no-audit --no-fund --silent)
 fi
 
 # --- server --------------------------------------------------------------------------------
@@ -141,6 +163,13 @@ for suite in $SUITES; do
       ;;
     graphql-http)
       run_suite graphql-http node "$NODE_DIR/audit.mjs"
+      ;;
+    gql-ws)
+      run_suite gql-ws "$GQL_VENV/bin/python" -m pytest -v -c "$HERE/gql/pytest.ini" --rootdir "$HERE/gql" \
+        "$HERE/gql/test_gql_ws.py"
+      ;;
+    node-ws)
+      run_suite node-ws node "$NODE_WS_DIR/realtime.mjs"
       ;;
     *)
       echo "conformance: unknown suite '$suite'" >&2
