@@ -137,17 +137,7 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 
 /// The operation a request would run, if the document parses.
 fn operation_type(req: &GraphqlRequest) -> Option<OperationType> {
-    let doc = async_graphql::parser::parse_query(&req.query).ok()?;
-    let op = match (&req.operation_name, doc.operations) {
-        (None, async_graphql::parser::types::DocumentOperations::Single(op)) => op,
-        (name, async_graphql::parser::types::DocumentOperations::Multiple(map)) => match name {
-            Some(n) => map.into_iter().find(|(k, _)| k.as_str() == n)?.1,
-            None if map.len() == 1 => map.into_iter().next()?.1,
-            None => return None,
-        },
-        (Some(_), async_graphql::parser::types::DocumentOperations::Single(op)) => op,
-    };
-    Some(op.node.ty)
+    infrastream_graphql::operation_type(&req.query, req.operation_name.as_deref())
 }
 
 fn branch_from_path(path: Option<Path<String>>) -> String {
