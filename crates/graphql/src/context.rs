@@ -25,6 +25,8 @@ pub struct Services {
     pub metrics: Arc<crate::Metrics>,
     /// Shared executions of identical `query` subscriptions.
     pub query_hub: Arc<crate::QueryHub>,
+    /// Shared rendering of events for `events` subscribers of the same document.
+    pub renderers: Arc<crate::Renderers>,
 }
 
 /// Who is making the request.

@@ -8,6 +8,7 @@ mod branches;
 mod context;
 mod events;
 mod extension;
+mod fanout;
 mod info;
 mod metrics;
 mod node;
@@ -19,9 +20,10 @@ mod surrogates;
 
 pub use context::{Caller, Services, UrlBranch};
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
+pub use fanout::{EventRenderer, Renderers, is_events_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{QueryHub, TickResult};
-pub use subscriptions::Subscription;
+pub use subscriptions::{CaptureEventsPlan, EventCursor, SingleEvent, Subscription};
 pub use surrogates::decode_surrogate_pairs;
 
 use async_graphql::{MergedObject, Schema};

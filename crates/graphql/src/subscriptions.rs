@@ -17,12 +17,22 @@ use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// Request data: resolve `events` for this one event only (used to render an event once for
+/// every subscriber of the same document).
+pub struct SingleEvent(pub Arc<Event>);
+
+/// Request data: instead of streaming, put the `events` subscription's cursor here (validated
+/// arguments, resolved `after`), so the WebSocket session can serve it with shared rendering.
+#[derive(Clone, Default)]
+pub struct CaptureEventsPlan(pub Arc<std::sync::Mutex<Option<EventCursor>>>);
+
 /// Root subscription type.
 #[derive(Default)]
 pub struct Subscription;
 
 /// A subscriber's cursor over the log.
-struct Cursor {
+/// A subscriber's position in the log, its filter and what it has read but not yet delivered.
+pub struct EventCursor {
     bus: Bus,
     head: watch::Receiver<Position>,
     at: Position,
@@ -38,7 +48,7 @@ struct Cursor {
     finished: bool,
 }
 
-impl Cursor {
+impl EventCursor {
     fn set_lagging(&mut self, lagging: bool) {
         if lagging != self.lagging {
             self.lagging = lagging;
@@ -50,7 +60,7 @@ impl Cursor {
     }
 
     /// The next matching event; waits for commits when caught up.
-    async fn next(&mut self) -> Option<Res<Arc<Event>>> {
+    pub async fn next(&mut self) -> Option<Res<Arc<Event>>> {
         if self.finished {
             return None;
         }
@@ -109,7 +119,7 @@ impl Cursor {
     }
 }
 
-impl Drop for Cursor {
+impl Drop for EventCursor {
     fn drop(&mut self) {
         self.set_lagging(false);
         self.metrics
@@ -150,6 +160,10 @@ impl Subscription {
         ids: Option<Vec<String>>,
         after: Option<String>,
     ) -> async_graphql::Result<BoxStream<'static, Res<EventNode>>> {
+        if let Some(SingleEvent(e)) = ctx.data_opt::<SingleEvent>() {
+            let node = EventNode::from(e.clone());
+            return Ok(stream::once(async move { Ok(node) }).boxed());
+        }
         let filter = FilterArgs {
             level,
             has_children,
@@ -190,7 +204,7 @@ impl Subscription {
         s.metrics
             .subscriptions_events
             .fetch_add(1, Ordering::Relaxed);
-        let cursor = Cursor {
+        let cursor = EventCursor {
             bus: s.bus.clone(),
             head,
             at,
@@ -203,6 +217,11 @@ impl Subscription {
             last_delivered: resume_from,
             finished: false,
         };
+        if let Some(capture) = ctx.data_opt::<CaptureEventsPlan>() {
+            // The session serves this subscription itself (see `fanout`): hand it the cursor.
+            *capture.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(cursor);
+            return Ok(stream::empty().boxed());
+        }
         Ok(stream::unfold(cursor, |mut c| async move {
             let item = c.next().await?;
             Some((item.map(EventNode::from), c))

@@ -95,6 +95,7 @@ impl Server {
             deployment_id: boot.deployment_id.clone(),
             metrics: Arc::default(),
             query_hub: Arc::default(),
+            renderers: Arc::default(),
         };
         let schema = build_schema(services.clone());
         let state = AppState {

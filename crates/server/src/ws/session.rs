@@ -11,12 +11,15 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use infrastream_core::{Timestamp, now};
-use infrastream_graphql::{Caller, UrlBranch, operation_type};
+use infrastream_graphql::{
+    Caller, CaptureEventsPlan, UrlBranch, is_events_subscription, operation_type,
+};
 use infrastream_protocol::{
-    Close, Closing, Connection, Incoming, Subprotocol, SubscribePayload, graphql_error,
+    Close, Closing, Connection, FramePrefix, Incoming, Subprotocol, SubscribePayload, graphql_error,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -24,9 +27,19 @@ use tokio::sync::OwnedSemaphorePermit;
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 /// An item of the merged operation streams: a response, or `None` when the operation ended.
-type OpItem = (String, Option<async_graphql::Response>);
+type OpItem = (String, Option<Output>);
+
+/// One result of an operation.
+enum Output {
+    /// A response executed for this subscriber alone.
+    Response(async_graphql::Response),
+    /// A payload rendered once and shared by every subscriber of the same document.
+    Shared(Arc<str>),
+}
 
 struct Operation {
+    /// `{"type":"next","id":…,"payload":` for this operation, computed once.
+    prefix: FramePrefix,
     abort: AbortHandle,
     subscription: bool,
     first: bool,
@@ -311,6 +324,10 @@ impl Session {
                 };
             }
         }
+        let query_text = query.clone();
+        let variables = serde_json::Value::Object(payload.variables.clone().unwrap_or_default());
+        let operation_name = payload.operation_name.clone();
+        let caller_for_render = caller.clone();
         let mut request = async_graphql::Request::new(query)
             .data(caller)
             .data(UrlBranch(self.branch.clone()));
@@ -322,7 +339,31 @@ impl Session {
         if let Some(name) = payload.operation_name {
             request = request.operation_name(name);
         }
-        let responses = self.state.schema.execute_stream(request);
+        let responses =
+            if subscription && is_events_subscription(&query_text, operation_name.as_deref()) {
+                let prepared = self.shared_events(
+                    request,
+                    &query_text,
+                    &variables,
+                    operation_name.as_deref(),
+                    caller_for_render,
+                );
+                match prepared.await {
+                    Ok(s) => s,
+                    Err(errors) => {
+                        return match self.conn.fail_operation(&id, &errors) {
+                            Some(frame) => self.write(tx, frame).await,
+                            None => Flow::Continue,
+                        };
+                    }
+                }
+            } else {
+                self.state
+                    .schema
+                    .execute_stream(request)
+                    .map(Output::Response)
+                    .boxed()
+            };
         let (abort, registration) = AbortHandle::new_pair();
         let tagged = {
             let id = id.clone();
@@ -332,9 +373,11 @@ impl Session {
                 .chain(stream::once(async move { (end, None) }))
         };
         self.streams.push(tagged.boxed());
+        let prefix = self.conn.frame_prefix(&id);
         self.ops.insert(
             id,
             Operation {
+                prefix,
                 abort,
                 subscription,
                 first: true,
@@ -344,24 +387,66 @@ impl Session {
         Flow::Continue
     }
 
-    async fn on_result(
-        &mut self,
-        id: String,
-        item: Option<async_graphql::Response>,
-        tx: &mut Sink,
-    ) -> Flow {
-        let Some(response) = item else {
-            // The stream ended (or was aborted by a client stop, which already removed it).
-            if self.ops.remove(&id).is_some()
-                && let Some(frame) = self.conn.complete_operation(&id)
-            {
-                return self.write(tx, frame).await;
+    /// Serves an `events` subscription with shared rendering: async-graphql validates the
+    /// document and resolves the arguments once (capturing the cursor), then each event is
+    /// rendered once per distinct document for all its subscribers.
+    fn shared_events(
+        &self,
+        request: async_graphql::Request,
+        query: &str,
+        variables: &serde_json::Value,
+        operation_name: Option<&str>,
+        caller: Caller,
+    ) -> impl std::future::Future<
+        Output = Result<BoxStream<'static, Output>, Vec<async_graphql::ServerError>>,
+    > + Send
+    + 'static {
+        let schema = self.state.schema.clone();
+        let renderer = self
+            .state
+            .services
+            .renderers
+            .get(&schema, query, variables, operation_name);
+        async move {
+            let capture = CaptureEventsPlan::default();
+            let mut probe = schema.execute_stream(request.data(capture.clone()));
+            if let Some(response) = probe.next().await {
+                return Err(response.errors);
             }
-            return Flow::Continue;
+            drop(probe);
+            let cursor = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let Some(cursor) = cursor else {
+                return Err(vec![async_graphql::ServerError::new(
+                    "Internal server error",
+                    None,
+                )]);
+            };
+            let state = (cursor, renderer, caller);
+            Ok(
+                stream::unfold(state, |(mut cursor, renderer, caller)| async move {
+                    let output = match cursor.next().await? {
+                        Ok(event) => Output::Shared(renderer.render(&event, &caller).await),
+                        Err(e) => Output::Response(async_graphql::Response::from_errors(vec![
+                            e.into_server_error(Default::default()),
+                        ])),
+                    };
+                    Some((output, (cursor, renderer, caller)))
+                })
+                .boxed(),
+            )
+        }
+    }
+
+    async fn on_result(&mut self, id: String, item: Option<Output>, tx: &mut Sink) -> Flow {
+        let response = match item {
+            Some(Output::Response(r)) => r,
+            Some(Output::Shared(payload)) => return self.deliver(tx, &id, &payload).await,
+            None => return self.finished(tx, &id).await,
         };
         let Some(op) = self.ops.get_mut(&id) else {
             return Flow::Continue;
         };
+
         let first = std::mem::replace(&mut op.first, false);
         let failed_before_start = first
             && !response.errors.is_empty()
@@ -376,18 +461,36 @@ impl Session {
                 None => Flow::Continue,
             };
         }
+        match serde_json::to_string(&response) {
+            Ok(payload) => self.deliver(tx, &id, &payload).await,
+            Err(e) => {
+                tracing::error!(error = %e, "could not serialize a response");
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The operation's stream ended (or was aborted by a client stop, which removed it).
+    async fn finished(&mut self, tx: &mut Sink, id: &str) -> Flow {
+        if self.ops.remove(id).is_some()
+            && let Some(frame) = self.conn.complete_operation(id)
+        {
+            return self.write(tx, frame).await;
+        }
+        Flow::Continue
+    }
+
+    /// Writes one result frame, unless the credentials expired in the meantime.
+    async fn deliver(&mut self, tx: &mut Sink, id: &str, payload: &str) -> Flow {
+        let Some(op) = self.ops.get_mut(id) else {
+            return Flow::Continue;
+        };
+        op.first = false;
         if self.expires_at.is_some_and(|t| t <= now()) {
             let closing = self.conn.credentials_expired();
             return self.closing(closing, tx).await;
         }
-        let payload = match serde_json::to_string(&response) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "could not serialize a response");
-                return Flow::Continue;
-            }
-        };
-        let frame = self.conn.frame_prefix(&id).frame(&payload);
+        let frame = op.prefix.frame(payload);
         self.state
             .services
             .metrics
