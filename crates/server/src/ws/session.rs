@@ -32,7 +32,7 @@ type OpItem = (String, Option<Output>);
 /// One result of an operation.
 enum Output {
     /// A response executed for this subscriber alone.
-    Response(async_graphql::Response),
+    Response(Box<async_graphql::Response>),
     /// A payload rendered once and shared by every subscriber of the same document.
     Shared(Arc<str>),
 }
@@ -426,7 +426,7 @@ impl Session {
                 stream::unfold(state, |(mut cursor, renderer, caller)| async move {
                     let output = match cursor.next().await? {
                         Ok(event) => Output::Shared(renderer.render(&event, &caller).await),
-                        Err(e) => Output::Response(async_graphql::Response::from_errors(vec![
+                        Err(e) => Output::Response(Box::new(async_graphql::Response::from_errors(vec![
                             e.into_server_error(Default::default()),
                         ])),
                     };
@@ -439,7 +439,7 @@ impl Session {
 
     async fn on_result(&mut self, id: String, item: Option<Output>, tx: &mut Sink) -> Flow {
         let response = match item {
-            Some(Output::Response(r)) => r,
+            Some(Output::Response(r)) => *r,
             Some(Output::Shared(payload)) => return self.deliver(tx, &id, &payload).await,
             None => return self.finished(tx, &id).await,
         };
