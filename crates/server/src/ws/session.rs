@@ -426,9 +426,11 @@ impl Session {
                 stream::unfold(state, |(mut cursor, renderer, caller)| async move {
                     let output = match cursor.next().await? {
                         Ok(event) => Output::Shared(renderer.render(&event, &caller).await),
-                        Err(e) => Output::Response(Box::new(async_graphql::Response::from_errors(vec![
-                            e.into_server_error(Default::default()),
-                        ])),
+                        Err(e) => {
+                            Output::Response(Box::new(async_graphql::Response::from_errors(vec![
+                                e.into_server_error(Default::default()),
+                            ])))
+                        }
                     };
                     Some((output, (cursor, renderer, caller)))
                 })
