@@ -361,7 +361,7 @@ impl Session {
                 self.state
                     .schema
                     .execute_stream(request)
-                    .map(Output::Response)
+                    .map(|r| Output::Response(Box::new(r)))
                     .boxed()
             };
         let (abort, registration) = AbortHandle::new_pair();
