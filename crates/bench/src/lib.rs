@@ -34,6 +34,38 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The value at quantile `q` (0..=1) of sorted `values` (nearest rank), 0 when empty.
+pub(crate) fn percentile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux only).
+pub(crate) struct ProcessCpu(f64);
+
+impl ProcessCpu {
+    /// The CPU seconds used so far, if the platform tells.
+    pub(crate) fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which is in parentheses and may contain spaces).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, i.e. 11 and 12 after the name.
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // The kernel reports clock ticks of USER_HZ, which is 100 on x86 and ARM Linux.
+        Some(Self(ticks / 100.0))
+    }
+
+    /// CPU seconds used since `self`.
+    pub(crate) fn elapsed(self) -> Option<f64> {
+        Some(Self::now()?.0 - self.0)
+    }
+}
+
 /// A server under test: either given by URL or started here on a temporary directory.
 pub(crate) struct Target {
     pub(crate) url: String,

@@ -9,6 +9,7 @@ use infrastream_core::{
 };
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Row, SqliteExecutor};
+use std::sync::LazyLock;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -92,7 +93,18 @@ async fn write_batch(
     let mut outcomes = Vec::with_capacity(batch.len());
     let result: Result<(), StoreError> = async {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        // Outcomes whose events are built but not yet inserted (see `events_only`).
+        let mut pending: Vec<usize> = Vec::new();
         for (commit, _) in &batch {
+            if events_only(commit) {
+                // Cannot be refused: no savepoint, and its rows join one multi-row INSERT.
+                let events = build_events(conn, &commit.events, cursor).await?;
+                pending.push(outcomes.len());
+                outcomes.push(Ok(events));
+                continue;
+            }
+            // Earlier events first: this commit may name one of them as its parent.
+            insert_pending(conn, &outcomes, &mut pending).await?;
             sqlx::query("SAVEPOINT c").execute(&mut *conn).await?;
             let before = *cursor;
             match apply(conn, commit, cursor).await {
@@ -109,6 +121,7 @@ async fn write_batch(
                 Err(other) => return Err(other),
             }
         }
+        insert_pending(conn, &outcomes, &mut pending).await?;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok(())
     }
@@ -158,10 +171,33 @@ async fn apply(
         apply_change(conn, change).await?;
     }
     let events = build_events(conn, &commit.events, cursor).await?;
-    for e in &events {
-        insert_event(conn, e).await?;
-    }
+    insert_events(conn, &events.iter().collect::<Vec<_>>()).await?;
     Ok(events)
+}
+
+/// Whether a commit only appends events that name no stored parent: nothing in it can be
+/// refused, so it needs no savepoint and its rows can be inserted together with its
+/// neighbours'.
+fn events_only(commit: &Commit) -> bool {
+    commit.changes.is_empty()
+        && commit
+            .events
+            .iter()
+            .all(|e| !matches!(e.parent, Some(ParentRef::Existing(_))))
+}
+
+/// Inserts the events of the `pending` outcomes (all `Ok`) and empties `pending`.
+async fn insert_pending(
+    conn: &mut SqliteConnection,
+    outcomes: &[Result<Vec<Event>, StoreError>],
+    pending: &mut Vec<usize>,
+) -> Result<(), StoreError> {
+    let events: Vec<&Event> = pending
+        .drain(..)
+        .filter_map(|i| outcomes[i].as_ref().ok())
+        .flatten()
+        .collect();
+    insert_events(conn, &events).await
 }
 
 async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<(), StoreError> {
@@ -438,37 +474,230 @@ async fn build_events(
     Ok(out)
 }
 
-async fn insert_event(conn: &mut SqliteConnection, e: &Event) -> Result<(), StoreError> {
-    let related = serde_json::to_string(&e.related_nodes)
-        .map_err(|err| StoreError::Backend(err.to_string()))?;
-    sqlx::query(
-        "INSERT INTO events (position, id, name, branch, subject_branch, account_id, occurred_at, \
-         level, parent_id, has_children, primary_node_id, primary_node_kind, related_nodes, data, \
-         context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.position.0 as i64)
-    .bind(e.id.to_string())
-    .bind(&e.name)
-    .bind(&e.branch)
-    .bind(subject_branch(&e.name, &e.data))
-    .bind(&e.account_id)
-    .bind(micros(&e.occurred_at))
-    .bind(e.level as i64)
-    .bind(e.parent_id.map(|p| p.to_string()))
-    .bind(e.has_children)
-    .bind(e.primary_node.as_ref().map(|n| n.id.as_str()))
-    .bind(e.primary_node.as_ref().map(|n| n.kind.as_str()))
-    .bind(related)
-    .bind(e.data.to_string())
-    .bind(e.context.to_string())
-    .execute(&mut *conn)
-    .await?;
-    for node in &e.related_nodes {
-        sqlx::query("INSERT OR IGNORE INTO event_related (node_id, position) VALUES (?, ?)")
-            .bind(&node.id)
-            .bind(e.position.0 as i64)
-            .execute(&mut *conn)
-            .await?;
+/// Rows per multi-row INSERT, largest first; a run of n rows is written as full chunks of the
+/// largest size followed by the binary decomposition of the rest, so only these few statement
+/// texts exist and all stay in the prepared-statement cache.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+const EVENT_COLUMNS: &str = "position, id, name, branch, subject_branch, account_id, \
+    occurred_at, level, parent_id, has_children, primary_node_id, primary_node_kind, \
+    related_nodes, data, context";
+const EVENT_PARAMS: usize = 15;
+
+/// `INSERT INTO events … VALUES (…), (…)` for each size of [`CHUNKS`], in that order.
+static INSERT_EVENTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    CHUNKS
+        .iter()
+        .map(|&n| {
+            let row = format!("({})", vec!["?"; EVENT_PARAMS].join(", "));
+            format!(
+                "INSERT INTO events ({EVENT_COLUMNS}) VALUES {}",
+                vec![row; n].join(", ")
+            )
+        })
+        .collect()
+});
+
+/// `INSERT OR IGNORE INTO event_related … VALUES (?, ?), …` for each size of [`CHUNKS`].
+static INSERT_RELATED: LazyLock<Vec<String>> = LazyLock::new(|| {
+    CHUNKS
+        .iter()
+        .map(|&n| {
+            format!(
+                "INSERT OR IGNORE INTO event_related (node_id, position) VALUES {}",
+                vec!["(?, ?)"; n].join(", ")
+            )
+        })
+        .collect()
+});
+
+/// Splits `rows` into chunks of the sizes in [`CHUNKS`]; yields (index into CHUNKS, chunk).
+fn chunked<T>(mut rows: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    std::iter::from_fn(move || {
+        let k = CHUNKS.iter().position(|&n| n <= rows.len())?;
+        let (chunk, rest) = rows.split_at(CHUNKS[k]);
+        rows = rest;
+        Some((k, chunk))
+    })
+}
+
+/// Inserts events (and their related-node index rows) with multi-row INSERTs.
+async fn insert_events(conn: &mut SqliteConnection, events: &[&Event]) -> Result<(), StoreError> {
+    for (k, chunk) in chunked(events) {
+        let mut q = sqlx::query(INSERT_EVENTS[k].as_str());
+        for e in chunk {
+            let related = serde_json::to_string(&e.related_nodes)
+                .map_err(|err| StoreError::Backend(err.to_string()))?;
+            q = q
+                .bind(e.position.0 as i64)
+                .bind(e.id.to_string())
+                .bind(e.name.as_str())
+                .bind(e.branch.as_deref())
+                .bind(subject_branch(&e.name, &e.data))
+                .bind(e.account_id.as_deref())
+                .bind(micros(&e.occurred_at))
+                .bind(e.level as i64)
+                .bind(e.parent_id.map(|p| p.to_string()))
+                .bind(e.has_children)
+                .bind(e.primary_node.as_ref().map(|n| n.id.as_str()))
+                .bind(e.primary_node.as_ref().map(|n| n.kind.as_str()))
+                .bind(related)
+                .bind(e.data.to_string())
+                .bind(e.context.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let related: Vec<(&str, i64)> = events
+        .iter()
+        .flat_map(|e| {
+            e.related_nodes
+                .iter()
+                .map(|n| (n.id.as_str(), e.position.0 as i64))
+        })
+        .collect();
+    for (k, chunk) in chunked(&related) {
+        let mut q = sqlx::query(INSERT_RELATED[k].as_str());
+        for &(node, position) in chunk {
+            q = q.bind(node).bind(position);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::branch;
+    use infrastream_core::RelatedNode;
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    #[test]
+    fn chunks_cover_every_row_once() {
+        for n in 0..300usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<_> = chunked(&rows).collect();
+            let flat: Vec<usize> = chunks.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+            assert_eq!(flat, rows);
+            assert!(chunks.iter().all(|(k, c)| CHUNKS[*k] == c.len()));
+            assert!(
+                chunks.len() <= n / 64 + 6,
+                "{n} rows in {} chunks",
+                chunks.len()
+            );
+        }
+    }
+
+    fn emit(i: usize) -> Commit {
+        let mut e = NewEvent::new(format!("t.e{i}"));
+        e.related_nodes = vec![
+            RelatedNode {
+                id: format!("n{i}"),
+                kind: "K".into(),
+            },
+            RelatedNode {
+                id: "shared".into(),
+                kind: "K".into(),
+            },
+        ];
+        Commit::events(vec![e.clone(), e])
+    }
+
+    /// One batch mixing grouped event-only commits, a refused change, and a child of a stored
+    /// event: positions stay contiguous, the refusal undoes only itself, every row is written.
+    #[tokio::test]
+    async fn mixed_batch_is_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        super::super::schema::migrate(&mut conn).await.unwrap();
+        let (tx, rx) = mpsc::channel(1024);
+        let (head_tx, head) = watch::channel(Position(0));
+        let mut replies = Vec::new();
+        let mut send = |c: Commit| {
+            let (r, w) = oneshot::channel();
+            tx.try_send(Msg::Commit(Box::new(c), r)).ok().unwrap();
+            replies.push(w);
+        };
+        // Batch 1: a parent and a branch.
+        send(Commit::events(vec![NewEvent::new("t.parent")]));
+        send(Commit {
+            changes: vec![Change::InsertBranch(branch("b"))],
+            events: vec![NewEvent::new("t.branch")],
+        });
+        let task = tokio::spawn(run(conn, rx, head_tx, 1024));
+        let parent = replies.remove(0).await.unwrap().unwrap().remove(0);
+        replies.remove(0).await.unwrap().unwrap();
+        // Batch 2 (queued while the writer waits, so written as one transaction).
+        let mut send = |c: Commit| {
+            let (r, w) = oneshot::channel();
+            tx.try_send(Msg::Commit(Box::new(c), r)).ok().unwrap();
+            replies.push(w);
+        };
+        for i in 0..70 {
+            send(emit(i));
+        }
+        send(Commit {
+            changes: vec![Change::InsertBranch(branch("b"))],
+            events: vec![NewEvent::new("t.dup")],
+        });
+        send(emit(70));
+        let mut child = NewEvent::new("t.child");
+        child.parent = Some(ParentRef::Existing(parent.id));
+        send(Commit::events(vec![child]));
+        send(emit(71));
+        let (done_tx, done) = oneshot::channel();
+        tx.try_send(Msg::Close(done_tx)).ok().unwrap();
+        let mut positions = vec![1, 2];
+        for (i, r) in replies.into_iter().enumerate() {
+            match r.await.unwrap() {
+                Ok(events) => positions.extend(events.iter().map(|e| e.position.0)),
+                Err(StoreError::Rejected(e)) => {
+                    assert_eq!(i, 70, "only the duplicate branch is refused");
+                    assert_eq!(e.kind, ErrorKind::AlreadyExists);
+                }
+                Err(e) => panic!("commit {i} failed: {e}"),
+            }
+        }
+        done.await.unwrap();
+        task.await.unwrap();
+        let n = 2 + 72 * 2 + 1;
+        assert_eq!(positions, (1..=n).collect::<Vec<u64>>());
+        assert_eq!(*head.borrow(), Position(n));
+
+        let mut conn = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .connect()
+            .await
+            .unwrap();
+        let rows: Vec<(i64, String, i64, bool)> = sqlx::query_as(
+            "SELECT position, name, level, has_children FROM events ORDER BY position",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(rows.len() as u64, n);
+        assert!(rows.iter().enumerate().all(|(i, r)| r.0 == i as i64 + 1));
+        assert_eq!(rows[0].1, "t.parent");
+        assert!(rows[0].3, "the parent has children");
+        let child = rows.iter().find(|r| r.1 == "t.child").unwrap();
+        assert_eq!((child.0, child.2), (2 + 71 * 2 + 1, 1));
+        assert!(rows.iter().all(|r| r.1 != "t.dup"));
+        let related: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_related")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(related, 72 * 2 * 2);
+        let shared: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM event_related WHERE node_id = 'shared'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(shared, 144);
+    }
 }
