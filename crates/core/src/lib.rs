@@ -8,6 +8,7 @@ pub mod branch;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod node;
 pub mod saved_query;
 pub mod time;
 
@@ -16,5 +17,6 @@ pub use branch::{Branch, BranchStatus, validate_branch_name};
 pub use error::{Error, ErrorKind};
 pub use event::{Event, EventName, NewEvent, ParentRef, Position, RelatedNode};
 pub use filter::{EventFilter, SortOrder};
+pub use node::Node;
 pub use saved_query::SavedQuery;
 pub use time::{Timestamp, format_timestamp, now, parse_timestamp};

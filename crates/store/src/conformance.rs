@@ -26,6 +26,7 @@ where
     sql_filters_agree_with_matches(open().await).await;
     paging_and_order(open().await).await;
     tokens_and_meta(open().await).await;
+    nodes_are_unique_per_kind(open().await).await;
 }
 
 /// A branch value for tests.
@@ -455,4 +456,54 @@ async fn tokens_and_meta(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v3"));
+}
+
+async fn nodes_are_unique_per_kind(store: DynStore) {
+    use infrastream_core::Node;
+    let node = |id: &str, kind: &str, name: &str| Node {
+        id: id.into(),
+        kind: kind.into(),
+        name: name.into(),
+        data: json!({"v": id}),
+    };
+    let put = |n: Node| Commit {
+        changes: vec![Change::PutNode(n)],
+        events: vec![],
+    };
+    store.commit(put(node("1", "KindA", "x"))).await.unwrap();
+    store.commit(put(node("2", "KindB", "x"))).await.unwrap();
+    let dup = store.commit(put(node("3", "KindA", "x"))).await;
+    assert!(
+        matches!(dup, Err(StoreError::Rejected(ref e)) if e.message == "A KindA named x already exists"),
+        "{dup:?}"
+    );
+    // Replacing by id keeps one node and its new data.
+    store
+        .commit(put(Node {
+            data: json!({"v": "new"}),
+            ..node("1", "KindA", "x")
+        }))
+        .await
+        .unwrap();
+    let a = store.nodes("KindA").await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].data, json!({"v": "new"}));
+    assert_eq!(store.node("2").await.unwrap().unwrap().kind, "KindB");
+    store
+        .commit(Commit {
+            changes: vec![Change::DeleteNode { id: "2".into() }],
+            events: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store.node("2").await.unwrap().is_none());
+    assert!(
+        store
+            .commit(Commit {
+                changes: vec![Change::DeleteNode { id: "2".into() }],
+                events: vec![]
+            })
+            .await
+            .is_err()
+    );
 }

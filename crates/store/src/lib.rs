@@ -13,8 +13,8 @@ pub use error::StoreError;
 
 use async_trait::async_trait;
 use infrastream_core::{
-    Account, ApiToken, Branch, BranchStatus, Event, EventFilter, NewEvent, Position, SavedQuery,
-    SortOrder,
+    Account, ApiToken, Branch, BranchStatus, Event, EventFilter, NewEvent, Node, Position,
+    SavedQuery, SortOrder,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -63,6 +63,13 @@ pub enum Change {
         id: String,
         /// Owner the token must have.
         account_id: Option<String>,
+    },
+    /// Adds or replaces (by id) a node; fails if another node of its kind has its name.
+    PutNode(Node),
+    /// Removes a node by id.
+    DeleteNode {
+        /// Node id.
+        id: String,
     },
     /// Sets a metadata value; with `only_if_absent`, keeps an existing value.
     SetMeta {
@@ -138,6 +145,10 @@ pub trait Store: Send + Sync + 'static {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
     /// The token with this id.
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Every node of `kind`, ordered by name.
+    async fn nodes(&self, kind: &str) -> Result<Vec<Node>, StoreError>;
+    /// The node with this id.
+    async fn node(&self, id: &str) -> Result<Option<Node>, StoreError>;
     /// A metadata value.
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Waits for in-flight commits and closes the backend.

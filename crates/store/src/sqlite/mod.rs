@@ -9,7 +9,7 @@ mod writer;
 use crate::{Commit, EventPage, Store, StoreError};
 use async_trait::async_trait;
 use infrastream_core::{
-    Account, ApiToken, Branch, Event, EventFilter, Position, SavedQuery, SortOrder,
+    Account, ApiToken, Branch, Event, EventFilter, Node, Position, SavedQuery, SortOrder,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -230,6 +230,21 @@ impl Store for SqliteStore {
 
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
         self.one("SELECT * FROM api_tokens WHERE id = ?", id, rows::token)
+            .await
+    }
+
+    async fn nodes(&self, kind: &str) -> Result<Vec<Node>, StoreError> {
+        sqlx::query("SELECT * FROM nodes WHERE kind = ? ORDER BY name")
+            .bind(kind)
+            .fetch_all(&self.reads)
+            .await?
+            .iter()
+            .map(rows::node)
+            .collect()
+    }
+
+    async fn node(&self, id: &str) -> Result<Option<Node>, StoreError> {
+        self.one("SELECT * FROM nodes WHERE id = ?", id, rows::node)
             .await
     }
 

@@ -3,7 +3,7 @@
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use infrastream_core::{
-    Account, ApiToken, Branch, BranchStatus, Event, Position, RelatedNode, Role, SavedQuery,
+    Account, ApiToken, Branch, BranchStatus, Event, Node, Position, RelatedNode, Role, SavedQuery,
     Timestamp,
 };
 use sqlx::Row;
@@ -102,5 +102,14 @@ pub(crate) fn token(row: &SqliteRow) -> Result<ApiToken, StoreError> {
         token_hash: row.try_get("token_hash")?,
         expires_at: expires.map(from_micros).transpose()?,
         revoked: row.try_get("revoked")?,
+    })
+}
+
+pub(crate) fn node(row: &SqliteRow) -> Result<Node, StoreError> {
+    Ok(Node {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        name: row.try_get("name")?,
+        data: json(row.try_get("data")?)?,
     })
 }

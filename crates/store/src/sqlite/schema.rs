@@ -5,7 +5,8 @@ use crate::StoreError;
 use sqlx::{Connection, SqliteConnection};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE events (
     position INTEGER PRIMARY KEY,
@@ -68,7 +69,17 @@ CREATE TABLE api_tokens (
     expires_at INTEGER,
     revoked INTEGER NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    r#"
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (kind, name)
+);
+"#,
+];
 
 /// The schema version this binary writes.
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -350,6 +350,33 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 ));
             }
         }
+        Change::PutNode(n) => {
+            let taken = sqlx::query("SELECT 1 FROM nodes WHERE kind = ? AND name = ? AND id <> ?")
+                .bind(&n.kind)
+                .bind(&n.name)
+                .bind(&n.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if taken.is_some() {
+                return Err(rejected(
+                    ErrorKind::AlreadyExists,
+                    format!("A {} named {} already exists", n.kind, n.name),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO nodes (id, kind, name, data) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, data = excluded.data",
+            )
+            .bind(&n.id)
+            .bind(&n.kind)
+            .bind(&n.name)
+            .bind(n.data.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::DeleteNode { id } => {
+            delete_by_id(conn, "DELETE FROM nodes WHERE id = ?", id, "Node").await?;
+        }
         Change::SetMeta {
             key,
             value,
