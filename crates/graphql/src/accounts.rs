@@ -137,15 +137,19 @@ fn hash(password: &str) -> Res<String> {
     })
 }
 
+/// Commits an account or token change; verified credentials are forgotten, so the change
+/// applies to the very next request.
 async fn commit(ctx: &Context<'_>, change: Change) -> Res<()> {
-    services(ctx)
+    let s = services(ctx);
+    let result = s
         .store
         .commit(Commit {
             changes: vec![change],
             events: vec![],
         })
-        .await
-        .map_err(store_err)?;
+        .await;
+    s.credentials.clear();
+    result.map_err(store_err)?;
     Ok(())
 }
 

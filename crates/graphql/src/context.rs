@@ -27,6 +27,8 @@ pub struct Services {
     pub query_hub: Arc<crate::QueryHub>,
     /// Shared rendering of events for `events` subscribers of the same document.
     pub renderers: Arc<crate::Renderers>,
+    /// Recently verified credentials; cleared on every account or token change.
+    pub credentials: Arc<crate::CredentialCache>,
 }
 
 /// Who is making the request.

@@ -6,6 +6,7 @@
 mod accounts;
 mod branches;
 mod context;
+mod credential_cache;
 mod events;
 mod extension;
 mod fanout;
@@ -19,6 +20,7 @@ mod subscriptions;
 mod surrogates;
 
 pub use context::{Caller, Services, UrlBranch};
+pub use credential_cache::CredentialCache;
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
 pub use fanout::{EventRenderer, Renderers, is_events_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};

@@ -81,6 +81,10 @@ pub(crate) async fn authenticate(
         None => Err(unauthenticated("Authentication is required")),
         Some(Credential::ApiToken(secret)) => {
             let hash = infrastream_auth::hash_api_token(&secret);
+            let key = format!("token:{hash}");
+            if let Some((caller, expires_at)) = state.services.credentials.get(&key) {
+                return Ok(Authenticated { caller, expires_at });
+            }
             let token = store.token_by_hash(&hash).await.map_err(internal)?;
             let Some(token) = token else {
                 return Err(unauthenticated("Invalid token"));
@@ -95,11 +99,16 @@ pub(crate) async fn authenticate(
             let Some(account) = account else {
                 return Err(unauthenticated("Invalid token"));
             };
+            let caller = Caller {
+                role: account.role,
+                account: Some(account),
+            };
+            state
+                .services
+                .credentials
+                .insert(key, caller.clone(), token.expires_at);
             Ok(Authenticated {
-                caller: Caller {
-                    role: account.role,
-                    account: Some(account),
-                },
+                caller,
                 expires_at: token.expires_at,
             })
         }
@@ -109,17 +118,21 @@ pub(crate) async fn authenticate(
                 .jwt
                 .verify(&jwt, TokenKind::Access)
                 .map_err(jwt_error)?;
+            let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
+            let key = format!("account:{}", claims.sub);
+            if let Some((caller, _)) = state.services.credentials.get(&key) {
+                return Ok(Authenticated { caller, expires_at });
+            }
             let account = store.account(&claims.sub).await.map_err(internal)?;
             let Some(account) = account else {
                 return Err(unauthenticated("Invalid token"));
             };
-            Ok(Authenticated {
-                caller: Caller {
-                    role: account.role,
-                    account: Some(account),
-                },
-                expires_at: chrono::DateTime::from_timestamp(claims.exp, 0),
-            })
+            let caller = Caller {
+                role: account.role,
+                account: Some(account),
+            };
+            state.services.credentials.insert(key, caller.clone(), None);
+            Ok(Authenticated { caller, expires_at })
         }
     }
 }

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use infrastream_core::Error;
 use infrastream_graphql::{UrlBranch, is_request_error};
 use serde_json::{Map, Value};
 
@@ -175,13 +174,8 @@ pub(crate) async fn handle(
         Err(e) => return reply::error(&e),
     };
     let branch = branch_from_path(path);
-    match state.store().branch(&branch).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return reply::error(&Error::branch_not_found(&branch)),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure looking up a branch");
-            return reply::error(&Error::internal());
-        }
+    if let Some(refusal) = state.refuse_unknown_branch(&branch).await {
+        return refusal;
     }
     let parsed = if parts.method == Method::POST {
         let content_type = parts

@@ -16,7 +16,7 @@ pub use bootstrap::FirstStart;
 
 use infrastream_auth::JwtKeys;
 use infrastream_config::{Settings, StoreBackend};
-use infrastream_graphql::{InfraSchema, Services, build_schema};
+use infrastream_graphql::{CredentialCache, InfraSchema, Services, build_schema};
 use infrastream_store::sqlite::{SqliteOptions, SqliteStore};
 use infrastream_store::{Store, StoreError};
 use std::future::Future;
@@ -59,6 +59,27 @@ impl AppState {
     pub(crate) fn settings(&self) -> &Settings {
         &self.services.settings
     }
+
+    /// The 404 reply for a branch that does not exist (`main` always exists: it cannot be
+    /// deleted, so the common case costs no store read).
+    pub(crate) async fn refuse_unknown_branch(
+        &self,
+        branch: &str,
+    ) -> Option<axum::response::Response> {
+        if branch == infrastream_core::branch::DEFAULT_BRANCH {
+            return None;
+        }
+        match self.store().branch(branch).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(reply::error(&infrastream_core::Error::branch_not_found(
+                branch,
+            ))),
+            Err(e) => {
+                tracing::error!(error = %e, "store failure looking up a branch");
+                Some(reply::error(&infrastream_core::Error::internal()))
+            }
+        }
+    }
 }
 
 /// A started server: store open, bootstrap done, socket bound, not yet serving.
@@ -87,6 +108,7 @@ impl Server {
         };
         let boot = bootstrap::run(&store, &settings).await?;
         let limits = Arc::new(ws::Limits::new(&settings));
+        let credential_ttl = std::time::Duration::from_millis(settings.token_check_interval_ms);
         let services = Services {
             bus: infrastream_bus::Bus::start(store.clone(), settings.event_tail_capacity),
             store,
@@ -96,6 +118,7 @@ impl Server {
             metrics: Arc::default(),
             query_hub: Arc::default(),
             renderers: Arc::default(),
+            credentials: Arc::new(CredentialCache::new(credential_ttl)),
         };
         let schema = build_schema(services.clone());
         let state = AppState {

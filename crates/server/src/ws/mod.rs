@@ -13,7 +13,6 @@ use crate::{AppState, reply};
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use infrastream_core::Error;
 use infrastream_protocol::negotiate;
 use std::net::SocketAddr;
 
@@ -48,13 +47,8 @@ pub(crate) async fn upgrade(
             "Too many open connections (setting max_connections)",
         );
     };
-    match state.store().branch(&branch).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return reply::error(&Error::branch_not_found(&branch)),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure looking up a branch");
-            return reply::error(&Error::internal());
-        }
+    if let Some(refusal) = state.refuse_unknown_branch(&branch).await {
+        return refusal;
     }
     let offered: Vec<&str> = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)

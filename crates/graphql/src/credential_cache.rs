@@ -1,0 +1,80 @@
+//! A short-lived cache of verified credentials (API token hash or JWT subject → caller), so
+//! that a request does not read the store twice before it runs. Entries live for
+//! `token_check_interval_ms`; any change to accounts or tokens made through this server
+//! clears the cache at once, so revocations and role changes apply to the very next request
+//! (changes made through another instance sharing the database apply within the TTL).
+
+use crate::Caller;
+use infrastream_core::{Timestamp, now};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Entries kept at most; past it the cache starts over.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Verified credentials, by key.
+pub struct CredentialCache {
+    ttl: Duration,
+    map: Mutex<HashMap<String, (Instant, Caller, Option<Timestamp>)>>,
+}
+
+impl CredentialCache {
+    /// An empty cache whose entries live for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The caller and credential expiry cached under `key`, if fresh and not expired.
+    pub fn get(&self, key: &str) -> Option<(Caller, Option<Timestamp>)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, caller, expires) = map.get(key)?;
+        if at.elapsed() > self.ttl || expires.is_some_and(|t| t <= now()) {
+            return None;
+        }
+        Some((caller.clone(), *expires))
+    }
+
+    /// Remembers a verified credential.
+    pub fn insert(&self, key: String, caller: Caller, expires_at: Option<Timestamp>) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (Instant::now(), caller, expires_at));
+    }
+
+    /// Forgets everything (after an account or token changed).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_with_ttl_and_credential() {
+        let cache = CredentialCache::new(Duration::from_millis(30));
+        cache.insert("a".into(), Caller::anonymous(), None);
+        cache.insert(
+            "b".into(),
+            Caller::anonymous(),
+            Some(now() - chrono::Duration::seconds(1)),
+        );
+        assert!(cache.get("a").is_some());
+        assert!(
+            cache.get("b").is_none(),
+            "an expired credential is never served"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("a").is_none());
+        cache.insert("c".into(), Caller::anonymous(), None);
+        cache.clear();
+        assert!(cache.get("c").is_none());
+    }
+}
