@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 /// Entries kept at most; past it the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
 
+/// A cached verification: when it was made, the caller, and the credential's own expiry.
+type Entry = (Instant, Caller, Option<Timestamp>);
+
 /// Verified credentials, by key.
 pub struct CredentialCache {
     ttl: Duration,
-    map: Mutex<HashMap<String, (Instant, Caller, Option<Timestamp>)>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl CredentialCache {
