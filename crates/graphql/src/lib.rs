@@ -4,27 +4,36 @@
 //! crate decides what that caller may do.
 
 mod accounts;
+mod artifacts;
 mod branches;
 mod context;
 mod credential_cache;
 mod events;
 mod extension;
 mod fanout;
+mod git_sync;
 mod info;
 mod metrics;
 mod node;
+pub mod object_store;
 mod query_hub;
+mod repositories;
 mod saved_queries;
 mod scalars;
 mod subscriptions;
 mod surrogates;
 
+pub use artifacts::{
+    Artifact, ArtifactContent, ArtifactData, GenerateOutcome, GeneratedArtifact, artifact_content,
+    generate_artifacts,
+};
 pub use context::{Caller, Services, UrlBranch};
 pub use credential_cache::CredentialCache;
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
 pub use fanout::{EventRenderer, Renderers, is_events_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{QueryHub, TickResult};
+pub use repositories::spawn_periodic_repository_sync;
 pub use subscriptions::{CaptureEventsPlan, EventCursor, SingleEvent, Subscription};
 pub use surrogates::decode_surrogate_pairs;
 
@@ -39,6 +48,8 @@ pub struct Query(
     saved_queries::SavedQueryQuery,
     accounts::AccountQuery,
     info::InfoQuery,
+    artifacts::ArtifactQuery,
+    repositories::RepositoryQuery,
 );
 
 /// Root mutation type.
@@ -48,6 +59,8 @@ pub struct Mutation(
     events::EventMutation,
     saved_queries::SavedQueryMutation,
     accounts::AccountMutation,
+    artifacts::ArtifactMutation,
+    repositories::RepositoryMutation,
 );
 
 /// The executable schema.

@@ -10,6 +10,7 @@ mod graphql_http;
 mod metrics;
 mod reply;
 mod routes;
+mod storage;
 mod ws;
 
 pub use bootstrap::FirstStart;
@@ -152,6 +153,10 @@ impl Server {
     ) -> Result<(), ServerError> {
         let app = routes::router(self.state.clone());
         let token = self.state.shutdown.clone();
+        let repository_sync = infrastream_graphql::spawn_periodic_repository_sync(
+            self.state.services.clone(),
+            token.clone(),
+        );
         let result = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -172,6 +177,14 @@ impl Server {
         .is_err()
         {
             tracing::warn!("some WebSocket sessions did not close within 10 s");
+        }
+        // An interrupted periodic sync still commits its `sync_completed` (failed).
+        if let Some(task) = repository_sync
+            && tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the periodic repository sync did not stop within 10 s");
         }
         self.state.store().close().await;
         tracing::info!("server stopped");

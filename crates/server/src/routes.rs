@@ -1,6 +1,6 @@
 //! The routes.
 
-use crate::{AppState, auth, graphql_http, metrics, reply, ws};
+use crate::{AppState, auth, graphql_http, metrics, reply, storage, ws};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -23,6 +23,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/info", get(info))
         .route("/health", get(health))
+        .route("/api/storage/upload/content", post(storage::upload_content))
+        .route("/api/storage/object/{id}", get(storage::object))
+        .route(
+            "/api/artifact/generate/{definition}",
+            post(storage::generate),
+        )
+        .route("/api/artifact/{id}", get(storage::artifact))
         .fallback(not_found)
         .with_state(state)
 }

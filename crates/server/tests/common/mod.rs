@@ -61,6 +61,11 @@ impl TestServer {
         }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Starts a server with default settings.
     pub async fn start() -> Self {
         Self::start_with(&[]).await
