@@ -34,10 +34,10 @@ async fn send(ws: &mut Ws, v: Value) {
 /// The next text frame as JSON, or the close frame as `{"close": code, "reason": …}`.
 async fn recv(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await
             .expect(
-                "no frame within 15 s (a failure detector; frames normally arrive in milliseconds)",
+                "no frame within 20 s (a failure detector; frames normally arrive in milliseconds)",
             );
         match msg {
             Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
@@ -79,7 +79,7 @@ async fn assert_silent(ws: &mut Ws, ms: u64) {
 
 const EVENTS: &str = "subscription($types: [String!], $after: String) { events(event_type: $types, after: $after) { id event branch } }";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_pushed_in_order_and_only_matching_ones() {
     let s = TestServer::start().await;
     let (mut ws, echoed) = connect(&s, Some("graphql-transport-ws")).await;
@@ -105,7 +105,7 @@ async fn events_are_pushed_in_order_and_only_matching_ones() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
     let s = TestServer::start().await;
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
@@ -182,7 +182,7 @@ async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_close_codes() {
     let s = TestServer::start_with(&[("ws_init_timeout_ms", "300")]).await;
     // 4401: subscribe before connection_ack.
@@ -281,7 +281,7 @@ async fn protocol_close_codes() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subprotocol_negotiation() {
     let s = TestServer::start().await;
     let (_, echoed) = connect(&s, Some("graphql-ws")).await;
@@ -322,7 +322,7 @@ async fn subprotocol_negotiation() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_protocol_start_stop_and_anonymous_start() {
     let s = TestServer::start_with(&[
         ("allow_anonymous_access", "true"),
@@ -381,7 +381,7 @@ async fn legacy_protocol_start_stop_and_anonymous_start() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
     let s = TestServer::start_with(&[("max_subscriptions_per_connection", "100")]).await;
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
@@ -422,7 +422,7 @@ async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats() {
     let s = TestServer::start_with(&[
         ("subscriptions.min_interval_ms", "50"),
@@ -443,12 +443,28 @@ async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats
     for i in 0..n {
         send(&mut ws, json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 500) }"}})).await;
     }
-    for _ in 0..n {
-        let f = recv_data(&mut ws).await;
+    let mut first_results = std::collections::HashSet::new();
+    while first_results.len() < n {
+        let Ok(f) = tokio::time::timeout(Duration::from_secs(15), recv_data(&mut ws)).await else {
+            let m = s
+                .http
+                .get(format!("{}/metrics", s.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            panic!(
+                "only {} of {n} subscriptions produced a result; metrics:\n{m}",
+                first_results.len()
+            );
+        };
         assert_eq!(
             f["payload"]["data"]["query"]["Branch"][0]["name"], "main",
             "{f}"
         );
+        first_results.insert(f["id"].as_str().unwrap().to_string());
     }
     let before = metric(
         &s.http
@@ -517,7 +533,7 @@ async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_and_revoked_tokens_close_the_socket() {
     let s = TestServer::start_with(&[("token_check_interval_ms", "100")]).await;
     let expiration = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
@@ -615,7 +631,7 @@ async fn expired_and_revoked_tokens_close_the_socket() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_sockets_with_1001() {
     let s = TestServer::start().await;
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
@@ -630,7 +646,7 @@ async fn shutdown_closes_sockets_with_1001() {
     stop.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_too_far_behind_is_told_to_resume_with_after() {
     let s = TestServer::start_with(&[("subscriptions.lag_close_threshold", "20")]).await;
     let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
@@ -663,7 +679,7 @@ const RICH_SELECTION: &str = "__typename id event branch account_id occurred_at 
     ... on BranchMergedEvent { source_branch } ... on BranchRebasedEvent { rebased_branch } \
     ... on ArtifactEvent { checksum storage_id } ... on StandardEvent { __typename }";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_rendering_equals_full_execution_for_every_subscriber() {
     let s = TestServer::start().await;
     let query = format!("subscription {{ events {{ {RICH_SELECTION} }} }}");

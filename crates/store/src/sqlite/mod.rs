@@ -80,10 +80,20 @@ impl SqliteStore {
             .fetch_one(&mut conn)
             .await?;
         let (head_tx, head) = watch::channel(Position(head_pos.unwrap_or(0) as u64));
+        // Readers are opened up front and kept: opening one later, while the writer holds the
+        // write lock, could wait on the busy timeout; they set no pragmas that need a lock.
+        let read_options = SqliteConnectOptions::new()
+            .filename(&options.path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10))
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let readers = options.readers.max(1);
         let reads = SqlitePoolOptions::new()
-            .max_connections(options.readers.max(1))
-            .min_connections(1)
-            .connect_with(connect.clone().read_only(true))
+            .max_connections(readers)
+            .min_connections(readers)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(read_options)
             .await?;
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
         let task = tokio::spawn(writer::run(conn, rx, head_tx, options.max_batch.max(1)));
