@@ -1,9 +1,16 @@
 //! The benchmark tool behind `infrastream bench …`. Each scenario runs several times and
-//! reports every run and the median. Without `--url` a server is started in this process on
-//! a fresh temporary data directory (loopback, fsync as configured), so one command
+//! reports every run and the median. Without `--url` a server is started on a fresh temporary
+//! data directory (loopback, fsync as configured) — in this process for `ingest`, as a child
+//! `infrastream serve` process for the WebSocket scenarios (so that server and clients each
+//! have their own file descriptors and the server's memory can be measured) — so one command
 //! reproduces a number in docs/BENCHMARKS.md.
 
+mod client;
+mod fanout;
+mod idle;
 mod ingest;
+mod process;
+mod sustained;
 
 use clap::{Args, Subcommand};
 
@@ -18,12 +25,53 @@ pub struct BenchArgs {
 enum Scenario {
     /// Committed `EventEmit` events per second from concurrent HTTP clients.
     Ingest(ingest::IngestArgs),
+    /// Commit → delivered latency of single events fanned out to N `events` subscribers.
+    Fanout(fanout::FanoutArgs),
+    /// Server RSS per idle connection and per `events` subscription, CPU while idle.
+    Idle(idle::IdleArgs),
+    /// Frames delivered per second, and lag over time, at a steady event rate.
+    Sustained(sustained::SustainedArgs),
+    /// One client process of the `idle` scenario (started by it).
+    #[command(hide = true)]
+    IdleClient(idle::ClientArgs),
 }
 
 /// Runs the chosen scenario and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // On Ctrl-C or SIGTERM the scenario is dropped, which stops the servers and client
+    // processes it started.
+    tokio::select! {
+        r = scenario(args) => r,
+        _ = interrupted() => anyhow::bail!("interrupted"),
+    }
+}
+
+async fn interrupted() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            },
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Ingest(a) => ingest::run(a).await,
+        Scenario::Fanout(a) => fanout::run(a).await,
+        Scenario::Idle(a) => idle::run(a).await,
+        Scenario::Sustained(a) => sustained::run(a).await,
+        Scenario::IdleClient(a) => idle::client(a).await,
     }
 }
 

@@ -263,11 +263,18 @@ impl Session {
         let expired = self.expires_at.is_some_and(|t| t <= now());
         let hash = self.api_token_hash.clone();
         let store = self.state.store().clone();
+        let cache = self.state.services.credentials.clone();
         async move {
             if expired {
                 return true;
             }
             let Some(hash) = hash else { return false };
+            // The cache is cleared on every token change made through this server, so a hit
+            // means "still valid"; only misses (one per token per TTL) read the store.
+            let key = format!("token:{hash}");
+            if cache.get(&key).is_some() {
+                return false;
+            }
             match store.token_by_hash(&hash).await {
                 Ok(Some(t)) => t.revoked,
                 Ok(None) => true,

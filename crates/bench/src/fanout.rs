@@ -1,0 +1,183 @@
+//! Fan-out: N WebSocket connections, each with one
+//! `subscription { events(event_type: ["bench.fanout"]) { id occurred_at } }`; events are
+//! committed one at a time with `EventEmit` over HTTP, and the next one only after every
+//! subscriber received the previous one (plus a short pause). Latency is the subscriber's
+//! wall-clock receive time minus the event's `occurred_at`, which the server's store writer
+//! stamps when it commits the event (same machine, same clock, microseconds).
+
+use crate::client::{Emitter, Group, histogram, ms};
+use crate::median;
+use crate::process::{CpuTimes, ServerArgs};
+use clap::Args;
+use std::time::{Duration, Instant};
+
+const QUERY: &str = r#"subscription { events(event_type: ["bench.fanout"]) { id occurred_at } }"#;
+
+#[derive(Args)]
+pub(crate) struct FanoutArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Subscribers (one connection and one subscription each).
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Measured events per run (one warm-up event before them is not counted).
+    #[arg(long, default_value_t = 20)]
+    events: usize,
+    /// Runs (each with a fresh server and fresh connections); medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Connection handshakes in flight at a time while opening (the server's listen backlog
+    /// is 128: more at once can overflow it and cost a 1 s SYN retransmit).
+    #[arg(long, default_value_t = 100)]
+    connect_concurrency: usize,
+    /// Pause after every subscriber received an event, before committing the next, in ms.
+    #[arg(long, default_value_t = 50)]
+    pause_ms: u64,
+}
+
+/// Settings the spawned server needs for this scenario.
+pub(crate) fn settings(subscribers: usize) -> Vec<(&'static str, String)> {
+    // The defaults (20,000 connections, 10,000 per account) fit up to 10,000 subscribers.
+    if subscribers <= 10_000 {
+        return Vec::new();
+    }
+    vec![
+        ("max_connections", (subscribers + 100).to_string()),
+        (
+            "max_connections_per_account",
+            (subscribers + 100).to_string(),
+        ),
+    ]
+}
+
+struct RunResult {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    samples: u64,
+    /// Median over events of the time from sending `EventEmit` to the last subscriber's
+    /// receipt, in ms.
+    complete_ms: f64,
+    setup: Duration,
+    /// CPU µs per delivered frame during the measured events (pauses included).
+    server_cpu_per_frame_us: Option<CpuTimes>,
+    client_cpu_per_frame_us: Option<CpuTimes>,
+}
+
+pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
+    let settings = settings(args.subscribers);
+    println!(
+        "fanout: {} subscribers, {} events per run, {} runs; {}",
+        args.subscribers,
+        args.events,
+        args.runs,
+        args.server.describe(&settings)
+    );
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for run in 1..=args.runs {
+        let r = one_run(&args, &settings).await?;
+        let cpu = |v: Option<CpuTimes>| {
+            v.map_or("?".into(), |v| {
+                format!(
+                    "{:.1} (user {:.1} + kernel {:.1})",
+                    v.total(),
+                    v.user,
+                    v.sys
+                )
+            })
+        };
+        println!(
+            "run {run}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples); commit to last \
+             subscriber (median of events) {:.2} ms; CPU per frame: server {} µs, client {} µs; \
+             {} connections opened and subscribed in {:.1} s",
+            r.p50,
+            r.p99,
+            r.max,
+            r.samples,
+            r.complete_ms,
+            cpu(r.server_cpu_per_frame_us),
+            cpu(r.client_cpu_per_frame_us),
+            args.subscribers,
+            r.setup.as_secs_f64(),
+        );
+        p50s.push(r.p50);
+        p99s.push(r.p99);
+    }
+    println!(
+        "fanout {} subscribers, median of {} runs: p50 {:.2} ms, p99 {:.2} ms",
+        args.subscribers,
+        p50s.len(),
+        median(&p50s),
+        median(&p99s)
+    );
+    Ok(())
+}
+
+async fn one_run(args: &FanoutArgs, settings: &[(&str, String)]) -> anyhow::Result<RunResult> {
+    let server = args.server.start(settings).await?;
+    let n = args.subscribers as u64;
+    let group = match Group::open(
+        &server,
+        args.subscribers,
+        QUERY,
+        args.connect_concurrency,
+        args.events + 1,
+    )
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => anyhow::bail!("{e:#}\nserver log:\n{}", server.log_tail()),
+    };
+    let emitter = Emitter::new(&server);
+    // Warm-up: one event every subscriber must receive (not measured).
+    emitter.emit("bench.fanout").await?;
+    group.wait_frames(n, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let server_cpu = server.cpu_times();
+    let client_cpu = CpuTimes::of("/proc/self/stat");
+    let mut completes = Vec::with_capacity(args.events);
+    for k in 1..=args.events as u64 {
+        let sent = Instant::now();
+        emitter.emit("bench.fanout").await?;
+        group
+            .wait_frames(n * (k + 1), Duration::from_secs(60))
+            .await?;
+        completes.push(sent.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
+    }
+    let frames = (n * args.events as u64) as f64;
+    let per_frame = |before: Option<CpuTimes>, after: Option<CpuTimes>| {
+        let used = after?.since(before?);
+        Some(CpuTimes {
+            user: used.user * 1e6 / frames,
+            sys: used.sys * 1e6 / frames,
+        })
+    };
+    let server_cpu = per_frame(server_cpu, server.cpu_times());
+    let client_cpu = per_frame(client_cpu, CpuTimes::of("/proc/self/stat"));
+    let setup = group.setup;
+    let latencies = group.finish().await?;
+    drop(server);
+    let mut h = histogram();
+    for sub in &latencies {
+        anyhow::ensure!(
+            sub.len() == args.events + 1,
+            "a subscriber received {} events instead of {}",
+            sub.len(),
+            args.events + 1
+        );
+        for &l in &sub[1..] {
+            h.saturating_record(u64::from(l.max(1)));
+        }
+    }
+    Ok(RunResult {
+        p50: ms(&h, 0.50),
+        p99: ms(&h, 0.99),
+        max: h.max() as f64 / 1e3,
+        samples: h.len(),
+        complete_ms: median(&completes),
+        setup,
+        server_cpu_per_frame_us: server_cpu,
+        client_cpu_per_frame_us: client_cpu,
+    })
+}
