@@ -34,7 +34,7 @@ pub use fanout::{EventRenderer, Renderers, is_events_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{QueryHub, TickResult};
 pub use repositories::spawn_periodic_repository_sync;
-pub use subscriptions::{CaptureEventsPlan, EventCursor, SingleEvent, Subscription};
+pub use subscriptions::{CaptureEventsPlan, CursorStep, EventCursor, SingleEvent, Subscription};
 pub use surrogates::decode_surrogate_pairs;
 
 use async_graphql::{MergedObject, Schema};

@@ -3,10 +3,8 @@
 use crate::{AppState, auth, graphql_http, metrics, reply, storage, ws};
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, Path, Request};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use std::net::SocketAddr;
@@ -60,14 +58,10 @@ async fn graphql(
     if !ws::is_upgrade(request.headers()) {
         return graphql_http::handle(State(state), path, request).await;
     }
-    let (mut parts, _body) = request.into_parts();
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let (parts, _body) = request.into_parts();
     let branch = path
         .map(|Path(b)| b)
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| "main".into());
-    ws::upgrade(state, upgrade, parts.headers, peer, branch).await
+    ws::upgrade(state, parts, peer, branch).await
 }
