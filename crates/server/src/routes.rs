@@ -4,7 +4,6 @@
 
 use crate::{AppState, auth, graphql_http, metrics, reply, storage, ws};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
@@ -17,7 +16,7 @@ use std::net::SocketAddr;
 pub(crate) fn router(state: AppState) -> Router {
     // Extractors that buffer a body (`Bytes`) stop at `max_body_bytes`, like the handlers that
     // read bodies themselves.
-    let body_limit = DefaultBodyLimit::max(state.settings().max_body_bytes);
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.settings().max_body_bytes);
     let routes = Router::new()
         .route("/graphql", get(graphql).post(graphql_http::handle))
         .route(
