@@ -1,4 +1,6 @@
-//! The routes.
+//! The routes. Every error answer has the JSON error envelope of [`reply`]: handlers build it
+//! themselves, and the router-level [`reply::json_errors`] layer rewrites what axum answers on
+//! its own (405 with `Allow`, extractor rejections, 413 from the body limit).
 
 use crate::{AppState, auth, graphql_http, metrics, reply, storage, ws};
 use axum::Router;
@@ -10,7 +12,10 @@ use axum::routing::{get, post};
 use std::net::SocketAddr;
 
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    // Extractors that buffer a body (`Bytes`) stop at `max_body_bytes`, like the handlers that
+    // read bodies themselves.
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.settings().max_body_bytes);
+    let routes = Router::new()
         .route("/graphql", get(graphql).post(graphql_http::handle))
         .route(
             "/graphql/{*branch}",
@@ -29,7 +34,13 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/artifact/{id}", get(storage::artifact))
         .fallback(not_found)
-        .with_state(state)
+        .layer(body_limit)
+        .with_state(state);
+    // Outside the routes, not `routes.layer(…)`: a route's `405` gets its `Allow` header only
+    // on the way out of the route, and the envelope names the allowed methods.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(reply::json_errors))
 }
 
 async fn info(State(state): State<AppState>) -> Response {
