@@ -243,11 +243,17 @@ impl Subscription {
     async fn query(
         &self,
         ctx: &Context<'_>,
-        name: String,
+        name: Option<String>,
         params: Option<GenericScalar>,
         interval: Option<i32>,
         #[graphql(default = false)] only_changes: bool,
-    ) -> async_graphql::Result<BoxStream<'static, Res<GenericScalar>>> {
+    ) -> async_graphql::Result<BoxStream<'static, Res<Option<GenericScalar>>>> {
+        // Optional in Infrahub's declaration, required in practice.
+        let name = name.ok_or_else(|| {
+            gql(Error::invalid(
+                "The argument 'name' (the saved query to run) is required",
+            ))
+        })?;
         let s = services(ctx);
         let exists = s
             .store
@@ -314,7 +320,7 @@ impl Subscription {
                     }
                     last = Some(result.clone());
                     let item = match &*result {
-                        TickResult::Data(d) => Ok(GenericScalar(d.clone())),
+                        TickResult::Data(d) => Ok(Some(GenericScalar(d.clone()))),
                         TickResult::Errors(e) => Err(async_graphql::Error::new(e.join("; "))),
                     };
                     return Some((item, (rx, last, seen, first, gauge)));
