@@ -203,7 +203,8 @@ impl Server {
 }
 
 /// Serves HTTP/1.1 with upgrades until `shutdown` resolves, then lets in-flight requests
-/// finish. Response header names are sent in their canonical capitalisation
+/// finish. Response header names are sent title-cased (`Content-Type`), and the WebSocket
+/// upgrade answer spells the headers the client sent as the client spelled them
 /// (`Sec-WebSocket-Protocol`), because some clients (Python `gql`) compare them
 /// case-sensitively. TCP_NODELAY is set on every connection: frames are written whole, and
 /// Nagle's algorithm would hold back the next one for up to 40 ms.
@@ -243,6 +244,9 @@ async fn serve_http(
             );
             let conn = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
+                // Records the request's header-name cases, so the 101 answer can echo
+                // `Sec-WebSocket-Protocol` exactly as the client wrote it (see `ws::upgrade`).
+                .preserve_header_case(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(conn);

@@ -118,6 +118,11 @@ pub(crate) async fn upgrade(
     let negotiated = negotiate(offered.as_deref());
     let header_credential = crate::auth::credential_from_headers(headers);
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    // The request's extensions carry hyper's record of how the client spelled its header
+    // names; on the response, hyper writes the same names the same way, so
+    // `Sec-WebSocket-Protocol` comes back exactly as the client sent it (Python `gql` looks it
+    // up case-sensitively; title case would give `Sec-Websocket-Protocol`).
+    *response.extensions_mut() = parts.extensions.clone();
     let h = response.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
