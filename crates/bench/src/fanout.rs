@@ -7,7 +7,7 @@
 
 use crate::client::{Emitter, Group, histogram, ms};
 use crate::median;
-use crate::process::{CpuTimes, ServerArgs};
+use crate::process::{CpuTimes, Server, ServerArgs};
 use clap::Args;
 use std::time::{Duration, Instant};
 
@@ -64,57 +64,106 @@ struct RunResult {
     client_cpu_per_frame_us: Option<CpuTimes>,
 }
 
+/// Medians over runs of one server's results.
+#[derive(Default)]
+struct Series {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    complete: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Series {
+    fn push(&mut self, r: &RunResult) {
+        self.p50.push(r.p50);
+        self.p99.push(r.p99);
+        self.complete.push(r.complete_ms);
+        if let Some(c) = r.server_cpu_per_frame_us {
+            self.cpu.push(c.total());
+        }
+    }
+
+    fn summary(&self, name: &str, subscribers: usize) -> String {
+        format!(
+            "{name}: fanout {subscribers} subscribers, median of {} runs: p50 {:.2} ms, p99 {:.2} ms, \
+             commit to last subscriber {:.2} ms, server CPU per frame {:.1} µs",
+            self.p99.len(),
+            median(&self.p50),
+            median(&self.p99),
+            median(&self.complete),
+            median(&self.cpu),
+        )
+    }
+}
+
+fn report(name: &str, run: usize, subscribers: usize, r: &RunResult) {
+    let cpu = |v: Option<CpuTimes>| {
+        v.map_or("?".into(), |v| {
+            format!(
+                "{:.1} (user {:.1} + kernel {:.1})",
+                v.total(),
+                v.user,
+                v.sys
+            )
+        })
+    };
+    println!(
+        "{name} run {run}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples); commit to last \
+         subscriber (median of events) {:.2} ms; CPU per frame: server {} µs, client {} µs; \
+         {} connections opened and subscribed in {:.1} s",
+        r.p50,
+        r.p99,
+        r.max,
+        r.samples,
+        r.complete_ms,
+        cpu(r.server_cpu_per_frame_us),
+        cpu(r.client_cpu_per_frame_us),
+        subscribers,
+        r.setup.as_secs_f64(),
+    );
+}
+
 pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let settings = settings(args.subscribers);
     println!(
-        "fanout: {} subscribers, {} events per run, {} runs; {}",
+        "fanout: {} subscribers, {} events per run, {} runs; {}{}",
         args.subscribers,
         args.events,
         args.runs,
-        args.server.describe(&settings)
+        args.server.describe(&settings),
+        if args.server.node_peer.is_some() {
+            "; each run repeated against the Node reference server"
+        } else {
+            ""
+        }
     );
-    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    let (mut ours, mut node) = (Series::default(), Series::default());
     for run in 1..=args.runs {
-        let r = one_run(&args, &settings).await?;
-        let cpu = |v: Option<CpuTimes>| {
-            v.map_or("?".into(), |v| {
-                format!(
-                    "{:.1} (user {:.1} + kernel {:.1})",
-                    v.total(),
-                    v.user,
-                    v.sys
-                )
-            })
-        };
-        println!(
-            "run {run}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples); commit to last \
-             subscriber (median of events) {:.2} ms; CPU per frame: server {} µs, client {} µs; \
-             {} connections opened and subscribed in {:.1} s",
-            r.p50,
-            r.p99,
-            r.max,
-            r.samples,
-            r.complete_ms,
-            cpu(r.server_cpu_per_frame_us),
-            cpu(r.client_cpu_per_frame_us),
-            args.subscribers,
-            r.setup.as_secs_f64(),
-        );
-        p50s.push(r.p50);
-        p99s.push(r.p99);
+        let server = args.server.start(&settings).await?;
+        let r = one_run(&args, server).await?;
+        report("infrastream", run, args.subscribers, &r);
+        ours.push(&r);
+        if args.server.node_peer.is_some() {
+            let server = args.server.start_node_peer().await?;
+            let r = one_run(&args, server).await?;
+            report("node-reference", run, args.subscribers, &r);
+            node.push(&r);
+        }
     }
-    println!(
-        "fanout {} subscribers, median of {} runs: p50 {:.2} ms, p99 {:.2} ms",
-        args.subscribers,
-        p50s.len(),
-        median(&p50s),
-        median(&p99s)
-    );
+    println!("{}", ours.summary("infrastream", args.subscribers));
+    if args.server.node_peer.is_some() {
+        println!("{}", node.summary("node-reference", args.subscribers));
+        let ratio = |a: &[f64], b: &[f64]| median(a) / median(b).max(f64::MIN_POSITIVE);
+        println!(
+            "ratio infrastream / node-reference: p99 {:.3}, server CPU per frame {:.3}",
+            ratio(&ours.p99, &node.p99),
+            ratio(&ours.cpu, &node.cpu),
+        );
+    }
     Ok(())
 }
 
-async fn one_run(args: &FanoutArgs, settings: &[(&str, String)]) -> anyhow::Result<RunResult> {
-    let server = args.server.start(settings).await?;
+async fn one_run(args: &FanoutArgs, server: Server) -> anyhow::Result<RunResult> {
     let n = args.subscribers as u64;
     let group = match Group::open(
         &server,

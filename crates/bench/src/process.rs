@@ -53,6 +53,11 @@ pub(crate) struct ServerArgs {
     /// scenario's own settings, so it wins).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Folder of the Node reference server (its `server.mjs`): each run is repeated against
+    /// it, right after the infrastream run, and both are reported side by side. `npm ci` is
+    /// run there first when it has no `node_modules`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) node_peer: Option<std::path::PathBuf>,
 }
 
 impl ServerArgs {
@@ -88,6 +93,7 @@ impl ServerArgs {
                 init: String::new(),
                 pid: self.server_pid,
                 child: None,
+                _node: None,
             }
         } else {
             let mut all: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -99,6 +105,7 @@ impl ServerArgs {
                 init: String::new(),
                 pid: Some(child.child.id()),
                 child: Some(child),
+                _node: None,
             }
         };
         let payload = match self.auth {
@@ -116,6 +123,80 @@ impl ServerArgs {
         server.init =
             serde_json::json!({"type": "connection_init", "payload": payload}).to_string();
         Ok(server)
+    }
+}
+
+impl ServerArgs {
+    /// Starts the Node reference server from `--node-peer` on a free loopback port; its
+    /// sockets authenticate with the API token, as with infrastream.
+    pub(crate) async fn start_node_peer(&self) -> anyhow::Result<Server> {
+        let dir = self
+            .node_peer
+            .as_deref()
+            .context("--node-peer is not set")?;
+        if !dir.join("node_modules").is_dir() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--silent"])
+                .current_dir(dir)
+                .status()
+                .context("cannot run npm ci for the Node reference server")?;
+            if !status.success() {
+                bail!("npm ci failed in {}", dir.display());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = tempfile::NamedTempFile::new()?;
+        let child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(dir)
+            .env("PORT", port.to_string())
+            .env("TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.reopen()?)
+            .spawn()
+            .context("cannot start `node server.mjs`")?;
+        let node = NodePeer { child, log };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = reqwest::get(format!("http://{addr}/health")).await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the Node reference server did not answer /health; log:\n{}",
+                    std::fs::read_to_string(node.log.path()).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let init =
+            serde_json::json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": TOKEN}});
+        Ok(Server {
+            addr,
+            token: TOKEN.to_string(),
+            init: init.to_string(),
+            pid: Some(node.child.id()),
+            child: None,
+            _node: Some(node),
+        })
+    }
+}
+
+/// A `node server.mjs` child process, killed when dropped.
+struct NodePeer {
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Drop for NodePeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -161,6 +242,7 @@ pub(crate) struct Server {
     pub(crate) init: String,
     pid: Option<u32>,
     child: Option<Spawned>,
+    _node: Option<NodePeer>,
 }
 
 impl Server {

@@ -3,9 +3,11 @@
 //! the store. A subscriber is a cursor (a [`Position`]); a slow one costs nothing but its
 //! cursor and, once it falls out of the tail, reads from the store until it catches up.
 //!
-//! One tailer task per server follows the store's committed head (in-process notification for
-//! the embedded store; a database notification for a shared one) and reads new events by
-//! position, so events reach the tail in position order with no gap.
+//! One tailer task per server fills the tail. With the embedded store the writer hands it the
+//! committed events directly (the store's commit feed): nothing is read back. Otherwise (a
+//! shared database, later) it follows the store's committed head and reads new events by
+//! position. Either way events reach the tail in position order with no gap: a hole in the
+//! feed is filled from the store.
 //!
 //! Neighbours: `store` below (head notifications, reads by position), `graphql` above
 //! (the `events` subscription pulls from a [`Bus`]).
@@ -51,13 +53,26 @@ impl Bus {
             events: VecDeque::new(),
             capacity: capacity.max(1),
         }));
-        tokio::spawn(follow(
-            store.clone(),
-            store_head,
-            tail.clone(),
-            head_tx,
-            start,
-        ));
+        match store.take_commit_feed() {
+            Some(feed) => {
+                tokio::spawn(follow_feed(
+                    store.clone(),
+                    feed,
+                    tail.clone(),
+                    head_tx,
+                    start,
+                ));
+            }
+            None => {
+                tokio::spawn(follow(
+                    store.clone(),
+                    store_head,
+                    tail.clone(),
+                    head_tx,
+                    start,
+                ));
+            }
+        }
         Self { store, tail, head }
     }
 
@@ -96,6 +111,74 @@ impl Bus {
     }
 }
 
+fn push(tail: &RwLock<Tail>, events: impl IntoIterator<Item = Arc<Event>>) {
+    let mut t = tail.write().unwrap_or_else(|e| e.into_inner());
+    for e in events {
+        if t.events.len() == t.capacity {
+            t.events.pop_front();
+        }
+        t.events.push_back(e);
+    }
+}
+
+/// Reads `(seen, until]` from the store into the tail; the new `seen`.
+async fn fill_from_store(
+    store: &dyn Store,
+    tail: &RwLock<Tail>,
+    mut seen: Position,
+    until: Position,
+) -> Position {
+    while seen < until {
+        let limit = (until.0 - seen.0).min(READ_BATCH as u64) as usize;
+        match store.read_after(seen, limit).await {
+            Ok(batch) if !batch.is_empty() => {
+                seen = batch.last().map_or(seen, |e| e.position);
+                push(tail, batch.into_iter().map(Arc::new));
+            }
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "bus could not read committed events; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    seen
+}
+
+async fn follow_feed(
+    store: Arc<dyn Store>,
+    mut feed: infrastream_store::CommitFeed,
+    tail: Arc<RwLock<Tail>>,
+    head_tx: watch::Sender<Position>,
+    mut seen: Position,
+) {
+    while let Some(mut batch) = feed.recv().await {
+        loop {
+            if let Some(first) = batch.iter().map(|e| e.position).find(|p| *p > seen)
+                && first > seen.next()
+            {
+                // Committed before the bus took the feed: read the hole.
+                seen = fill_from_store(&*store, &tail, seen, Position(first.0 - 1)).await;
+            }
+            let fresh: Vec<Arc<Event>> = batch
+                .into_iter()
+                .filter(|e| e.position > seen)
+                .map(Arc::new)
+                .collect();
+            if let Some(last) = fresh.last() {
+                seen = last.position;
+            }
+            push(&tail, fresh);
+            // Publish once for everything already waiting.
+            match feed.try_recv() {
+                Ok(next) => batch = next,
+                Err(_) => break,
+            }
+        }
+        head_tx.send_replace(seen);
+    }
+}
+
 async fn follow(
     store: Arc<dyn Store>,
     mut store_head: watch::Receiver<Position>,
@@ -108,17 +191,8 @@ async fn follow(
         while seen < target {
             match store.read_after(seen, READ_BATCH).await {
                 Ok(batch) if !batch.is_empty() => {
-                    let last = batch.last().map(|e| e.position).unwrap_or(seen);
-                    {
-                        let mut t = tail.write().unwrap_or_else(|e| e.into_inner());
-                        for e in batch {
-                            if t.events.len() == t.capacity {
-                                t.events.pop_front();
-                            }
-                            t.events.push_back(Arc::new(e));
-                        }
-                    }
-                    seen = last;
+                    seen = batch.last().map(|e| e.position).unwrap_or(seen);
+                    push(&tail, batch.into_iter().map(Arc::new));
                     head_tx.send_replace(seen);
                 }
                 Ok(_) => break,

@@ -51,9 +51,10 @@ pub struct SubscriptionSettings {
     pub min_interval_ms: u64,
     /// Polling interval in milliseconds when a subscription gives none; default 1000.
     pub default_interval_ms: u64,
-    /// An `events` subscription this many events behind the head of the log is ended with a
-    /// `SLOW_CONSUMER` error telling the client to resubscribe with `after` (below it, a
-    /// lagging subscriber catches up from the store); default 100000.
+    /// Frames a WebSocket connection may have queued unsent (its client is not reading what
+    /// live subscriptions produce) before it is closed with 1013, telling the client to
+    /// resubscribe with `after`. Replay from an old `after` is never refused: it runs at the
+    /// client's pace. Bounds the memory of a stalled connection; default 4096.
     pub lag_close_threshold: u64,
 }
 
@@ -63,7 +64,7 @@ impl Default for SubscriptionSettings {
             interval_unit: IntervalUnit::Milliseconds,
             min_interval_ms: 100,
             default_interval_ms: 1000,
-            lag_close_threshold: 100_000,
+            lag_close_threshold: 4096,
         }
     }
 }
@@ -125,11 +126,16 @@ pub struct Settings {
     pub ws_init_timeout_ms: u64,
     /// Milliseconds between keep-alive messages on idle WebSockets; default 10000.
     pub ws_keepalive_interval_ms: u64,
+    /// Milliseconds a WebSocket may hold unsent frames without the client reading any before
+    /// it is closed; default 10000.
+    pub ws_write_timeout_ms: u64,
+    /// Fan-out shards writing live `events` frames, 0 = one per CPU core; default 0.
+    pub fanout_shards: usize,
     /// New connections accepted per second per client IP address, 0 = unlimited; default
     /// 10000.
     pub connection_rate_per_address: u32,
-    /// Milliseconds between checks that a live socket's credentials are still valid; default
-    /// 250.
+    /// Milliseconds a verified credential is cached (changes made through this server apply
+    /// at once and re-check every live socket); default 250.
     pub token_check_interval_ms: u64,
     /// Most recent events kept in memory for subscribers (older ones are read from the
     /// store); default 65536.
@@ -167,6 +173,8 @@ impl Default for Settings {
             ws_max_message_bytes: 1_048_576,
             ws_init_timeout_ms: 3000,
             ws_keepalive_interval_ms: 10_000,
+            ws_write_timeout_ms: 10_000,
+            fanout_shards: 0,
             connection_rate_per_address: 10_000,
             token_check_interval_ms: 250,
             event_tail_capacity: 65_536,
@@ -256,6 +264,8 @@ impl fmt::Debug for Settings {
             ws_max_message_bytes,
             ws_init_timeout_ms,
             ws_keepalive_interval_ms,
+            ws_write_timeout_ms,
+            fanout_shards,
             connection_rate_per_address,
             token_check_interval_ms,
             event_tail_capacity,
@@ -302,6 +312,8 @@ impl fmt::Debug for Settings {
             .field("ws_max_message_bytes", ws_max_message_bytes)
             .field("ws_init_timeout_ms", ws_init_timeout_ms)
             .field("ws_keepalive_interval_ms", ws_keepalive_interval_ms)
+            .field("ws_write_timeout_ms", ws_write_timeout_ms)
+            .field("fanout_shards", fanout_shards)
             .field("connection_rate_per_address", connection_rate_per_address)
             .field("token_check_interval_ms", token_check_interval_ms)
             .field("event_tail_capacity", event_tail_capacity)
@@ -564,6 +576,16 @@ const SPECS: &[Spec] = &[
         "Milliseconds between keep-alive messages on idle WebSockets.",
     ),
     spec(
+        "ws_write_timeout_ms",
+        U64,
+        "Milliseconds a WebSocket may hold unsent frames while its client reads nothing, then it is closed.",
+    ),
+    spec(
+        "fanout_shards",
+        U64,
+        "Fan-out shards writing live events frames; 0 = one per CPU core.",
+    ),
+    spec(
         "connection_rate_per_address",
         U32,
         "New connections accepted per second per client IP address; 0 = unlimited.",
@@ -571,7 +593,7 @@ const SPECS: &[Spec] = &[
     spec(
         "token_check_interval_ms",
         U64,
-        "Milliseconds between checks that a live socket's credentials are still valid.",
+        "Milliseconds a verified credential is cached; changes through this server apply at once.",
     ),
     spec(
         "event_tail_capacity",
@@ -596,7 +618,7 @@ const SPECS: &[Spec] = &[
     spec(
         "subscriptions.lag_close_threshold",
         U64,
-        "End an events subscription this many events behind the log head (SLOW_CONSUMER).",
+        "Frames a WebSocket may have queued unsent before it is closed as a slow consumer (1013).",
     ),
     spec(
         "repository_sync_interval_secs",
@@ -905,7 +927,7 @@ impl Settings {
         }
         // Zero in any of these would reject everything or make a timer spin (tokio panics
         // on a zero interval), never what anyone means.
-        let at_least_one: [(&str, u64); 21] = [
+        let at_least_one: [(&str, u64); 22] = [
             ("group_commit_max_batch", self.group_commit_max_batch as u64),
             (
                 "access_token_lifetime_secs",
@@ -937,6 +959,7 @@ impl Settings {
             ("ws_max_message_bytes", self.ws_max_message_bytes as u64),
             ("ws_init_timeout_ms", self.ws_init_timeout_ms),
             ("ws_keepalive_interval_ms", self.ws_keepalive_interval_ms),
+            ("ws_write_timeout_ms", self.ws_write_timeout_ms),
             ("token_check_interval_ms", self.token_check_interval_ms),
             ("event_tail_capacity", self.event_tail_capacity as u64),
             (
@@ -1063,7 +1086,7 @@ mod tests {
         assert_eq!(s.connection_rate_per_address, 10_000);
         assert_eq!(s.subscriptions.interval_unit, IntervalUnit::Milliseconds);
         assert_eq!(s.subscriptions.min_interval_ms, 100);
-        assert_eq!(s.subscriptions.lag_close_threshold, 100_000);
+        assert_eq!(s.subscriptions.lag_close_threshold, 4096);
         assert_eq!(s.repository_sync_interval_secs, 0);
         assert_eq!(s.listen_addr().unwrap().port(), 8000);
         s.validate().unwrap();

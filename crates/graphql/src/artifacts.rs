@@ -16,7 +16,10 @@
 
 use crate::context::{Res, caller, gql, require_write, services, store_err, url_branch};
 use crate::events::RelatedNode;
-use crate::node::{DeleteInput, OkResult, TextAttribute, TextAttributeInput};
+use crate::node::{
+    DeleteInput, NodeKey, RelatedNodeInput, TextAttribute, TextAttributeCreate,
+    TextAttributeUpdate, TextValue, object_result, ok_result,
+};
 use crate::object_store::{ObjectStore, md5_hex};
 use crate::scalars::GenericScalar;
 use crate::{Caller, InfraSchema, Services, UrlBranch};
@@ -758,17 +761,18 @@ pub(crate) struct JsonAttribute {
 }
 
 impl JsonAttribute {
-    fn of(v: &Value) -> Self {
-        Self {
+    fn of(v: &Value) -> Option<Self> {
+        Some(Self {
             value: (!v.is_null()).then(|| GenericScalar(v.clone())),
-        }
+        })
     }
 }
 
-/// Input for a JSON attribute; Infrahub's metadata fields are accepted and ignored.
+/// JSON attribute of a create input; metadata is accepted and ignored (see
+/// [`TextAttributeCreate`]).
 #[derive(InputObject, Clone)]
 #[graphql(name = "JSONAttributeCreate", rename_fields = "snake_case")]
-pub(crate) struct JsonAttributeInput {
+pub(crate) struct JsonAttributeCreate {
     value: Option<GenericScalar>,
     is_protected: Option<bool>,
     is_visible: Option<bool>,
@@ -776,10 +780,44 @@ pub(crate) struct JsonAttributeInput {
     owner: Option<String>,
 }
 
-impl JsonAttributeInput {
-    fn into_value(self) -> Option<Value> {
-        let _ = (self.is_protected, self.is_visible, self.source, self.owner);
-        self.value.map(|v| v.0)
+/// JSON attribute of an update or upsert input; metadata is accepted and ignored.
+#[derive(InputObject, Clone)]
+#[graphql(name = "JSONAttributeUpdate", rename_fields = "snake_case")]
+pub(crate) struct JsonAttributeUpdate {
+    value: Option<GenericScalar>,
+    is_default: Option<bool>,
+    is_protected: Option<bool>,
+    is_visible: Option<bool>,
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// The value of an optional JSON attribute input, whichever its flavour.
+trait JsonValue {
+    fn json(self) -> Option<Value>;
+}
+
+impl JsonValue for Option<JsonAttributeCreate> {
+    fn json(self) -> Option<Value> {
+        self.and_then(|a| {
+            let _ = (a.is_protected, a.is_visible, a.source, a.owner);
+            a.value.map(|v| v.0)
+        })
+    }
+}
+
+impl JsonValue for Option<JsonAttributeUpdate> {
+    fn json(self) -> Option<Value> {
+        self.and_then(|a| {
+            let _ = (
+                a.is_default,
+                a.is_protected,
+                a.is_visible,
+                a.source,
+                a.owner,
+            );
+            a.value.map(|v| v.0)
+        })
     }
 }
 
@@ -791,34 +829,34 @@ impl CoreArtifactDefinition {
     async fn id(&self) -> &str {
         &self.0.id
     }
-    async fn display_label(&self) -> &str {
-        &self.0.name
+    async fn display_label(&self) -> Option<&str> {
+        Some(&self.0.name)
     }
     /// Unique name.
-    async fn name(&self) -> TextAttribute {
+    async fn name(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.name)
     }
     /// Name given to the artifacts.
-    async fn artifact_name(&self) -> TextAttribute {
+    async fn artifact_name(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.d.artifact_name)
     }
     /// MIME type of the artifacts.
-    async fn content_type(&self) -> TextAttribute {
+    async fn content_type(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.d.content_type)
     }
     /// Passed to the query as variables (with `id`, the target's id).
-    async fn parameters(&self) -> JsonAttribute {
+    async fn parameters(&self) -> Option<JsonAttribute> {
         JsonAttribute::of(&self.0.d.parameters)
     }
     /// Name of the saved query (`CoreGraphQLQuery`) that provides the data.
-    async fn query(&self) -> TextAttribute {
+    async fn query(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.d.query)
     }
     /// The minijinja template.
-    async fn template(&self) -> TextAttribute {
+    async fn template(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.d.template)
     }
-    async fn description(&self) -> TextAttribute {
+    async fn description(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.d.description.as_deref())
     }
 }
@@ -829,13 +867,14 @@ crate::node::paginated!(
     CoreArtifactDefinition
 );
 
-/// An artifact's definition: `{id, node}`.
+/// An artifact's definition: `{node}`, and its `id` even when the definition is gone.
 #[derive(SimpleObject)]
 #[graphql(
     name = "NestedEdgedCoreArtifactDefinition",
     rename_fields = "snake_case"
 )]
 pub(crate) struct DefinitionRef {
+    /// Id of the definition (an infrastream extension).
     id: String,
     node: Option<CoreArtifactDefinition>,
 }
@@ -848,39 +887,39 @@ impl CoreArtifact {
     async fn id(&self) -> &str {
         &self.0.id
     }
-    async fn display_label(&self) -> &str {
-        &self.0.data.name
+    async fn display_label(&self) -> Option<&str> {
+        Some(&self.0.data.name)
     }
-    async fn name(&self) -> TextAttribute {
+    async fn name(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.data.name)
     }
     /// `Pending`, `Processing`, `Ready` or `Error`.
-    async fn status(&self) -> TextAttribute {
+    async fn status(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.data.status)
     }
-    async fn content_type(&self) -> TextAttribute {
+    async fn content_type(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.data.content_type)
     }
     /// MD5 hex of the content.
-    async fn checksum(&self) -> TextAttribute {
+    async fn checksum(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.checksum.as_deref())
     }
     /// Object id of the content (`GET /api/storage/object/{id}`).
-    async fn storage_id(&self) -> TextAttribute {
+    async fn storage_id(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.storage_id.as_deref())
     }
-    async fn parameters(&self) -> JsonAttribute {
+    async fn parameters(&self) -> Option<JsonAttribute> {
         JsonAttribute::of(&self.0.data.parameters)
     }
     /// Why the last generation failed (status `Error`).
-    async fn error_message(&self) -> TextAttribute {
+    async fn error_message(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.error.as_deref())
     }
     /// Branch the artifact lives on.
     async fn branch(&self) -> &str {
         &self.0.data.branch
     }
-    /// The node the artifact is generated for.
+    /// The node the artifact is generated for (Infrahub's `object`, as `{id, kind}`).
     async fn target(&self) -> RelatedNode {
         RelatedNode::from(&self.0.data.target)
     }
@@ -930,7 +969,8 @@ impl ArtifactQuery {
         ))
     }
 
-    /// Artifacts of the request's branch, optionally by name, ids, definition or target.
+    /// Artifacts of the request's branch, optionally by name, ids, definition or target
+    /// (`object__ids`, or `target__ids`: the same filter under infrastream's older name).
     #[graphql(name = "CoreArtifact")]
     async fn core_artifact(
         &self,
@@ -938,11 +978,12 @@ impl ArtifactQuery {
         #[graphql(name = "name__value")] name_value: Option<String>,
         ids: Option<Vec<Option<ID>>>,
         #[graphql(name = "definition__ids")] definition_ids: Option<Vec<Option<ID>>>,
+        #[graphql(name = "object__ids")] object_ids: Option<Vec<Option<ID>>>,
         #[graphql(name = "target__ids")] target_ids: Option<Vec<Option<ID>>>,
     ) -> Res<PaginatedCoreArtifact> {
         let branch = url_branch(ctx);
-        let (ids, definition_ids, target_ids) =
-            (id_list(ids), id_list(definition_ids), id_list(target_ids));
+        let (ids, definition_ids) = (id_list(ids), id_list(definition_ids));
+        let (object_ids, target_ids) = (id_list(object_ids), id_list(target_ids));
         let all = artifacts(services(ctx).store.as_ref()).await.map_err(gql)?;
         Ok(PaginatedCoreArtifact::of(
             all.into_iter()
@@ -955,9 +996,10 @@ impl ArtifactQuery {
                         .is_none_or(|ids| ids.contains(&a.data.definition_id))
                 })
                 .filter(|a| {
-                    target_ids
-                        .as_ref()
-                        .is_none_or(|ids| ids.contains(&a.data.target.id))
+                    [&object_ids, &target_ids]
+                        .into_iter()
+                        .flatten()
+                        .all(|ids| ids.contains(&a.data.target.id))
                 })
                 .map(CoreArtifact)
                 .collect(),
@@ -969,64 +1011,232 @@ impl ArtifactQuery {
 // GraphQL: mutations
 // ---------------------------------------------------------------------------------------------
 
-/// Data of definition create, update and upsert (`id` required for update).
+/// Data of `CoreArtifactDefinitionCreate`. `query` (name of the saved query providing the
+/// data) and `template` (minijinja source) are infrastream's: they stand for Infrahub's
+/// `transformation`, which infrastream does not have.
 #[derive(InputObject)]
-#[graphql(name = "CoreArtifactDefinitionInput", rename_fields = "snake_case")]
-pub(crate) struct DefinitionInput {
-    id: Option<String>,
-    name: Option<TextAttributeInput>,
-    artifact_name: Option<TextAttributeInput>,
-    content_type: Option<TextAttributeInput>,
-    parameters: Option<JsonAttributeInput>,
-    /// Name of the saved query.
-    query: Option<TextAttributeInput>,
-    /// minijinja source.
-    template: Option<TextAttributeInput>,
-    description: Option<TextAttributeInput>,
-}
-
-/// Result of a definition mutation.
-#[derive(SimpleObject)]
 #[graphql(
-    name = "CoreArtifactDefinitionMutationResult",
+    name = "CoreArtifactDefinitionCreateInput",
     rename_fields = "snake_case"
 )]
-pub(crate) struct DefinitionResult {
-    ok: bool,
-    object: Option<CoreArtifactDefinition>,
+pub(crate) struct DefinitionCreateInput {
+    id: Option<String>,
+    name: Option<TextAttributeCreate>,
+    artifact_name: Option<TextAttributeCreate>,
+    content_type: Option<TextAttributeCreate>,
+    parameters: Option<JsonAttributeCreate>,
+    /// Name of the saved query.
+    query: Option<TextAttributeCreate>,
+    /// minijinja source.
+    template: Option<TextAttributeCreate>,
+    description: Option<TextAttributeCreate>,
 }
 
-/// A reference to a node: `{id}`, with `kind` for an artifact's target.
-#[derive(InputObject, Clone)]
-#[graphql(name = "ArtifactNodeRefInput", rename_fields = "snake_case")]
-pub(crate) struct NodeRefInput {
+/// Data of `CoreArtifactDefinitionUpdate`: the definition is found by `id` or `hfid`
+/// (`[name]`).
+#[derive(InputObject)]
+#[graphql(
+    name = "CoreArtifactDefinitionUpdateInput",
+    rename_fields = "snake_case"
+)]
+pub(crate) struct DefinitionUpdateInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    artifact_name: Option<TextAttributeUpdate>,
+    content_type: Option<TextAttributeUpdate>,
+    parameters: Option<JsonAttributeUpdate>,
+    /// Name of the saved query.
+    query: Option<TextAttributeUpdate>,
+    /// minijinja source.
+    template: Option<TextAttributeUpdate>,
+    description: Option<TextAttributeUpdate>,
+}
+
+/// Data of `CoreArtifactDefinitionUpsert`: updates the definition found by `id`, `hfid` or
+/// name, or creates it.
+#[derive(InputObject)]
+#[graphql(
+    name = "CoreArtifactDefinitionUpsertInput",
+    rename_fields = "snake_case"
+)]
+pub(crate) struct DefinitionUpsertInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    artifact_name: Option<TextAttributeUpdate>,
+    content_type: Option<TextAttributeUpdate>,
+    parameters: Option<JsonAttributeUpdate>,
+    /// Name of the saved query.
+    query: Option<TextAttributeUpdate>,
+    /// minijinja source.
+    template: Option<TextAttributeUpdate>,
+    description: Option<TextAttributeUpdate>,
+}
+
+/// The attribute values of any of the three definition inputs.
+struct DefinitionValues {
+    name: Option<String>,
+    artifact_name: Option<String>,
+    content_type: Option<String>,
+    parameters: Option<Value>,
+    query: Option<String>,
+    template: Option<String>,
+    description: Option<String>,
+}
+
+/// Converts any of the three definition inputs.
+macro_rules! definition_values {
+    ($data:expr) => {
+        DefinitionValues {
+            name: $data.name.text(),
+            artifact_name: $data.artifact_name.text(),
+            content_type: $data.content_type.text(),
+            parameters: $data.parameters.json(),
+            query: $data.query.text(),
+            template: $data.template.text(),
+            description: $data.description.text(),
+        }
+    };
+}
+
+object_result!(CoreArtifactDefinitionCreate, CoreArtifactDefinition);
+object_result!(CoreArtifactDefinitionUpdate, CoreArtifactDefinition);
+object_result!(CoreArtifactDefinitionUpsert, CoreArtifactDefinition);
+ok_result!(CoreArtifactDefinitionDelete);
+
+/// Data of `CoreArtifactCreate`: `definition` and the target (`object`, or `target`, its
+/// infrastream name) are required; the target needs its `kind` unless infrastream stores it.
+#[derive(InputObject)]
+#[graphql(name = "CoreArtifactCreateInput", rename_fields = "snake_case")]
+pub(crate) struct ArtifactCreateInput {
+    id: Option<String>,
+    name: Option<TextAttributeCreate>,
+    status: Option<TextAttributeCreate>,
+    content_type: Option<TextAttributeCreate>,
+    checksum: Option<TextAttributeCreate>,
+    storage_id: Option<TextAttributeCreate>,
+    parameters: Option<JsonAttributeCreate>,
+    definition: Option<RelatedNodeInput>,
+    object: Option<RelatedNodeInput>,
+    /// The target under infrastream's older name; same as `object`.
+    target: Option<RelatedNodeInput>,
+}
+
+/// Data of `CoreArtifactUpdate`: the artifact is found by `id` (artifacts have no hfid).
+#[derive(InputObject)]
+#[graphql(name = "CoreArtifactUpdateInput", rename_fields = "snake_case")]
+pub(crate) struct ArtifactUpdateInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    status: Option<TextAttributeUpdate>,
+    content_type: Option<TextAttributeUpdate>,
+    checksum: Option<TextAttributeUpdate>,
+    storage_id: Option<TextAttributeUpdate>,
+    parameters: Option<JsonAttributeUpdate>,
+    definition: Option<RelatedNodeInput>,
+    object: Option<RelatedNodeInput>,
+    /// The target under infrastream's older name; same as `object`.
+    target: Option<RelatedNodeInput>,
+}
+
+/// Data of `CoreArtifactUpsert`: updates the artifact found by `id`, or else by (definition,
+/// target, branch), or creates it.
+#[derive(InputObject)]
+#[graphql(name = "CoreArtifactUpsertInput", rename_fields = "snake_case")]
+pub(crate) struct ArtifactUpsertInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    status: Option<TextAttributeUpdate>,
+    content_type: Option<TextAttributeUpdate>,
+    checksum: Option<TextAttributeUpdate>,
+    storage_id: Option<TextAttributeUpdate>,
+    parameters: Option<JsonAttributeUpdate>,
+    definition: Option<RelatedNodeInput>,
+    object: Option<RelatedNodeInput>,
+    /// The target under infrastream's older name; same as `object`.
+    target: Option<RelatedNodeInput>,
+}
+
+/// An artifact's target as given: `id`, and `kind` when infrastream does not store the node.
+#[derive(Clone)]
+struct TargetRef {
     id: String,
     kind: Option<String>,
 }
 
-/// Data of artifact create, update and upsert (`id` required for update; `definition` and
-/// `target` required to create).
-#[derive(InputObject)]
-#[graphql(name = "CoreArtifactInput", rename_fields = "snake_case")]
-pub(crate) struct ArtifactInput {
-    id: Option<String>,
-    name: Option<TextAttributeInput>,
-    status: Option<TextAttributeInput>,
-    content_type: Option<TextAttributeInput>,
-    checksum: Option<TextAttributeInput>,
-    storage_id: Option<TextAttributeInput>,
-    parameters: Option<JsonAttributeInput>,
-    definition: Option<NodeRefInput>,
-    target: Option<NodeRefInput>,
+/// The values of any of the three artifact inputs.
+struct ArtifactValues {
+    name: Option<String>,
+    status: Option<String>,
+    content_type: Option<String>,
+    checksum: Option<String>,
+    storage_id: Option<String>,
+    parameters: Option<Value>,
+    /// Id or name of the definition.
+    definition: Option<String>,
+    target: Option<TargetRef>,
 }
 
-/// Result of an artifact mutation.
-#[derive(SimpleObject)]
-#[graphql(name = "CoreArtifactMutationResult", rename_fields = "snake_case")]
-pub(crate) struct ArtifactResult {
-    ok: bool,
-    object: Option<CoreArtifact>,
+/// Converts any of the three artifact inputs, checking the node references.
+macro_rules! artifact_values {
+    ($data:expr) => {{
+        let definition = match &$data.definition {
+            Some(d) => Some(match d.key("definition")? {
+                NodeKey::Id(id) => id,
+                NodeKey::Name(name) => name,
+            }),
+            None => None,
+        };
+        let target = match ($data.object, $data.target) {
+            (Some(_), Some(_)) => {
+                return Err(gql(Error::invalid(
+                    "Give the artifact's target as object or as target, not both",
+                )));
+            }
+            (Some(t), None) | (None, Some(t)) => Some(target_ref(t)?),
+            (None, None) => None,
+        };
+        ArtifactValues {
+            name: $data.name.text(),
+            status: $data.status.text(),
+            content_type: $data.content_type.text(),
+            checksum: $data.checksum.text(),
+            storage_id: $data.storage_id.text(),
+            parameters: $data.parameters.json(),
+            definition,
+            target,
+        }
+    }};
 }
+
+/// The target of an artifact input: by `id` (a target's hfid cannot be resolved here).
+fn target_ref(t: RelatedNodeInput) -> Res<TargetRef> {
+    match t.key("object")? {
+        NodeKey::Id(id) => Ok(TargetRef { id, kind: t.kind }),
+        NodeKey::Name(_) => Err(gql(Error::invalid(
+            "The artifact's target must be given by id (object.id)",
+        ))),
+    }
+}
+
+/// The id of the artifact an update or upsert designates: artifacts have no hfid.
+fn artifact_id(id: Option<String>, hfid: Option<Vec<Option<String>>>) -> Res<Option<String>> {
+    match NodeKey::from_input(id, hfid, ARTIFACT_KIND)? {
+        None => Ok(None),
+        Some(NodeKey::Id(id)) => Ok(Some(id)),
+        Some(NodeKey::Name(_)) => Err(gql(Error::invalid(
+            "CoreArtifact has no hfid: designate the artifact by id",
+        ))),
+    }
+}
+
+object_result!(CoreArtifactCreate, CoreArtifact);
+object_result!(CoreArtifactUpdate, CoreArtifact);
+object_result!(CoreArtifactUpsert, CoreArtifact);
+ok_result!(CoreArtifactDelete);
 
 /// One artifact of an `ArtifactGenerate`.
 #[derive(SimpleObject)]
@@ -1048,48 +1258,40 @@ pub(crate) struct GenerateResult {
     artifacts: Vec<GenerateItem>,
 }
 
-fn text(attr: Option<TextAttributeInput>) -> Option<String> {
-    attr.and_then(TextAttributeInput::into_value)
-}
-
-fn json_value(attr: Option<JsonAttributeInput>) -> Option<Value> {
-    attr.and_then(JsonAttributeInput::into_value)
-}
-
-fn merge_definition(existing: Definition, data: DefinitionInput) -> Definition {
+fn merge_definition(existing: Definition, data: DefinitionValues) -> Definition {
     Definition {
         id: existing.id,
-        name: text(data.name).unwrap_or(existing.name),
+        name: data.name.unwrap_or(existing.name),
         d: DefinitionData {
-            artifact_name: text(data.artifact_name).unwrap_or(existing.d.artifact_name),
-            content_type: text(data.content_type).unwrap_or(existing.d.content_type),
-            parameters: json_value(data.parameters).unwrap_or(existing.d.parameters),
-            query: text(data.query).unwrap_or(existing.d.query),
-            template: text(data.template).unwrap_or(existing.d.template),
-            description: text(data.description).or(existing.d.description),
+            artifact_name: data.artifact_name.unwrap_or(existing.d.artifact_name),
+            content_type: data.content_type.unwrap_or(existing.d.content_type),
+            parameters: data.parameters.unwrap_or(existing.d.parameters),
+            query: data.query.unwrap_or(existing.d.query),
+            template: data.template.unwrap_or(existing.d.template),
+            description: data.description.or(existing.d.description),
         },
     }
 }
 
-fn new_definition(data: DefinitionInput) -> Result<Definition, Error> {
+fn new_definition(id: Option<String>, data: DefinitionValues) -> Result<Definition, Error> {
     let required = |v: Option<String>, field: &str| {
         v.ok_or_else(|| Error::invalid(format!("{field}.value is required")))
     };
     Ok(Definition {
-        id: data.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        name: required(text(data.name), "name")?,
+        id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        name: required(data.name, "name")?,
         d: DefinitionData {
-            artifact_name: required(text(data.artifact_name), "artifact_name")?,
-            content_type: required(text(data.content_type), "content_type")?,
-            parameters: json_value(data.parameters).unwrap_or_else(|| json!({})),
-            query: required(text(data.query), "query")?,
-            template: required(text(data.template), "template")?,
-            description: text(data.description),
+            artifact_name: required(data.artifact_name, "artifact_name")?,
+            content_type: required(data.content_type, "content_type")?,
+            parameters: data.parameters.unwrap_or_else(|| json!({})),
+            query: required(data.query, "query")?,
+            template: required(data.template, "template")?,
+            description: data.description,
         },
     })
 }
 
-async fn save_definition(ctx: &Context<'_>, d: Definition, is_new: bool) -> Res<DefinitionResult> {
+async fn save_definition(ctx: &Context<'_>, d: Definition, is_new: bool) -> Res<Definition> {
     let store = services(ctx).store.as_ref();
     check_definition(store, &d).await.map_err(gql)?;
     if is_new && store.node(&d.id).await.map_err(store_err)?.is_some() {
@@ -1116,15 +1318,40 @@ async fn save_definition(ctx: &Context<'_>, d: Definition, is_new: bool) -> Res<
         })
         .await
         .map_err(store_err)?;
-    Ok(DefinitionResult {
-        ok: true,
-        object: Some(CoreArtifactDefinition(d)),
+    Ok(d)
+}
+
+/// The definition `key` designates: by id, or by name (its hfid).
+async fn definition_by_key(store: &dyn Store, key: &NodeKey) -> Res<Option<Definition>> {
+    let found = match key {
+        NodeKey::Id(id) => find_definition(store, id)
+            .await
+            .map_err(gql)?
+            .filter(|d| d.id == *id),
+        NodeKey::Name(name) => definitions(store)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .find(|d| d.name == *name),
+    };
+    Ok(found)
+}
+
+async fn existing_definition(store: &dyn Store, key: &NodeKey) -> Res<Definition> {
+    definition_by_key(store, key).await?.ok_or_else(|| {
+        gql(Error::not_found(format!(
+            "Artifact definition {key} not found"
+        )))
     })
 }
 
-fn merge_artifact(mut a: Artifact, data: ArtifactInput) -> Result<Artifact, Error> {
-    if let Some(d) = &data.definition
-        && d.id != a.data.definition_id
+fn merge_artifact(
+    mut a: Artifact,
+    data: ArtifactValues,
+    definition_id: Option<String>,
+) -> Result<Artifact, Error> {
+    if let Some(d) = &definition_id
+        && *d != a.data.definition_id
     {
         return Err(Error::invalid(
             "The definition of an artifact cannot be changed",
@@ -1137,31 +1364,37 @@ fn merge_artifact(mut a: Artifact, data: ArtifactInput) -> Result<Artifact, Erro
             "The target of an artifact cannot be changed",
         ));
     }
-    if let Some(v) = text(data.name) {
+    if let Some(v) = data.name {
         a.data.name = v;
     }
-    if let Some(v) = text(data.status) {
+    if let Some(v) = data.status {
         a.data.status = v;
     }
-    if let Some(v) = text(data.content_type) {
+    if let Some(v) = data.content_type {
         a.data.content_type = v;
     }
-    let checksum = text(data.checksum);
-    if let Some(v) = text(data.storage_id) {
+    if let Some(v) = data.storage_id {
         a.data.storage_id = Some(v);
-        a.data.checksum = checksum;
-    } else if checksum.is_some() {
+        a.data.checksum = data.checksum;
+    } else if data.checksum.is_some() {
         return Err(Error::invalid(
             "checksum can only be set together with storage_id",
         ));
     }
-    if let Some(v) = json_value(data.parameters) {
+    if let Some(v) = data.parameters {
         a.data.parameters = v;
     }
     if a.data.status != "Error" {
         a.data.error = None;
     }
     Ok(a)
+}
+
+/// The id of the definition an artifact input names (by id or name), which must exist.
+async fn referenced_definition(store: &dyn Store, key: &str) -> Result<Definition, Error> {
+    find_definition(store, key)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("Artifact definition {key} not found")))
 }
 
 /// Checks an artifact's attributes; fills in the checksum from the stored object when only
@@ -1196,29 +1429,28 @@ async fn check_artifact(services: &Services, a: &mut Artifact) -> Result<(), Err
     Ok(())
 }
 
-async fn new_artifact(ctx: &Context<'_>, data: ArtifactInput) -> Result<Artifact, Error> {
+async fn new_artifact(
+    ctx: &Context<'_>,
+    id: Option<String>,
+    data: ArtifactValues,
+) -> Result<Artifact, Error> {
     let store = services(ctx).store.as_ref();
     let branch = url_branch(ctx);
-    let def_ref = data
+    let def_key = data
         .definition
         .clone()
         .ok_or_else(|| Error::invalid("definition.id is required"))?;
-    let def = find_definition(store, &def_ref.id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("Artifact definition {} not found", def_ref.id)))?;
+    let def = referenced_definition(store, &def_key).await?;
     let target_ref = data
         .target
         .clone()
-        .ok_or_else(|| Error::invalid("target.id is required"))?;
+        .ok_or_else(|| Error::invalid("object.id is required (the artifact's target)"))?;
     let spec = match &target_ref.kind {
         Some(k) => format!("{k}:{}", target_ref.id),
         None => target_ref.id.clone(),
     };
     let target = resolve_target(store, &spec, &[]).await?;
-    let id = data
-        .id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     if store.node(&id).await.map_err(store_error)?.is_some() {
         return Err(Error::new(
             ErrorKind::AlreadyExists,
@@ -1240,7 +1472,7 @@ async fn new_artifact(ctx: &Context<'_>, data: ArtifactInput) -> Result<Artifact
             error: None,
         },
     };
-    let mut a = merge_artifact(a, data)?;
+    let mut a = merge_artifact(a, data, Some(def.id.clone()))?;
     if a.data.storage_id.is_some() && a.data.status == "Pending" {
         a.data.status = "Ready".into();
     }
@@ -1256,13 +1488,26 @@ async fn new_artifact(ctx: &Context<'_>, data: ArtifactInput) -> Result<Artifact
     Ok(a)
 }
 
+/// Applies `data` to the existing artifact `existing`.
+async fn changed_artifact(
+    store: &dyn Store,
+    existing: Artifact,
+    data: ArtifactValues,
+) -> Result<Artifact, Error> {
+    let definition_id = match &data.definition {
+        Some(key) => Some(referenced_definition(store, key).await?.id),
+        None => None,
+    };
+    merge_artifact(existing, data, definition_id)
+}
+
 /// Saves `a` (created when `before` is `None`) with the artifact event its content change
 /// calls for.
 async fn save_artifact(
     ctx: &Context<'_>,
     mut a: Artifact,
     before: Option<Artifact>,
-) -> Res<ArtifactResult> {
+) -> Res<Artifact> {
     let s = services(ctx);
     let lock = artifact_lock(&a.key());
     let _guard = lock.lock().await;
@@ -1270,10 +1515,7 @@ async fn save_artifact(
     commit_artifact(s.store.as_ref(), &a, before.as_ref(), caller(ctx))
         .await
         .map_err(gql)?;
-    Ok(ArtifactResult {
-        ok: true,
-        object: Some(CoreArtifact(a)),
-    })
+    Ok(a)
 }
 
 #[derive(Default)]
@@ -1286,73 +1528,74 @@ impl ArtifactMutation {
     async fn definition_create(
         &self,
         ctx: &Context<'_>,
-        data: DefinitionInput,
-    ) -> Res<DefinitionResult> {
+        data: DefinitionCreateInput,
+    ) -> Res<Option<CoreArtifactDefinitionCreate>> {
         require_write(ctx)?;
-        save_definition(ctx, new_definition(data).map_err(gql)?, true).await
+        let values = definition_values!(data);
+        let d = new_definition(data.id, values).map_err(gql)?;
+        let d = save_definition(ctx, d, true).await?;
+        Ok(CoreArtifactDefinitionCreate::done(CoreArtifactDefinition(
+            d,
+        )))
     }
 
-    /// Changes an artifact definition, found by `id`.
+    /// Changes an artifact definition, found by `id` or `hfid`.
     #[graphql(name = "CoreArtifactDefinitionUpdate")]
     async fn definition_update(
         &self,
         ctx: &Context<'_>,
-        data: DefinitionInput,
-    ) -> Res<DefinitionResult> {
+        data: DefinitionUpdateInput,
+    ) -> Res<Option<CoreArtifactDefinitionUpdate>> {
         require_write(ctx)?;
-        let id = data
-            .id
-            .clone()
-            .ok_or_else(|| gql(Error::invalid("id is required")))?;
-        let existing = find_definition(services(ctx).store.as_ref(), &id)
-            .await
-            .map_err(gql)?
-            .ok_or_else(|| {
-                gql(Error::not_found(format!(
-                    "Artifact definition {id} not found"
-                )))
-            })?;
-        save_definition(ctx, merge_definition(existing, data), false).await
+        let key = NodeKey::required(data.id.clone(), data.hfid.clone(), DEFINITION_KIND)?;
+        let values = definition_values!(data);
+        let existing = existing_definition(services(ctx).store.as_ref(), &key).await?;
+        let d = save_definition(ctx, merge_definition(existing, values), false).await?;
+        Ok(CoreArtifactDefinitionUpdate::done(CoreArtifactDefinition(
+            d,
+        )))
     }
 
-    /// Creates or changes an artifact definition, found by `id` or else by name.
+    /// Creates or changes an artifact definition, found by `id`, `hfid` or else by name.
     #[graphql(name = "CoreArtifactDefinitionUpsert")]
     async fn definition_upsert(
         &self,
         ctx: &Context<'_>,
-        data: DefinitionInput,
-    ) -> Res<DefinitionResult> {
+        data: DefinitionUpsertInput,
+    ) -> Res<Option<CoreArtifactDefinitionUpsert>> {
         require_write(ctx)?;
         let store = services(ctx).store.as_ref();
-        let key = data
-            .id
-            .clone()
-            .or_else(|| data.name.as_ref().and_then(|n| n.value.clone()));
+        let values = definition_values!(data);
+        let key = match NodeKey::from_input(data.id.clone(), data.hfid.clone(), DEFINITION_KIND)? {
+            Some(k) => Some(k),
+            None => values.name.clone().map(NodeKey::Name),
+        };
         let existing = match &key {
-            Some(k) => find_definition(store, k).await.map_err(gql)?,
+            Some(k) => definition_by_key(store, k).await?,
             None => None,
         };
-        match existing {
-            Some(e) => save_definition(ctx, merge_definition(e, data), false).await,
-            None => save_definition(ctx, new_definition(data).map_err(gql)?, true).await,
-        }
+        let d = match existing {
+            Some(e) => save_definition(ctx, merge_definition(e, values), false).await?,
+            None => {
+                let d = new_definition(data.id, values).map_err(gql)?;
+                save_definition(ctx, d, true).await?
+            }
+        };
+        Ok(CoreArtifactDefinitionUpsert::done(CoreArtifactDefinition(
+            d,
+        )))
     }
 
-    /// Removes an artifact definition and its artifacts.
+    /// Removes an artifact definition and its artifacts; found by `id` or `hfid`.
     #[graphql(name = "CoreArtifactDefinitionDelete")]
-    async fn definition_delete(&self, ctx: &Context<'_>, data: DeleteInput) -> Res<OkResult> {
+    async fn definition_delete(
+        &self,
+        ctx: &Context<'_>,
+        data: DeleteInput,
+    ) -> Res<Option<CoreArtifactDefinitionDelete>> {
         require_write(ctx)?;
         let store = services(ctx).store.as_ref();
-        let def = find_definition(store, &data.id)
-            .await
-            .map_err(gql)?
-            .filter(|d| d.id == data.id)
-            .ok_or_else(|| {
-                gql(Error::not_found(format!(
-                    "Artifact definition {} not found",
-                    data.id
-                )))
-            })?;
+        let def = existing_definition(store, &data.key(DEFINITION_KIND)?).await?;
         let mut changes: Vec<Change> = artifacts(store)
             .await
             .map_err(gql)?
@@ -1368,83 +1611,109 @@ impl ArtifactMutation {
             })
             .await
             .map_err(store_err)?;
-        Ok(OkResult { ok: true })
+        Ok(CoreArtifactDefinitionDelete::done())
     }
 
-    /// Creates an artifact on the request's branch (`definition` and `target` required). With
-    /// `storage_id` (an uploaded object) it has content, and `infrahub.artifact.created` is
-    /// emitted.
+    /// Creates an artifact on the request's branch (`definition` and the target required).
+    /// With `storage_id` (an uploaded object) it has content, and `infrahub.artifact.created`
+    /// is emitted.
     #[graphql(name = "CoreArtifactCreate")]
-    async fn artifact_create(&self, ctx: &Context<'_>, data: ArtifactInput) -> Res<ArtifactResult> {
+    async fn artifact_create(
+        &self,
+        ctx: &Context<'_>,
+        data: ArtifactCreateInput,
+    ) -> Res<Option<CoreArtifactCreate>> {
         require_write(ctx)?;
-        let a = new_artifact(ctx, data).await.map_err(gql)?;
-        save_artifact(ctx, a, None).await
+        let id = data.id.clone();
+        let values = artifact_values!(data);
+        let a = new_artifact(ctx, id, values).await.map_err(gql)?;
+        let a = save_artifact(ctx, a, None).await?;
+        Ok(CoreArtifactCreate::done(CoreArtifact(a)))
     }
 
     /// Changes an artifact, found by `id`; a new `storage_id` emits `infrahub.artifact.updated`.
     #[graphql(name = "CoreArtifactUpdate")]
-    async fn artifact_update(&self, ctx: &Context<'_>, data: ArtifactInput) -> Res<ArtifactResult> {
+    async fn artifact_update(
+        &self,
+        ctx: &Context<'_>,
+        data: ArtifactUpdateInput,
+    ) -> Res<Option<CoreArtifactUpdate>> {
         require_write(ctx)?;
-        let id = data
-            .id
-            .clone()
-            .ok_or_else(|| gql(Error::invalid("id is required")))?;
-        let existing = find_artifact(services(ctx).store.as_ref(), &id)
+        let id = artifact_id(data.id.clone(), data.hfid.clone())?
+            .ok_or_else(|| gql(Error::invalid("id is required for CoreArtifact")))?;
+        let values = artifact_values!(data);
+        let store = services(ctx).store.as_ref();
+        let existing = find_artifact(store, &id)
             .await
             .map_err(gql)?
             .ok_or_else(|| gql(Error::not_found(format!("Artifact {id} not found"))))?;
-        let merged = merge_artifact(existing.clone(), data).map_err(gql)?;
-        save_artifact(ctx, merged, Some(existing)).await
+        let merged = changed_artifact(store, existing.clone(), values)
+            .await
+            .map_err(gql)?;
+        let a = save_artifact(ctx, merged, Some(existing)).await?;
+        Ok(CoreArtifactUpdate::done(CoreArtifact(a)))
     }
 
     /// Creates or changes an artifact, found by `id` or else by (definition, target, branch).
     #[graphql(name = "CoreArtifactUpsert")]
-    async fn artifact_upsert(&self, ctx: &Context<'_>, data: ArtifactInput) -> Res<ArtifactResult> {
+    async fn artifact_upsert(
+        &self,
+        ctx: &Context<'_>,
+        data: ArtifactUpsertInput,
+    ) -> Res<Option<CoreArtifactUpsert>> {
         require_write(ctx)?;
+        let id = artifact_id(data.id.clone(), data.hfid.clone())?;
+        let values = artifact_values!(data);
         let store = services(ctx).store.as_ref();
-        let mut existing = match &data.id {
+        let mut existing = match &id {
             Some(id) => find_artifact(store, id).await.map_err(gql)?,
             None => None,
         };
         if existing.is_none()
-            && data.id.is_none()
-            && let (Some(d), Some(t)) = (&data.definition, &data.target)
-            && let Some(def) = find_definition(store, &d.id).await.map_err(gql)?
+            && id.is_none()
+            && let (Some(d), Some(t)) = (&values.definition, &values.target)
+            && let Some(def) = find_definition(store, d).await.map_err(gql)?
         {
             let key = artifact_key(&def.id, &url_branch(ctx), &t.id);
             existing = find_artifact_by_key(store, &key).await.map_err(gql)?;
         }
-        match existing {
+        let a = match existing {
             Some(e) => {
-                let merged = merge_artifact(e.clone(), data).map_err(gql)?;
-                save_artifact(ctx, merged, Some(e)).await
+                let merged = changed_artifact(store, e.clone(), values)
+                    .await
+                    .map_err(gql)?;
+                save_artifact(ctx, merged, Some(e)).await?
             }
             None => {
-                let a = new_artifact(ctx, data).await.map_err(gql)?;
-                save_artifact(ctx, a, None).await
+                let a = new_artifact(ctx, id, values).await.map_err(gql)?;
+                save_artifact(ctx, a, None).await?
             }
-        }
+        };
+        Ok(CoreArtifactUpsert::done(CoreArtifact(a)))
     }
 
-    /// Removes an artifact (its content stays in the object store).
+    /// Removes an artifact, found by `id` (its content stays in the object store).
     #[graphql(name = "CoreArtifactDelete")]
-    async fn artifact_delete(&self, ctx: &Context<'_>, data: DeleteInput) -> Res<OkResult> {
+    async fn artifact_delete(
+        &self,
+        ctx: &Context<'_>,
+        data: DeleteInput,
+    ) -> Res<Option<CoreArtifactDelete>> {
         require_write(ctx)?;
+        let id = artifact_id(data.id, data.hfid)?
+            .ok_or_else(|| gql(Error::invalid("id is required for CoreArtifact")))?;
         let store = services(ctx).store.as_ref();
-        if find_artifact(store, &data.id).await.map_err(gql)?.is_none() {
-            return Err(gql(Error::not_found(format!(
-                "Artifact {} not found",
-                data.id
-            ))));
+        if find_artifact(store, &id).await.map_err(gql)?.is_none() {
+            return Err(gql(Error::not_found(format!("Artifact {id} not found"))));
         }
         store
             .commit(Commit {
-                changes: vec![Change::DeleteNode { id: data.id }],
+                changes: vec![Change::DeleteNode { id }],
                 events: vec![],
             })
             .await
             .map_err(store_err)?;
-        Ok(OkResult { ok: true })
+        Ok(CoreArtifactDelete::done())
     }
 
     /// Generates the artifacts of `definition` (id or name) on the request's branch: for each

@@ -2,9 +2,7 @@
 //! with its event (SPEC §2, §3, §5).
 
 use crate::context::{Res, caller, event_context, gql, require_write, services, store_err};
-use crate::node::OkResult;
-use crate::scalars::DateTime;
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use infrastream_core::branch::DEFAULT_BRANCH;
 use infrastream_core::{
     Branch as CoreBranch, BranchStatus, Error, EventName, NewEvent, RelatedNode, now,
@@ -15,6 +13,35 @@ use serde_json::json;
 
 /// Node kind used for branches in events.
 pub(crate) const BRANCH_KIND: &str = "Branch";
+
+/// Lifecycle state of a branch: Infrahub's values, plus `MERGE_FAILED` (a merge that failed
+/// leaves the branch open to another attempt). `NEED_UPGRADE_REBASE` is never reached here
+/// (there are no schema migrations) but is declared so that clients generated from Infrahub's
+/// schema recognise every value.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "BranchStatus")]
+pub(crate) enum Status {
+    Deleting,
+    Merged,
+    Merging,
+    NeedRebase,
+    NeedUpgradeRebase,
+    Open,
+    MergeFailed,
+}
+
+impl From<BranchStatus> for Status {
+    fn from(s: BranchStatus) -> Self {
+        match s {
+            BranchStatus::Open => Status::Open,
+            BranchStatus::NeedRebase => Status::NeedRebase,
+            BranchStatus::Merging => Status::Merging,
+            BranchStatus::Merged => Status::Merged,
+            BranchStatus::Deleting => Status::Deleting,
+            BranchStatus::MergeFailed => Status::MergeFailed,
+        }
+    }
+}
 
 /// A branch.
 pub(crate) struct Branch(pub(crate) CoreBranch);
@@ -30,31 +57,36 @@ impl Branch {
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
-    async fn origin_branch(&self) -> &str {
-        &self.0.origin_branch
+    async fn origin_branch(&self) -> Option<&str> {
+        Some(&self.0.origin_branch)
     }
     /// When the branch last started from `main`.
-    async fn branched_from(&self) -> String {
-        infrastream_core::format_timestamp(&self.0.branched_from)
+    async fn branched_from(&self) -> Option<String> {
+        Some(infrastream_core::format_timestamp(&self.0.branched_from))
     }
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+    /// When the branch was created (RFC 3339, UTC).
+    async fn created_at(&self) -> Option<String> {
+        Some(infrastream_core::format_timestamp(&self.0.created_at))
     }
-    /// `OPEN`, `NEED_REBASE`, `MERGING`, `MERGED`, `DELETING` or `MERGE_FAILED`.
-    async fn status(&self) -> &'static str {
-        self.0.status.as_str()
+    async fn status(&self) -> Status {
+        self.0.status.into()
     }
-    async fn sync_with_git(&self) -> bool {
-        self.0.sync_with_git
+    async fn sync_with_git(&self) -> Option<bool> {
+        Some(self.0.sync_with_git)
     }
-    async fn is_default(&self) -> bool {
-        self.0.is_default
+    async fn is_default(&self) -> Option<bool> {
+        Some(self.0.is_default)
     }
-    async fn has_schema_changes(&self) -> bool {
-        self.0.has_schema_changes
+    /// Every branch is isolated (Infrahub dropped the other mode).
+    #[graphql(deprecation = "non isolated mode is not supported anymore")]
+    async fn is_isolated(&self) -> Option<bool> {
+        Some(true)
     }
-    async fn graph_version(&self) -> i64 {
-        self.0.graph_version
+    async fn has_schema_changes(&self) -> Option<bool> {
+        Some(self.0.has_schema_changes)
+    }
+    async fn graph_version(&self) -> Option<i64> {
+        Some(self.0.graph_version)
     }
 }
 
@@ -92,14 +124,25 @@ pub(crate) struct BranchCreateInput {
     origin_branch: Option<String>,
     branched_from: Option<String>,
     sync_with_git: Option<bool>,
+    #[graphql(deprecation = "Non isolated mode is not supported anymore")]
     is_isolated: Option<bool>,
 }
 
-/// `{name}`.
+/// `{name}` of the branch to merge, rebase or validate.
 #[derive(InputObject)]
 #[graphql(name = "BranchNameInput", rename_fields = "snake_case")]
 pub(crate) struct BranchNameInput {
-    name: String,
+    name: Option<String>,
+}
+
+/// Data of `BranchDelete`. The branch is deleted from infrastream only: no Git repository
+/// here has branches written by infrastream, so `delete_from_git` has nothing to act on.
+#[derive(InputObject)]
+#[graphql(name = "BranchDeleteInput", rename_fields = "snake_case")]
+pub(crate) struct BranchDeleteInput {
+    name: Option<String>,
+    #[graphql(default_with = "Some(false)")]
+    delete_from_git: Option<bool>,
 }
 
 /// Data of `BranchUpdate`.
@@ -108,22 +151,74 @@ pub(crate) struct BranchNameInput {
 pub(crate) struct BranchUpdateInput {
     name: String,
     description: Option<String>,
+    #[graphql(deprecation = "Non isolated mode is not supported anymore")]
+    is_isolated: Option<bool>,
 }
 
 /// The task of a branch operation (operations complete synchronously; the id is the event's).
 #[derive(SimpleObject)]
 #[graphql(name = "TaskInfo", rename_fields = "snake_case")]
 pub(crate) struct TaskInfo {
-    id: String,
+    id: Option<String>,
 }
 
-/// Result of a branch mutation.
+impl TaskInfo {
+    fn of(event_id: Option<String>) -> Option<Self> {
+        event_id.map(|id| TaskInfo { id: Some(id) })
+    }
+}
+
+/// Declares the `{object, ok, task}` result of a branch mutation, named after the mutation.
+macro_rules! branch_result {
+    ($name:ident) => {
+        /// `{object, ok, task}`; `object` is left out when the caller did not wait.
+        #[derive(SimpleObject)]
+        #[graphql(rename_fields = "snake_case")]
+        pub(crate) struct $name {
+            object: Option<Branch>,
+            ok: Option<bool>,
+            task: Option<TaskInfo>,
+        }
+
+        impl $name {
+            fn done(object: CoreBranch, wait: Option<bool>, task: Option<String>) -> Option<Self> {
+                Some(Self {
+                    // Infrahub returns the branch only to a caller that waited.
+                    object: (wait != Some(false)).then_some(Branch(object)),
+                    ok: Some(true),
+                    task: TaskInfo::of(task),
+                })
+            }
+        }
+    };
+}
+
+branch_result!(BranchCreate);
+branch_result!(BranchMerge);
+branch_result!(BranchRebase);
+branch_result!(BranchValidate);
+
+/// Result of `BranchDelete`.
 #[derive(SimpleObject)]
-#[graphql(name = "BranchMutationResult", rename_fields = "snake_case")]
-pub(crate) struct BranchResult {
-    ok: bool,
-    object: Option<Branch>,
+#[graphql(rename_fields = "snake_case")]
+pub(crate) struct BranchDelete {
+    ok: Option<bool>,
     task: Option<TaskInfo>,
+}
+
+/// Result of `BranchUpdate`: `{ok}` as in Infrahub, plus the updated branch.
+#[derive(SimpleObject)]
+#[graphql(rename_fields = "snake_case")]
+pub(crate) struct BranchUpdate {
+    ok: Option<bool>,
+    /// The branch after the update (an infrastream extension).
+    object: Option<Branch>,
+}
+
+/// The branch name of a `BranchNameInput` or `BranchDeleteInput`: Infrahub declares it
+/// optional, but every operation needs it.
+fn required_name(name: Option<String>) -> Res<String> {
+    name.ok_or_else(|| gql(Error::invalid("The branch name is required (data.name)")))
 }
 
 async fn existing(ctx: &Context<'_>, name: &str) -> Res<CoreBranch> {
@@ -188,9 +283,10 @@ impl BranchMutation {
         &self,
         ctx: &Context<'_>,
         data: BranchCreateInput,
-        #[graphql(default = true)] wait_until_completion: bool,
+        wait_until_completion: Option<bool>,
+        #[graphql(deprecation = "Please use `wait_until_completion` instead")]
         background_execution: Option<bool>,
-    ) -> Res<BranchResult> {
+    ) -> Res<Option<BranchCreate>> {
         require_write(ctx)?;
         let _ = (
             &data.id,
@@ -221,18 +317,21 @@ impl BranchMutation {
             json!({"created_branch": b.name, "branch_id": b.id, "sync_with_git": b.sync_with_git}),
         );
         let task = commit(ctx, vec![Change::InsertBranch(b.clone())], vec![event]).await?;
-        Ok(BranchResult {
-            ok: true,
-            object: wait_until_completion.then_some(Branch(b)),
-            task: task.map(|id| TaskInfo { id }),
-        })
+        Ok(BranchCreate::done(b, wait_until_completion, task))
     }
 
     /// Deletes a branch (not `main`).
     #[graphql(name = "BranchDelete")]
-    async fn branch_delete(&self, ctx: &Context<'_>, data: BranchNameInput) -> Res<OkResult> {
+    async fn branch_delete(
+        &self,
+        ctx: &Context<'_>,
+        data: BranchDeleteInput,
+        wait_until_completion: Option<bool>,
+    ) -> Res<Option<BranchDelete>> {
         require_write(ctx)?;
-        let b = existing(ctx, &data.name).await?;
+        // Deletion completes before the reply whether or not the caller waits.
+        let _ = (wait_until_completion, data.delete_from_git);
+        let b = existing(ctx, &required_name(data.name)?).await?;
         refuse_default(&b, "deleted")?;
         let event = branch_event(
             ctx,
@@ -240,7 +339,7 @@ impl BranchMutation {
             &b,
             json!({"deleted_branch": b.name, "branch_id": b.id, "proposed_change_id": null}),
         );
-        commit(
+        let task = commit(
             ctx,
             vec![Change::DeleteBranch {
                 name: b.name.clone(),
@@ -248,14 +347,22 @@ impl BranchMutation {
             vec![event],
         )
         .await?;
-        Ok(OkResult { ok: true })
+        Ok(Some(BranchDelete {
+            ok: Some(true),
+            task: TaskInfo::of(task),
+        }))
     }
 
     /// Merges a branch into `main`.
     #[graphql(name = "BranchMerge")]
-    async fn branch_merge(&self, ctx: &Context<'_>, data: BranchNameInput) -> Res<BranchResult> {
+    async fn branch_merge(
+        &self,
+        ctx: &Context<'_>,
+        data: BranchNameInput,
+        wait_until_completion: Option<bool>,
+    ) -> Res<Option<BranchMerge>> {
         require_write(ctx)?;
-        let b = existing(ctx, &data.name).await?;
+        let b = existing(ctx, &required_name(data.name)?).await?;
         refuse_default(&b, "merged")?;
         if !matches!(
             b.status,
@@ -283,18 +390,19 @@ impl BranchMutation {
             expect_status: Some(b.status),
         };
         let task = commit(ctx, vec![change], vec![event]).await?;
-        Ok(BranchResult {
-            ok: true,
-            object: Some(Branch(merged)),
-            task: task.map(|id| TaskInfo { id }),
-        })
+        Ok(BranchMerge::done(merged, wait_until_completion, task))
     }
 
     /// Rebases a branch onto the current `main`: `branched_from` moves to now.
     #[graphql(name = "BranchRebase")]
-    async fn branch_rebase(&self, ctx: &Context<'_>, data: BranchNameInput) -> Res<BranchResult> {
+    async fn branch_rebase(
+        &self,
+        ctx: &Context<'_>,
+        data: BranchNameInput,
+        wait_until_completion: Option<bool>,
+    ) -> Res<Option<BranchRebase>> {
         require_write(ctx)?;
-        let b = existing(ctx, &data.name).await?;
+        let b = existing(ctx, &required_name(data.name)?).await?;
         refuse_default(&b, "rebased")?;
         if !matches!(b.status, BranchStatus::Open | BranchStatus::NeedRebase) {
             return Err(gql(Error::conflict(format!(
@@ -321,29 +429,31 @@ impl BranchMutation {
             expect_status: Some(b.status),
         };
         let task = commit(ctx, vec![change], vec![event]).await?;
-        Ok(BranchResult {
-            ok: true,
-            object: Some(Branch(rebased)),
-            task: task.map(|id| TaskInfo { id }),
-        })
+        Ok(BranchRebase::done(rebased, wait_until_completion, task))
     }
 
     /// Checks that a branch can be merged (no data conflicts exist without data nodes).
     #[graphql(name = "BranchValidate")]
-    async fn branch_validate(&self, ctx: &Context<'_>, data: BranchNameInput) -> Res<BranchResult> {
+    async fn branch_validate(
+        &self,
+        ctx: &Context<'_>,
+        data: BranchNameInput,
+        wait_until_completion: Option<bool>,
+    ) -> Res<Option<BranchValidate>> {
         require_write(ctx)?;
-        let b = existing(ctx, &data.name).await?;
-        Ok(BranchResult {
-            ok: true,
-            object: Some(Branch(b)),
-            task: None,
-        })
+        let b = existing(ctx, &required_name(data.name)?).await?;
+        Ok(BranchValidate::done(b, wait_until_completion, None))
     }
 
     /// Changes a branch's description.
     #[graphql(name = "BranchUpdate")]
-    async fn branch_update(&self, ctx: &Context<'_>, data: BranchUpdateInput) -> Res<BranchResult> {
+    async fn branch_update(
+        &self,
+        ctx: &Context<'_>,
+        data: BranchUpdateInput,
+    ) -> Res<Option<BranchUpdate>> {
         require_write(ctx)?;
+        let _ = data.is_isolated;
         let b = existing(ctx, &data.name).await?;
         let updated = CoreBranch {
             description: data.description,
@@ -358,10 +468,9 @@ impl BranchMutation {
             vec![],
         )
         .await?;
-        Ok(BranchResult {
-            ok: true,
+        Ok(Some(BranchUpdate {
+            ok: Some(true),
             object: Some(Branch(updated)),
-            task: None,
-        })
+        }))
     }
 }

@@ -20,6 +20,8 @@ type Entry = (Instant, Caller, Option<Timestamp>);
 pub struct CredentialCache {
     ttl: Duration,
     map: Mutex<HashMap<String, Entry>>,
+    /// Counts the changes to accounts and tokens; live sockets re-check on each.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl CredentialCache {
@@ -28,6 +30,7 @@ impl CredentialCache {
         Self {
             ttl,
             map: Mutex::new(HashMap::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -50,9 +53,16 @@ impl CredentialCache {
         map.insert(key, (Instant::now(), caller, expires_at));
     }
 
-    /// Forgets everything (after an account or token changed).
+    /// Forgets everything (after an account or token changed) and signals the change.
     pub fn clear(&self) {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes on every [`clear`](Self::clear): credentials held by live sockets must be
+    /// checked again.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 

@@ -2,6 +2,7 @@
 //! (SPEC §3), `InfrahubEvent` (query) and `EventEmit` (mutation).
 
 use crate::context::{Res, event_context, gql, require_write, services, store_err};
+use crate::node::RelatedNodeInput;
 use crate::scalars::{DateTime, GenericScalar};
 use async_graphql::{Context, Enum, InputObject, Interface, Object, SimpleObject};
 use infrastream_core::{
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// `{id, kind}` of a node.
-#[derive(SimpleObject, Clone)]
+#[derive(SimpleObject, Clone, serde::Deserialize)]
 #[graphql(name = "RelatedNode", rename_fields = "snake_case")]
 pub(crate) struct RelatedNode {
     id: String,
@@ -29,6 +30,30 @@ impl From<&CoreNode> for RelatedNode {
     }
 }
 
+/// What a node mutation did to an attribute or relationship.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "DiffAction")]
+pub(crate) enum DiffAction {
+    Added,
+    Removed,
+    Unchanged,
+    Updated,
+}
+
+/// Stored payloads spell the action as Infrahub's events do (`added`, …); any case is read.
+impl<'de> serde::Deserialize<'de> for DiffAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "added" => Ok(DiffAction::Added),
+            "removed" => Ok(DiffAction::Removed),
+            "unchanged" => Ok(DiffAction::Unchanged),
+            "updated" => Ok(DiffAction::Updated),
+            _ => Err(serde::de::Error::custom(format!("unknown action {s:?}"))),
+        }
+    }
+}
+
 /// An attribute changed by a node mutation.
 #[derive(SimpleObject, Clone, serde::Deserialize)]
 #[graphql(rename_fields = "snake_case")]
@@ -36,8 +61,7 @@ pub(crate) struct InfrahubMutatedAttribute {
     name: String,
     #[serde(default)]
     kind: String,
-    #[serde(default)]
-    action: String,
+    action: DiffAction,
     #[serde(default)]
     value: Option<String>,
     #[serde(default)]
@@ -49,17 +73,8 @@ pub(crate) struct InfrahubMutatedAttribute {
 #[graphql(rename_fields = "snake_case")]
 pub(crate) struct InfrahubMutatedRelationship {
     name: String,
-    #[serde(default)]
-    action: String,
-    peer: PeerNode,
-}
-
-/// The peer of a changed relationship.
-#[derive(SimpleObject, Clone, serde::Deserialize)]
-#[graphql(name = "InfrahubMutatedRelationshipPeer", rename_fields = "snake_case")]
-pub(crate) struct PeerNode {
-    id: String,
-    kind: String,
+    action: DiffAction,
+    peer: RelatedNode,
 }
 
 fn text(e: &Event, key: &str) -> Option<String> {
@@ -287,9 +302,9 @@ pub(crate) enum EventSortOrder {
     Desc,
 }
 
-/// `{branches: [...]}`.
+/// `{branches: [...]}`: the impacted branches.
 #[derive(InputObject, Clone, Default)]
-#[graphql(name = "EventBranchesFilter", rename_fields = "snake_case")]
+#[graphql(name = "BranchEventTypeFilter", rename_fields = "snake_case")]
 pub(crate) struct BranchesFilter {
     branches: Vec<String>,
 }
@@ -298,7 +313,9 @@ pub(crate) struct BranchesFilter {
 #[derive(InputObject, Clone, Default)]
 #[graphql(name = "EventTypeFilter", rename_fields = "snake_case")]
 pub(crate) struct EventTypeFilter {
+    #[graphql(default)]
     branch_merged: Option<BranchesFilter>,
+    #[graphql(default)]
     branch_rebased: Option<BranchesFilter>,
 }
 
@@ -384,7 +401,7 @@ impl EventQuery {
         branches: Option<Vec<String>>,
         #[graphql(name = "account__ids")] account_ids: Option<Vec<String>>,
         ids: Option<Vec<String>>,
-        #[graphql(default_with = "EventSortOrder::Desc")] order: EventSortOrder,
+        #[graphql(default_with = "Some(EventSortOrder::Desc)")] order: Option<EventSortOrder>,
     ) -> Res<Events> {
         let s = services(ctx);
         let max = s.settings.event_page_max as i32;
@@ -413,7 +430,8 @@ impl EventQuery {
             ids,
         }
         .into_filter()?;
-        let order = match order {
+        // An explicit `null` means the default order too.
+        let order = match order.unwrap_or(EventSortOrder::Desc) {
             EventSortOrder::Asc => SortOrder::Asc,
             EventSortOrder::Desc => SortOrder::Desc,
         };
@@ -433,14 +451,6 @@ impl EventQuery {
                 .collect(),
         })
     }
-}
-
-/// `{id, kind}` input.
-#[derive(InputObject)]
-#[graphql(name = "RelatedNodeInput", rename_fields = "snake_case")]
-pub(crate) struct RelatedNodeInput {
-    id: String,
-    kind: String,
 }
 
 /// Data of `EventEmit`.
@@ -491,22 +501,30 @@ impl EventMutation {
             })?)),
             None => None,
         };
-        let node = |n: RelatedNodeInput| CoreNode {
-            id: n.id,
-            kind: n.kind,
+        // Infrahub's `RelatedNodeInput` makes both optional; an event's nodes need both.
+        let node = |n: RelatedNodeInput, what: &str| match (n.id, n.kind) {
+            (Some(id), Some(kind)) => Ok(CoreNode { id, kind }),
+            _ => Err(gql(Error::invalid(format!(
+                "{what} needs both id and kind"
+            )))),
         };
+        let primary_node = data
+            .primary_node
+            .map(|n| node(n, "primary_node"))
+            .transpose()?;
+        let related_nodes = data
+            .related_nodes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| node(n, "related_nodes"))
+            .collect::<Res<Vec<_>>>()?;
         let event = NewEvent {
             name: data.event,
             branch: data.branch,
             account_id: caller.account_id(),
             parent,
-            primary_node: data.primary_node.map(node),
-            related_nodes: data
-                .related_nodes
-                .unwrap_or_default()
-                .into_iter()
-                .map(node)
-                .collect(),
+            primary_node,
+            related_nodes,
             data: data
                 .payload
                 .map(|p| p.0)

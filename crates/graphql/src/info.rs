@@ -1,11 +1,11 @@
-//! `InfrahubInfo`: version and deployment id.
+//! `InfrahubInfo` (type `Info`): version and deployment id.
 
 use crate::context::services;
 use async_graphql::{Context, Object, SimpleObject};
 
 /// Server information.
 #[derive(SimpleObject)]
-#[graphql(name = "InfrahubInfo", rename_fields = "snake_case")]
+#[graphql(name = "Info", rename_fields = "snake_case")]
 pub(crate) struct Info {
     version: String,
     deployment_id: String,

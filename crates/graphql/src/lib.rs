@@ -34,10 +34,10 @@ pub use fanout::{EventRenderer, Renderers, is_events_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{QueryHub, TickResult};
 pub use repositories::spawn_periodic_repository_sync;
-pub use subscriptions::{CaptureEventsPlan, EventCursor, SingleEvent, Subscription};
+pub use subscriptions::{CaptureEventsPlan, CursorStep, EventCursor, SingleEvent, Subscription};
 pub use surrogates::decode_surrogate_pairs;
 
-use async_graphql::{MergedObject, Schema};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use std::sync::{Arc, OnceLock};
 
 /// Root query type.
@@ -79,12 +79,24 @@ impl SchemaHandle {
     }
 }
 
+/// The root types: the one place that decides which types the schema has, so that
+/// [`build_schema`] and [`schema_sdl`] cannot disagree.
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
+}
+
+/// The schema's declarations as SDL, exactly as [`build_schema`] serves them (services only
+/// feed resolvers; they add no type). Used to compare the schema with Infrahub's.
+pub fn schema_sdl() -> String {
+    builder().finish().sdl()
+}
+
 /// Builds the schema with the limits of `services.settings`.
 pub fn build_schema(services: Services) -> InfraSchema {
     let s = services.settings.clone();
     let handle = SchemaHandle::default();
     let hub = services.query_hub.clone();
-    let schema = Schema::build(Query::default(), Mutation::default(), Subscription)
+    let schema = builder()
         .data(services)
         .data(handle.clone())
         .extension(extension::TagRequestErrors)

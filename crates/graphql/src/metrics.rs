@@ -37,13 +37,18 @@ pub struct Metrics {
 impl Metrics {
     /// Records one commit → written latency.
     pub fn observe_latency(&self, seconds: f64) {
+        self.observe_latencies(seconds, 1);
+    }
+
+    /// Records `frames` frames written `seconds` after their commit.
+    pub fn observe_latencies(&self, seconds: f64, frames: u64) {
         let i = LATENCY_BUCKETS
             .iter()
             .position(|b| seconds <= *b)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_buckets[i].fetch_add(frames, Ordering::Relaxed);
         self.latency_sum_micros
-            .fetch_add((seconds.max(0.0) * 1e6) as u64, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+            .fetch_add((seconds.max(0.0) * 1e6) as u64 * frames, Ordering::Relaxed);
+        self.latency_count.fetch_add(frames, Ordering::Relaxed);
     }
 }

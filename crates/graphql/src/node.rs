@@ -1,6 +1,11 @@
-//! Infrahub's node shape: attributes as `{value}` objects, lists as `{count, edges {node}}`.
+//! Infrahub's node shape: attributes as `{value}` objects, lists as `{count, edges {node}}`,
+//! create inputs with `<Attr>Create` and update/upsert inputs with `<Attr>Update` attributes,
+//! nodes designated by `id` or by `hfid` (human friendly id), mutation results named after
+//! their mutation.
 
+use crate::context::{Res, gql};
 use async_graphql::{InputObject, SimpleObject};
+use infrastream_core::Error;
 
 /// A text attribute.
 #[derive(SimpleObject, Clone)]
@@ -10,22 +15,33 @@ pub(crate) struct TextAttribute {
 }
 
 impl TextAttribute {
-    pub(crate) fn of(value: impl Into<String>) -> Self {
-        Self {
+    /// An attribute with a value. Attribute fields are nullable in Infrahub's node types, hence
+    /// the `Option`.
+    pub(crate) fn of(value: impl Into<String>) -> Option<Self> {
+        Some(Self {
             value: Some(value.into()),
-        }
+        })
     }
-    pub(crate) fn opt(value: Option<&str>) -> Self {
-        Self {
+    /// An attribute whose value may be null (the attribute itself is always there).
+    pub(crate) fn opt(value: Option<&str>) -> Option<Self> {
+        Some(Self {
             value: value.map(str::to_owned),
-        }
+        })
     }
 }
 
-/// Input for a text attribute; Infrahub's metadata fields are accepted and ignored.
-#[derive(InputObject, Clone)]
+/// A dropdown attribute (a value from a fixed list); only the value is kept.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Dropdown", rename_fields = "snake_case")]
+pub(crate) struct Dropdown {
+    pub(crate) value: Option<String>,
+}
+
+/// Text attribute of a create input. Infrahub's metadata (`is_protected`, `owner`, `source`,
+/// and the older `is_visible`) is accepted and ignored: nodes here carry no metadata.
+#[derive(InputObject, Clone, Default)]
 #[graphql(name = "TextAttributeCreate", rename_fields = "snake_case")]
-pub(crate) struct TextAttributeInput {
+pub(crate) struct TextAttributeCreate {
     pub(crate) value: Option<String>,
     is_protected: Option<bool>,
     is_visible: Option<bool>,
@@ -33,19 +49,148 @@ pub(crate) struct TextAttributeInput {
     owner: Option<String>,
 }
 
-impl TextAttributeInput {
-    /// The value, ignoring metadata.
-    pub(crate) fn into_value(self) -> Option<String> {
-        let _ = (self.is_protected, self.is_visible, self.source, self.owner);
-        self.value
+/// Text attribute of an update or upsert input; metadata is accepted and ignored, as for
+/// [`TextAttributeCreate`].
+#[derive(InputObject, Clone, Default)]
+#[graphql(name = "TextAttributeUpdate", rename_fields = "snake_case")]
+pub(crate) struct TextAttributeUpdate {
+    pub(crate) value: Option<String>,
+    is_default: Option<bool>,
+    is_protected: Option<bool>,
+    is_visible: Option<bool>,
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// The value of an optional text attribute input, whichever its flavour.
+pub(crate) trait TextValue {
+    /// The value, metadata dropped.
+    fn text(self) -> Option<String>;
+}
+
+impl TextValue for Option<TextAttributeCreate> {
+    fn text(self) -> Option<String> {
+        self.and_then(|a| {
+            let _ = (a.is_protected, a.is_visible, a.source, a.owner);
+            a.value
+        })
     }
 }
 
-/// `{id}` of the node to delete.
+impl TextValue for Option<TextAttributeUpdate> {
+    fn text(self) -> Option<String> {
+        self.and_then(|a| {
+            let _ = (
+                a.is_default,
+                a.is_protected,
+                a.is_visible,
+                a.source,
+                a.owner,
+            );
+            a.value
+        })
+    }
+}
+
+/// How a mutation designates an existing node: by `id`, or by its human friendly id. Every
+/// kind served here whose nodes have an hfid uses the name alone (`hfid: [name]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NodeKey {
+    Id(String),
+    Name(String),
+}
+
+impl NodeKey {
+    /// `id` if given, else the name from `hfid`; `None` when neither is given.
+    pub(crate) fn from_input(
+        id: Option<String>,
+        hfid: Option<Vec<Option<String>>>,
+        kind: &str,
+    ) -> Res<Option<NodeKey>> {
+        if let Some(id) = id {
+            return Ok(Some(NodeKey::Id(id)));
+        }
+        match hfid {
+            None => Ok(None),
+            Some(parts) => match parts.as_slice() {
+                [Some(name)] => Ok(Some(NodeKey::Name(name.clone()))),
+                _ => Err(gql(Error::invalid(format!(
+                    "Invalid hfid for {kind}: expected [name], got {parts:?}"
+                )))),
+            },
+        }
+    }
+
+    /// Like [`NodeKey::from_input`], but one of `id` and `hfid` is required.
+    pub(crate) fn required(
+        id: Option<String>,
+        hfid: Option<Vec<Option<String>>>,
+        kind: &str,
+    ) -> Res<NodeKey> {
+        Self::from_input(id, hfid, kind)?
+            .ok_or_else(|| gql(Error::invalid(format!("id or hfid is required for {kind}"))))
+    }
+
+    /// Whether a node with this id and name is the one designated.
+    pub(crate) fn matches(&self, id: &str, name: &str) -> bool {
+        match self {
+            NodeKey::Id(i) => i == id,
+            NodeKey::Name(n) => n == name,
+        }
+    }
+}
+
+impl std::fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeKey::Id(id) => f.write_str(id),
+            NodeKey::Name(name) => write!(f, "[{name:?}]"),
+        }
+    }
+}
+
+/// The node a delete removes: `id`, or `hfid`.
 #[derive(InputObject)]
 #[graphql(name = "DeleteInput", rename_fields = "snake_case")]
 pub(crate) struct DeleteInput {
-    pub(crate) id: String,
+    pub(crate) id: Option<String>,
+    pub(crate) hfid: Option<Vec<Option<String>>>,
+}
+
+impl DeleteInput {
+    /// The designated node; one of `id` and `hfid` is required.
+    pub(crate) fn key(self, kind: &str) -> Res<NodeKey> {
+        NodeKey::required(self.id, self.hfid, kind)
+    }
+}
+
+/// A reference to another node, as Infrahub's relationship inputs take it. The relationship
+/// metadata (`_relation__*`) is accepted and ignored.
+#[derive(InputObject, Clone, Default)]
+#[graphql(name = "RelatedNodeInput")]
+pub(crate) struct RelatedNodeInput {
+    pub(crate) id: Option<String>,
+    pub(crate) kind: Option<String>,
+    #[graphql(default)]
+    pub(crate) hfid: Option<Vec<Option<String>>>,
+    #[graphql(name = "_relation__is_protected")]
+    relation_is_protected: Option<bool>,
+    #[graphql(name = "_relation__owner")]
+    relation_owner: Option<String>,
+    #[graphql(name = "_relation__source")]
+    relation_source: Option<String>,
+}
+
+impl RelatedNodeInput {
+    /// The referenced node: `id`, or a one-element `hfid`.
+    pub(crate) fn key(&self, what: &str) -> Res<NodeKey> {
+        let _ = (
+            self.relation_is_protected,
+            &self.relation_owner,
+            &self.relation_source,
+        );
+        NodeKey::required(self.id.clone(), self.hfid.clone(), what)
+    }
 }
 
 /// Declares Infrahub's `{count, edges {node}}` list type and its edge type for a node type.
@@ -54,7 +199,7 @@ macro_rules! paginated {
         /// `{node}`.
         #[derive(async_graphql::SimpleObject)]
         pub(crate) struct $edge {
-            pub(crate) node: $node,
+            pub(crate) node: Option<$node>,
         }
 
         /// `{count, edges}`.
@@ -68,7 +213,10 @@ macro_rules! paginated {
             pub(crate) fn of(nodes: Vec<$node>) -> Self {
                 Self {
                     count: nodes.len() as i64,
-                    edges: nodes.into_iter().map(|node| $edge { node }).collect(),
+                    edges: nodes
+                        .into_iter()
+                        .map(|node| $edge { node: Some(node) })
+                        .collect(),
                 }
             }
         }
@@ -76,9 +224,45 @@ macro_rules! paginated {
 }
 pub(crate) use paginated;
 
-/// `{ok}`.
-#[derive(SimpleObject)]
-#[graphql(name = "OkResult", rename_fields = "snake_case")]
-pub(crate) struct OkResult {
-    pub(crate) ok: bool,
+/// Declares the result type of a create, update or upsert (`{object, ok}`), named after the
+/// mutation as Infrahub names it.
+macro_rules! object_result {
+    ($name:ident, $node:ty) => {
+        /// `{object, ok}`.
+        #[derive(async_graphql::SimpleObject)]
+        #[graphql(rename_fields = "snake_case")]
+        pub(crate) struct $name {
+            ok: Option<bool>,
+            object: Option<$node>,
+        }
+
+        impl $name {
+            pub(crate) fn done(object: $node) -> Option<Self> {
+                Some(Self {
+                    ok: Some(true),
+                    object: Some(object),
+                })
+            }
+        }
+    };
 }
+pub(crate) use object_result;
+
+/// Declares the result type of a delete (`{ok}`), named after the mutation.
+macro_rules! ok_result {
+    ($name:ident) => {
+        /// `{ok}`.
+        #[derive(async_graphql::SimpleObject)]
+        #[graphql(rename_fields = "snake_case")]
+        pub(crate) struct $name {
+            ok: Option<bool>,
+        }
+
+        impl $name {
+            pub(crate) fn done() -> Option<Self> {
+                Some(Self { ok: Some(true) })
+            }
+        }
+    };
+}
+pub(crate) use ok_result;

@@ -26,7 +26,10 @@ use crate::context::{
     Res, Services, caller, event_context, gql, require_write, services, store_err,
 };
 use crate::git_sync::{self, Location};
-use crate::node::{DeleteInput, TextAttribute, TextAttributeInput};
+use crate::node::{
+    DeleteInput, Dropdown, NodeKey, TextAttribute, TextAttributeCreate, TextAttributeUpdate,
+    TextValue, object_result,
+};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use infrastream_core::{
     Error, EventName, NewEvent, Node, ParentRef, RelatedNode, format_timestamp, now,
@@ -127,36 +130,38 @@ impl CoreRepository {
     async fn id(&self) -> &str {
         &self.0.id
     }
-    async fn display_label(&self) -> &str {
-        &self.0.name
+    async fn display_label(&self) -> Option<&str> {
+        Some(&self.0.name)
     }
-    async fn name(&self) -> TextAttribute {
+    async fn name(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.name)
     }
-    async fn description(&self) -> TextAttribute {
+    async fn description(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.description.as_deref())
     }
     /// Where it is fetched from; userinfo (`user:password@`) is never shown.
-    async fn location(&self) -> TextAttribute {
+    async fn location(&self) -> Option<TextAttribute> {
         TextAttribute::of(git_sync::redact(&self.0.data.location))
     }
-    async fn default_branch(&self) -> TextAttribute {
+    async fn default_branch(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.data.default_branch)
     }
     /// Head of the default branch after the last successful sync.
-    async fn commit(&self) -> TextAttribute {
+    async fn commit(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.commit.as_deref())
     }
     /// `unknown`, `syncing`, `in-sync` or `error-import`.
-    async fn sync_status(&self) -> TextAttribute {
-        TextAttribute::of(&self.0.data.sync_status)
+    async fn sync_status(&self) -> Option<Dropdown> {
+        Some(Dropdown {
+            value: Some(self.0.data.sync_status.clone()),
+        })
     }
     /// Why the last sync failed (null after a successful one).
-    async fn sync_message(&self) -> TextAttribute {
+    async fn sync_message(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.sync_message.as_deref())
     }
     /// When the last sync ended.
-    async fn last_synced_at(&self) -> TextAttribute {
+    async fn last_synced_at(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.last_synced_at.as_deref())
     }
 }
@@ -201,22 +206,60 @@ impl RepositoryQuery {
     }
 }
 
-/// Data of create, update and upsert (`id` required for update).
+/// Data of `CoreRepositoryCreate`.
 #[derive(InputObject)]
-#[graphql(name = "CoreRepositoryInput", rename_fields = "snake_case")]
-pub(crate) struct RepositoryInput {
+#[graphql(name = "CoreRepositoryCreateInput", rename_fields = "snake_case")]
+pub(crate) struct CreateInput {
     id: Option<String>,
-    name: Option<TextAttributeInput>,
-    description: Option<TextAttributeInput>,
-    location: Option<TextAttributeInput>,
-    default_branch: Option<TextAttributeInput>,
+    name: Option<TextAttributeCreate>,
+    description: Option<TextAttributeCreate>,
+    location: Option<TextAttributeCreate>,
+    default_branch: Option<TextAttributeCreate>,
 }
 
-/// Result of a repository mutation.
+/// Data of `CoreRepositoryUpdate`: the repository is found by `id` or `hfid` (`[name]`).
+#[derive(InputObject)]
+#[graphql(name = "CoreRepositoryUpdateInput", rename_fields = "snake_case")]
+pub(crate) struct UpdateInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    description: Option<TextAttributeUpdate>,
+    location: Option<TextAttributeUpdate>,
+    default_branch: Option<TextAttributeUpdate>,
+}
+
+/// Data of `CoreRepositoryUpsert`: updates the repository found by `id`, `hfid` or name, or
+/// creates it.
+#[derive(InputObject)]
+#[graphql(name = "CoreRepositoryUpsertInput", rename_fields = "snake_case")]
+pub(crate) struct UpsertInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    description: Option<TextAttributeUpdate>,
+    location: Option<TextAttributeUpdate>,
+    default_branch: Option<TextAttributeUpdate>,
+}
+
+/// The attribute values of any of the three inputs.
+struct Values {
+    name: Option<String>,
+    description: Option<String>,
+    location: Option<String>,
+    default_branch: Option<String>,
+}
+
+object_result!(CoreRepositoryCreate, CoreRepository);
+object_result!(CoreRepositoryUpdate, CoreRepository);
+object_result!(CoreRepositoryUpsert, CoreRepository);
+
+/// Result of `CoreRepositoryDelete`: `{ok}` as in Infrahub, plus the removed repository.
 #[derive(SimpleObject)]
-#[graphql(name = "CoreRepositoryMutationResult", rename_fields = "snake_case")]
-pub(crate) struct RepositoryResult {
-    ok: bool,
+#[graphql(rename_fields = "snake_case")]
+pub(crate) struct CoreRepositoryDelete {
+    ok: Option<bool>,
+    /// The repository as it was before the delete (an infrastream extension).
     object: Option<CoreRepository>,
 }
 
@@ -236,10 +279,6 @@ pub(crate) struct RepositorySyncResult {
     object: Option<CoreRepository>,
 }
 
-fn value(attr: Option<TextAttributeInput>) -> Option<String> {
-    attr.and_then(TextAttributeInput::into_value)
-}
-
 /// Checks name, location and default branch.
 fn check(r: &Repo) -> Res<()> {
     if r.name.trim().is_empty() {
@@ -255,8 +294,8 @@ fn check(r: &Repo) -> Res<()> {
     Ok(())
 }
 
-fn create(data: RepositoryInput) -> Res<Repo> {
-    let id = match data.id {
+fn create(id: Option<String>, data: Values) -> Res<Repo> {
+    let id = match id {
         // The id names the mirror's directory: only UUIDs are accepted.
         Some(id) => uuid::Uuid::parse_str(&id)
             .map_err(|_| {
@@ -270,12 +309,15 @@ fn create(data: RepositoryInput) -> Res<Repo> {
     };
     Ok(Repo {
         id,
-        name: value(data.name).ok_or_else(|| gql(Error::invalid("name.value is required")))?,
+        name: data
+            .name
+            .ok_or_else(|| gql(Error::invalid("name.value is required")))?,
         data: RepoData {
-            location: value(data.location)
+            location: data
+                .location
                 .ok_or_else(|| gql(Error::invalid("location.value is required")))?,
-            default_branch: value(data.default_branch).unwrap_or_else(|| "main".into()),
-            description: value(data.description),
+            default_branch: data.default_branch.unwrap_or_else(|| "main".into()),
+            description: data.description,
             commit: None,
             refs: BTreeMap::new(),
             sync_status: status::UNKNOWN.into(),
@@ -285,17 +327,17 @@ fn create(data: RepositoryInput) -> Res<Repo> {
     })
 }
 
-fn merge(mut r: Repo, data: RepositoryInput) -> Repo {
-    if let Some(name) = value(data.name) {
+fn merge(mut r: Repo, data: Values) -> Repo {
+    if let Some(name) = data.name {
         r.name = name;
     }
-    if let Some(location) = value(data.location) {
+    if let Some(location) = data.location {
         r.data.location = location;
     }
-    if let Some(description) = value(data.description) {
+    if let Some(description) = data.description {
         r.data.description = Some(description);
     }
-    if let Some(branch) = value(data.default_branch)
+    if let Some(branch) = data.default_branch
         && branch != r.data.default_branch
     {
         r.data.commit = r.data.refs.get(&format!("refs/heads/{branch}")).cloned();
@@ -304,7 +346,7 @@ fn merge(mut r: Repo, data: RepositoryInput) -> Repo {
     r
 }
 
-async fn put(s: &Services, r: Repo) -> Res<RepositoryResult> {
+async fn put(s: &Services, r: Repo) -> Res<Repo> {
     check(&r)?;
     s.store
         .commit(Commit {
@@ -313,14 +355,11 @@ async fn put(s: &Services, r: Repo) -> Res<RepositoryResult> {
         })
         .await
         .map_err(store_err)?;
-    Ok(RepositoryResult {
-        ok: true,
-        object: Some(CoreRepository(r)),
-    })
+    Ok(r)
 }
 
 /// Inserts a new repository (its id must be free in every kind: `PutNode` replaces by id).
-async fn insert(s: &Services, r: Repo) -> Res<RepositoryResult> {
+async fn insert(s: &Services, r: Repo) -> Res<Repo> {
     check(&r)?;
     let _guard = lock_for(s, &r.id).lock_owned().await;
     if s.store.node(&r.id).await.map_err(store_err)?.is_some() {
@@ -332,8 +371,31 @@ async fn insert(s: &Services, r: Repo) -> Res<RepositoryResult> {
     put(s, r).await
 }
 
+/// The repository designated by `key`.
+async fn find(s: &Services, key: &NodeKey) -> Res<Option<Repo>> {
+    match key {
+        NodeKey::Id(id) => repo_by_id(s, id).await.map_err(store_err),
+        NodeKey::Name(name) => Ok(all_repos(s)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .find(|r| r.name == *name)),
+    }
+}
+
+/// The id of the repository designated by `key`, which must exist.
+async fn existing_id(s: &Services, key: NodeKey) -> Res<String> {
+    match key {
+        NodeKey::Id(id) => Ok(id),
+        key => find(s, &key)
+            .await?
+            .map(|r| r.id)
+            .ok_or_else(|| gql(not_found(&key.to_string()))),
+    }
+}
+
 /// Changes an existing repository under its lock (so no sync writes back a stale copy).
-async fn change(s: &Services, id: &str, data: RepositoryInput) -> Res<RepositoryResult> {
+async fn change(s: &Services, id: &str, data: Values) -> Res<Repo> {
     let _guard = lock_for(s, id).lock_owned().await;
     let existing = repo_by_id(s, id)
         .await
@@ -353,49 +415,88 @@ pub(crate) struct RepositoryMutation;
 impl RepositoryMutation {
     /// Registers a repository (it is fetched by `RepositorySync` or the periodic sync).
     #[graphql(name = "CoreRepositoryCreate")]
-    async fn create(&self, ctx: &Context<'_>, data: RepositoryInput) -> Res<RepositoryResult> {
+    async fn create(
+        &self,
+        ctx: &Context<'_>,
+        data: CreateInput,
+    ) -> Res<Option<CoreRepositoryCreate>> {
         require_write(ctx)?;
-        insert(services(ctx), create(data)?).await
+        let values = Values {
+            name: data.name.text(),
+            description: data.description.text(),
+            location: data.location.text(),
+            default_branch: data.default_branch.text(),
+        };
+        let r = insert(services(ctx), create(data.id, values)?).await?;
+        Ok(CoreRepositoryCreate::done(CoreRepository(r)))
     }
 
-    /// Changes a repository, found by `id`.
+    /// Changes a repository, found by `id` or `hfid`.
     #[graphql(name = "CoreRepositoryUpdate")]
-    async fn update(&self, ctx: &Context<'_>, data: RepositoryInput) -> Res<RepositoryResult> {
+    async fn update(
+        &self,
+        ctx: &Context<'_>,
+        data: UpdateInput,
+    ) -> Res<Option<CoreRepositoryUpdate>> {
         require_write(ctx)?;
-        let id = data
-            .id
-            .clone()
-            .ok_or_else(|| gql(Error::invalid("id is required")))?;
-        change(services(ctx), &id, data).await
+        let s = services(ctx);
+        let id = existing_id(s, NodeKey::required(data.id, data.hfid, REPOSITORY_KIND)?).await?;
+        let values = Values {
+            name: data.name.text(),
+            description: data.description.text(),
+            location: data.location.text(),
+            default_branch: data.default_branch.text(),
+        };
+        let r = change(s, &id, values).await?;
+        Ok(CoreRepositoryUpdate::done(CoreRepository(r)))
     }
 
-    /// Creates or changes a repository, found by `id` or else by name.
+    /// Creates or changes a repository, found by `id`, `hfid` or else by name.
     #[graphql(name = "CoreRepositoryUpsert")]
-    async fn upsert(&self, ctx: &Context<'_>, data: RepositoryInput) -> Res<RepositoryResult> {
+    async fn upsert(
+        &self,
+        ctx: &Context<'_>,
+        data: UpsertInput,
+    ) -> Res<Option<CoreRepositoryUpsert>> {
         require_write(ctx)?;
         let s = services(ctx);
-        let name = data.name.as_ref().and_then(|n| n.value.clone());
-        let all = all_repos(s).await.map_err(store_err)?;
-        let found = all.into_iter().find(|r| match &data.id {
-            Some(id) => *id == r.id,
-            None => Some(&r.name) == name.as_ref(),
-        });
-        match found {
-            Some(existing) => change(s, &existing.id, data).await,
-            None => insert(s, create(data)?).await,
-        }
+        let values = Values {
+            name: data.name.text(),
+            description: data.description.text(),
+            location: data.location.text(),
+            default_branch: data.default_branch.text(),
+        };
+        let key = match NodeKey::from_input(data.id.clone(), data.hfid, REPOSITORY_KIND)? {
+            Some(k) => Some(k),
+            None => values.name.clone().map(NodeKey::Name),
+        };
+        let found = match &key {
+            Some(k) => find(s, k).await?,
+            None => None,
+        };
+        let r = match found {
+            Some(existing) => change(s, &existing.id, values).await?,
+            None => insert(s, create(data.id, values)?).await?,
+        };
+        Ok(CoreRepositoryUpsert::done(CoreRepository(r)))
     }
 
-    /// Removes a repository and its mirror; returns the removed repository.
+    /// Removes a repository and its mirror, found by `id` or `hfid`; returns the removed
+    /// repository.
     #[graphql(name = "CoreRepositoryDelete")]
-    async fn delete(&self, ctx: &Context<'_>, data: DeleteInput) -> Res<RepositoryResult> {
+    async fn delete(
+        &self,
+        ctx: &Context<'_>,
+        data: DeleteInput,
+    ) -> Res<Option<CoreRepositoryDelete>> {
         require_write(ctx)?;
         let s = services(ctx);
-        let _guard = lock_for(s, &data.id).lock_owned().await;
-        let existing = repo_by_id(s, &data.id)
+        let id = existing_id(s, data.key(REPOSITORY_KIND)?).await?;
+        let _guard = lock_for(s, &id).lock_owned().await;
+        let existing = repo_by_id(s, &id)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| gql(not_found(&data.id)))?;
+            .ok_or_else(|| gql(not_found(&id)))?;
         s.store
             .commit(Commit {
                 changes: vec![Change::DeleteNode {
@@ -406,10 +507,10 @@ impl RepositoryMutation {
             .await
             .map_err(store_err)?;
         git_sync::remove_mirror(&repos_dir(s), &existing.id).await;
-        Ok(RepositoryResult {
-            ok: true,
+        Ok(Some(CoreRepositoryDelete {
+            ok: Some(true),
             object: Some(CoreRepository(existing)),
-        })
+        }))
     }
 
     /// Fetches the repository now and returns when the sync has been committed.

@@ -2,10 +2,16 @@
 //! against the schema when saved.
 
 use crate::context::{Res, gql, require_write, services, store_err};
-use crate::node::{DeleteInput, OkResult, TextAttribute, TextAttributeInput};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use crate::node::{
+    DeleteInput, NodeKey, TextAttribute, TextAttributeCreate, TextAttributeUpdate, TextValue,
+    object_result, ok_result,
+};
+use async_graphql::{Context, ID, InputObject, Object};
 use infrastream_core::{Error, SavedQuery};
 use infrastream_store::{Change, Commit};
+
+/// Node kind of saved queries.
+const KIND: &str = "CoreGraphQLQuery";
 
 /// A saved query.
 pub(crate) struct CoreGraphQLQuery(pub(crate) SavedQuery);
@@ -15,16 +21,16 @@ impl CoreGraphQLQuery {
     async fn id(&self) -> &str {
         &self.0.id
     }
-    async fn display_label(&self) -> &str {
-        &self.0.name
+    async fn display_label(&self) -> Option<&str> {
+        Some(&self.0.name)
     }
-    async fn name(&self) -> TextAttribute {
+    async fn name(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.name)
     }
-    async fn query(&self) -> TextAttribute {
+    async fn query(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.query)
     }
-    async fn description(&self) -> TextAttribute {
+    async fn description(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.description.as_deref())
     }
 }
@@ -64,26 +70,49 @@ impl SavedQueryQuery {
     }
 }
 
-/// Data of create, update and upsert (`id` required for update).
+/// Data of `CoreGraphQLQueryCreate`.
 #[derive(InputObject)]
-#[graphql(name = "CoreGraphQLQueryInput", rename_fields = "snake_case")]
-pub(crate) struct SavedQueryInput {
+#[graphql(name = "CoreGraphQLQueryCreateInput", rename_fields = "snake_case")]
+pub(crate) struct CreateInput {
     id: Option<String>,
-    name: Option<TextAttributeInput>,
-    query: Option<TextAttributeInput>,
-    description: Option<TextAttributeInput>,
+    name: Option<TextAttributeCreate>,
+    query: Option<TextAttributeCreate>,
+    description: Option<TextAttributeCreate>,
 }
 
-/// Result of a saved query mutation.
-#[derive(SimpleObject)]
-#[graphql(name = "CoreGraphQLQueryMutationResult", rename_fields = "snake_case")]
-pub(crate) struct SavedQueryResult {
-    ok: bool,
-    object: Option<CoreGraphQLQuery>,
+/// Data of `CoreGraphQLQueryUpdate`: the query is found by `id` or `hfid` (`[name]`).
+#[derive(InputObject)]
+#[graphql(name = "CoreGraphQLQueryUpdateInput", rename_fields = "snake_case")]
+pub(crate) struct UpdateInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    query: Option<TextAttributeUpdate>,
+    description: Option<TextAttributeUpdate>,
 }
 
-fn value(attr: Option<TextAttributeInput>) -> Option<String> {
-    attr.and_then(TextAttributeInput::into_value)
+/// Data of `CoreGraphQLQueryUpsert`: updates the query found by `id`, `hfid` or name, or
+/// creates it.
+#[derive(InputObject)]
+#[graphql(name = "CoreGraphQLQueryUpsertInput", rename_fields = "snake_case")]
+pub(crate) struct UpsertInput {
+    id: Option<String>,
+    hfid: Option<Vec<Option<String>>>,
+    name: Option<TextAttributeUpdate>,
+    query: Option<TextAttributeUpdate>,
+    description: Option<TextAttributeUpdate>,
+}
+
+object_result!(CoreGraphQLQueryCreate, CoreGraphQLQuery);
+object_result!(CoreGraphQLQueryUpdate, CoreGraphQLQuery);
+object_result!(CoreGraphQLQueryUpsert, CoreGraphQLQuery);
+ok_result!(CoreGraphQLQueryDelete);
+
+/// The attribute values of any of the three inputs.
+struct Values {
+    name: Option<String>,
+    query: Option<String>,
+    description: Option<String>,
 }
 
 /// Checks name and document; the document must be valid against this very schema.
@@ -104,7 +133,7 @@ async fn save(
     ctx: &Context<'_>,
     q: SavedQuery,
     change: fn(SavedQuery) -> Change,
-) -> Res<SavedQueryResult> {
+) -> Res<SavedQuery> {
     check(ctx, &q).await?;
     services(ctx)
         .store
@@ -114,38 +143,43 @@ async fn save(
         })
         .await
         .map_err(store_err)?;
-    Ok(SavedQueryResult {
-        ok: true,
-        object: Some(CoreGraphQLQuery(q)),
-    })
+    Ok(q)
 }
 
-async fn find(ctx: &Context<'_>, id: Option<&str>, name: Option<&str>) -> Res<Option<SavedQuery>> {
+async fn find(ctx: &Context<'_>, key: &NodeKey) -> Res<Option<SavedQuery>> {
     let all = services(ctx)
         .store
         .saved_queries()
         .await
         .map_err(store_err)?;
-    Ok(all
-        .into_iter()
-        .find(|q| Some(q.id.as_str()) == id || (id.is_none() && Some(q.name.as_str()) == name)))
+    Ok(all.into_iter().find(|q| key.matches(&q.id, &q.name)))
 }
 
-fn merge(existing: SavedQuery, data: SavedQueryInput) -> SavedQuery {
+async fn existing(ctx: &Context<'_>, key: &NodeKey) -> Res<SavedQuery> {
+    find(ctx, key)
+        .await?
+        .ok_or_else(|| gql(Error::not_found(format!("GraphQL query {key} not found"))))
+}
+
+fn merge(existing: SavedQuery, data: Values) -> SavedQuery {
     SavedQuery {
-        name: value(data.name).unwrap_or(existing.name),
-        query: value(data.query).unwrap_or(existing.query),
-        description: value(data.description).or(existing.description),
+        name: data.name.unwrap_or(existing.name),
+        query: data.query.unwrap_or(existing.query),
+        description: data.description.or(existing.description),
         id: existing.id,
     }
 }
 
-fn create(data: SavedQueryInput) -> Res<SavedQuery> {
+fn create(id: Option<String>, data: Values) -> Res<SavedQuery> {
     Ok(SavedQuery {
-        id: data.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        name: value(data.name).ok_or_else(|| gql(Error::invalid("name.value is required")))?,
-        query: value(data.query).ok_or_else(|| gql(Error::invalid("query.value is required")))?,
-        description: value(data.description),
+        id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        name: data
+            .name
+            .ok_or_else(|| gql(Error::invalid("name.value is required")))?,
+        query: data
+            .query
+            .ok_or_else(|| gql(Error::invalid("query.value is required")))?,
+        description: data.description,
     })
 }
 
@@ -156,48 +190,88 @@ pub(crate) struct SavedQueryMutation;
 impl SavedQueryMutation {
     /// Saves a new query.
     #[graphql(name = "CoreGraphQLQueryCreate")]
-    async fn create(&self, ctx: &Context<'_>, data: SavedQueryInput) -> Res<SavedQueryResult> {
+    async fn create(
+        &self,
+        ctx: &Context<'_>,
+        data: CreateInput,
+    ) -> Res<Option<CoreGraphQLQueryCreate>> {
         require_write(ctx)?;
-        save(ctx, create(data)?, Change::InsertSavedQuery).await
+        let values = Values {
+            name: data.name.text(),
+            query: data.query.text(),
+            description: data.description.text(),
+        };
+        let q = save(ctx, create(data.id, values)?, Change::InsertSavedQuery).await?;
+        Ok(CoreGraphQLQueryCreate::done(CoreGraphQLQuery(q)))
     }
 
-    /// Changes a saved query, found by `id`.
+    /// Changes a saved query, found by `id` or `hfid`.
     #[graphql(name = "CoreGraphQLQueryUpdate")]
-    async fn update(&self, ctx: &Context<'_>, data: SavedQueryInput) -> Res<SavedQueryResult> {
+    async fn update(
+        &self,
+        ctx: &Context<'_>,
+        data: UpdateInput,
+    ) -> Res<Option<CoreGraphQLQueryUpdate>> {
         require_write(ctx)?;
-        let id = data
-            .id
-            .clone()
-            .ok_or_else(|| gql(Error::invalid("id is required")))?;
-        let existing = find(ctx, Some(&id), None)
-            .await?
-            .ok_or_else(|| gql(Error::not_found(format!("GraphQL query {id} not found"))))?;
-        save(ctx, merge(existing, data), Change::UpdateSavedQuery).await
+        let key = NodeKey::required(data.id, data.hfid, KIND)?;
+        let values = Values {
+            name: data.name.text(),
+            query: data.query.text(),
+            description: data.description.text(),
+        };
+        let q = merge(existing(ctx, &key).await?, values);
+        let q = save(ctx, q, Change::UpdateSavedQuery).await?;
+        Ok(CoreGraphQLQueryUpdate::done(CoreGraphQLQuery(q)))
     }
 
-    /// Creates or changes a saved query, found by `id` or else by name.
+    /// Creates or changes a saved query, found by `id`, `hfid` or else by name.
     #[graphql(name = "CoreGraphQLQueryUpsert")]
-    async fn upsert(&self, ctx: &Context<'_>, data: SavedQueryInput) -> Res<SavedQueryResult> {
+    async fn upsert(
+        &self,
+        ctx: &Context<'_>,
+        data: UpsertInput,
+    ) -> Res<Option<CoreGraphQLQueryUpsert>> {
         require_write(ctx)?;
-        let name = data.name.as_ref().and_then(|n| n.value.clone());
-        match find(ctx, data.id.as_deref(), name.as_deref()).await? {
-            Some(existing) => save(ctx, merge(existing, data), Change::UpdateSavedQuery).await,
-            None => save(ctx, create(data)?, Change::InsertSavedQuery).await,
-        }
+        let values = Values {
+            name: data.name.text(),
+            query: data.query.text(),
+            description: data.description.text(),
+        };
+        let key = match NodeKey::from_input(data.id.clone(), data.hfid, KIND)? {
+            Some(k) => Some(k),
+            None => values.name.clone().map(NodeKey::Name),
+        };
+        let found = match &key {
+            Some(k) => find(ctx, k).await?,
+            None => None,
+        };
+        let q = match found {
+            Some(existing) => save(ctx, merge(existing, values), Change::UpdateSavedQuery).await?,
+            None => save(ctx, create(data.id, values)?, Change::InsertSavedQuery).await?,
+        };
+        Ok(CoreGraphQLQueryUpsert::done(CoreGraphQLQuery(q)))
     }
 
-    /// Removes a saved query.
+    /// Removes a saved query, found by `id` or `hfid`.
     #[graphql(name = "CoreGraphQLQueryDelete")]
-    async fn delete(&self, ctx: &Context<'_>, data: DeleteInput) -> Res<OkResult> {
+    async fn delete(
+        &self,
+        ctx: &Context<'_>,
+        data: DeleteInput,
+    ) -> Res<Option<CoreGraphQLQueryDelete>> {
         require_write(ctx)?;
+        let id = match data.key(KIND)? {
+            NodeKey::Id(id) => id,
+            key => existing(ctx, &key).await?.id,
+        };
         services(ctx)
             .store
             .commit(Commit {
-                changes: vec![Change::DeleteSavedQuery { id: data.id }],
+                changes: vec![Change::DeleteSavedQuery { id }],
                 events: vec![],
             })
             .await
             .map_err(store_err)?;
-        Ok(OkResult { ok: true })
+        Ok(CoreGraphQLQueryDelete::done())
     }
 }

@@ -6,7 +6,7 @@ use crate::context::{Res, caller, gql, services, store_err, url_branch};
 use crate::events::{EventNode, EventTypeFilter, FilterArgs};
 use crate::query_hub::{GroupKey, TickResult};
 use crate::scalars::{DateTime, GenericScalar};
-use async_graphql::{Context, ErrorExtensions, Subscription};
+use async_graphql::{Context, Subscription};
 use futures::stream::{self, BoxStream, StreamExt};
 use infrastream_bus::{Bus, READ_BATCH};
 use infrastream_config::IntervalUnit;
@@ -30,8 +30,20 @@ pub struct CaptureEventsPlan(pub Arc<std::sync::Mutex<Option<EventCursor>>>);
 #[derive(Default)]
 pub struct Subscription;
 
-/// A subscriber's cursor over the log.
+/// One step of an [`EventCursor`].
+pub enum CursorStep {
+    /// The next matching event.
+    Event(Arc<Event>),
+    /// Nothing left up to the head of the log: the cursor is at [`EventCursor::position`].
+    CaughtUp,
+    /// The store failed.
+    Failed(async_graphql::Error),
+}
+
 /// A subscriber's position in the log, its filter and what it has read but not yet delivered.
+/// Replay from an old position runs at the consumer's pace: the cursor reads a batch only
+/// when the previous one was delivered, so a subscriber far behind costs a cursor, never a
+/// queue, and is never refused for being far behind.
 pub struct EventCursor {
     bus: Bus,
     head: watch::Receiver<Position>,
@@ -40,12 +52,7 @@ pub struct EventCursor {
     pending: VecDeque<Arc<Event>>,
     metrics: Arc<crate::Metrics>,
     lagging: bool,
-    /// Caught up with the head at least once and not lagging since.
-    live: bool,
-    /// Lag (in events) at which the subscription is ended with `SLOW_CONSUMER`.
-    lag_limit: u64,
     last_delivered: Option<Uuid>,
-    finished: bool,
 }
 
 impl EventCursor {
@@ -59,61 +66,65 @@ impl EventCursor {
         }
     }
 
-    /// The next matching event; waits for commits when caught up.
-    pub async fn next(&mut self) -> Option<Res<Arc<Event>>> {
-        if self.finished {
-            return None;
-        }
+    /// Position of the last event read (delivered or filtered out) when nothing is pending.
+    pub fn position(&self) -> Position {
+        self.at
+    }
+
+    /// The subscription's filter.
+    pub fn filter(&self) -> &EventFilter {
+        &self.filter
+    }
+
+    /// Id of the last event delivered (or the `after` the subscription started from).
+    pub fn last_delivered(&self) -> Option<Uuid> {
+        self.last_delivered
+    }
+
+    /// The bus the cursor reads from.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The next matching event up to the current head of the log, or `CaughtUp`.
+    pub async fn step(&mut self) -> CursorStep {
         loop {
             if let Some(e) = self.pending.pop_front() {
-                if self.live {
-                    let age = (infrastream_core::now() - e.occurred_at)
-                        .num_microseconds()
-                        .unwrap_or(0);
-                    self.metrics.observe_latency(age as f64 / 1e6);
-                }
                 self.last_delivered = Some(e.id);
-                return Some(Ok(e));
+                return CursorStep::Event(e);
             }
             let head = *self.head.borrow_and_update();
             if self.at >= head {
                 self.set_lagging(false);
-                if self.head.changed().await.is_err() {
-                    return None;
-                }
-                // Events read right after a wake-up are live: their latency is measured.
-                self.live = true;
-                continue;
+                return CursorStep::CaughtUp;
             }
-            if head.0 - self.at.0 > self.lag_limit {
-                let resume = match self.last_delivered {
-                    Some(id) => format!("after: \"{id}\""),
-                    None => "no 'after' (nothing was delivered yet)".into(),
-                };
-                let message = format!(
-                    "This subscription fell more than {} events behind the log \
-                     (setting subscriptions.lag_close_threshold); resubscribe with {resume}",
-                    self.lag_limit
-                );
-                self.finished = true;
-                return Some(Err(gql(Error::new(
-                    infrastream_core::ErrorKind::LimitExceeded,
-                    message,
-                ))
-                .extend_with(|_, e| e.set("code", "SLOW_CONSUMER"))));
-            }
-            let lagging = head.0 - self.at.0 > READ_BATCH as u64;
-            self.set_lagging(lagging);
-            self.live &= !lagging;
+            self.set_lagging(head.0 - self.at.0 > READ_BATCH as u64);
             match self.bus.read_after(self.at, READ_BATCH).await {
                 Ok(batch) => {
-                    let Some(last) = batch.last() else { continue };
+                    let Some(last) = batch.last() else {
+                        return CursorStep::CaughtUp;
+                    };
                     self.at = last.position;
                     let filter = &self.filter;
                     self.pending
                         .extend(batch.into_iter().filter(|e| filter.matches(e)));
                 }
-                Err(e) => return Some(Err(store_err(e))),
+                Err(e) => return CursorStep::Failed(store_err(e)),
+            }
+        }
+    }
+
+    /// The next matching event; waits for commits when caught up. `None` when the bus stops.
+    pub async fn next(&mut self) -> Option<Res<Arc<Event>>> {
+        loop {
+            match self.step().await {
+                CursorStep::Event(e) => return Some(Ok(e)),
+                CursorStep::Failed(e) => return Some(Err(e)),
+                CursorStep::CaughtUp => {
+                    if self.head.changed().await.is_err() {
+                        return None;
+                    }
+                }
             }
         }
     }
@@ -212,10 +223,7 @@ impl Subscription {
             pending: VecDeque::new(),
             metrics: s.metrics.clone(),
             lagging: false,
-            live: false,
-            lag_limit: s.settings.subscriptions.lag_close_threshold,
             last_delivered: resume_from,
-            finished: false,
         };
         if let Some(capture) = ctx.data_opt::<CaptureEventsPlan>() {
             // The session serves this subscription itself (see `fanout`): hand it the cursor.

@@ -1,5 +1,6 @@
 //! The `infrastream` binary: `serve` (the default) runs the server; `bench` runs the load
-//! generator. Settings come from defaults, `--config FILE`, `INFRASTREAM_*` variables and flags,
+//! generator. Serve's flags are accepted with or without the word `serve`
+//! (`infrastream --listen ADDR` is `infrastream serve --listen ADDR`). Settings come from defaults, `--config FILE`, `INFRASTREAM_*` variables and flags,
 //! in that order of precedence (later wins).
 
 use anyhow::Context;
@@ -10,11 +11,18 @@ use std::path::PathBuf;
 #[command(
     name = "infrastream",
     version,
-    about = "Durable, ordered event log of an infrastructure data platform, streamed over GraphQL subscriptions"
+    about = "Durable, ordered event log of an infrastructure data platform, streamed over GraphQL subscriptions",
+    // Without a subcommand the flags are serve's; with one, only the subcommand's own flags.
+    args_conflicts_with_subcommands = true,
+    after_long_help = "Without a subcommand, runs `serve` with the flags above; \
+        `infrastream serve --help` lists every setting with its default."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Serve's flags, for `infrastream [FLAGS]` without a subcommand.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -26,14 +34,13 @@ enum Command {
     Bench(infrastream_bench::BenchArgs),
 }
 
+/// Every setting with its key, variable and default; the text starts with its own `SETTINGS`
+/// heading.
 fn settings_help() -> String {
-    format!(
-        "SETTINGS (file key / environment variable / default):\n{}",
-        infrastream_config::settings_help()
-    )
+    infrastream_config::settings_help()
 }
 
-#[derive(Args, Default)]
+#[derive(Args)]
 struct ServeArgs {
     /// Address to listen on (setting `listen`, default 127.0.0.1:8000).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -72,7 +79,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        None => runtime.block_on(serve(ServeArgs::default())),
+        None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Bench(args)) => runtime.block_on(infrastream_bench::run(args)),
     }

@@ -232,7 +232,7 @@ async fn no_secret_reaches_the_logs_or_the_console() {
     let body = c
         .graphql(
             &[("authorization", &bearer_access)],
-            "mutation($d: CoreAccountInput!) { CoreAccountCreate(data: $d) { ok object { id } } }",
+            "mutation($d: CoreAccountCreateInput!) { CoreAccountCreate(data: $d) { ok object { id } } }",
             json!({"d": {"name": {"value": "alice"}, "password": {"value": ACCOUNT_PASSWORD}, "role": {"value": "read-write"}}}),
         )
         .await;
@@ -248,7 +248,7 @@ async fn no_secret_reaches_the_logs_or_the_console() {
     let body = c
         .graphql(
             &[("authorization", &bearer_refreshed)],
-            "mutation($d: CoreAccountInput!) { CoreAccountUpdate(data: $d) { ok } }",
+            "mutation($d: CoreAccountUpdateInput!) { CoreAccountUpdate(data: $d) { ok } }",
             json!({"d": {"id": alice, "password": {"value": NEW_ACCOUNT_PASSWORD}}}),
         )
         .await;
@@ -256,7 +256,7 @@ async fn no_secret_reaches_the_logs_or_the_console() {
     let body = c
         .graphql(
             &admin,
-            "mutation($d: CoreAccountInput!) { CoreAccountCreate(data: $d) { ok } }",
+            "mutation($d: CoreAccountCreateInput!) { CoreAccountCreate(data: $d) { ok } }",
             json!({"d": {"name": {"value": "bob"}, "password": {"value": "sekret"}}}),
         )
         .await;

@@ -17,6 +17,10 @@ impl Close {
     pub const NORMAL: u16 = 1000;
     /// 1001: the server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// 1002: the client broke RFC 6455 framing.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// 1007: a text message that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// 1009: a frame exceeded the configured message size.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// 1011: the server hit an unexpected condition.

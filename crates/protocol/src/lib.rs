@@ -39,6 +39,7 @@ mod legacy;
 mod negotiate;
 mod parse;
 mod transport_ws;
+mod wire;
 
 #[cfg(test)]
 mod test_util;
@@ -51,3 +52,6 @@ pub use frames::{
 };
 pub use incoming::{Closing, Incoming, InitState, SubscribePayload};
 pub use negotiate::{Negotiated, Subprotocol, negotiate};
+pub use wire::{
+    Decoder, FrameHeader, WireMessage, close_frame, ping_frame, pong_frame, text_frame,
+};

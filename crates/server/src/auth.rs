@@ -12,6 +12,7 @@ use infrastream_graphql::Caller;
 use std::time::Duration;
 
 /// A credential presented by a client.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Credential {
     /// An API token.
     ApiToken(String),

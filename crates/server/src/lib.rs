@@ -51,6 +51,10 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// The WebSocket sessions, so shutdown can wait for them to close.
     pub(crate) sessions: TaskTracker,
+    /// Live delivery of `events` subscriptions.
+    pub(crate) fanout: Arc<ws::Fanout>,
+    /// Credentials of live sockets.
+    pub(crate) watch: Arc<ws::CredentialWatch>,
 }
 
 impl AppState {
@@ -110,13 +114,20 @@ impl Server {
         let boot = bootstrap::run(&store, &settings).await?;
         let limits = Arc::new(ws::Limits::new(&settings));
         let credential_ttl = std::time::Duration::from_millis(settings.token_check_interval_ms);
+        let bus = infrastream_bus::Bus::start(store.clone(), settings.event_tail_capacity);
+        let metrics: Arc<infrastream_graphql::Metrics> = Arc::default();
+        let shards = match settings.fanout_shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let fanout = Arc::new(ws::Fanout::start(&bus, shards, metrics.clone()));
         let services = Services {
-            bus: infrastream_bus::Bus::start(store.clone(), settings.event_tail_capacity),
+            bus,
             store,
             settings: Arc::new(settings),
             jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),
             deployment_id: boot.deployment_id.clone(),
-            metrics: Arc::default(),
+            metrics,
             query_hub: Arc::default(),
             renderers: Arc::default(),
             credentials: Arc::new(CredentialCache::new(credential_ttl)),
@@ -128,7 +139,10 @@ impl Server {
             limits,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            fanout,
+            watch: Arc::default(),
         };
+        tokio::spawn(state.watch.clone().run(state.clone()));
         Ok(Self {
             listener,
             state,
@@ -157,11 +171,7 @@ impl Server {
             self.state.services.clone(),
             token.clone(),
         );
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let result = serve_http(self.listener, app, token.clone(), async move {
             shutdown.await;
             // WebSocket sessions are detached from hyper: tell them to close with 1001.
             token.cancel();
@@ -188,8 +198,69 @@ impl Server {
         }
         self.state.store().close().await;
         tracing::info!("server stopped");
-        Ok(result?)
+        result
     }
+}
+
+/// Serves HTTP/1.1 with upgrades until `shutdown` resolves, then lets in-flight requests
+/// finish. Response header names are sent in their canonical capitalisation
+/// (`Sec-WebSocket-Protocol`), because some clients (Python `gql`) compare them
+/// case-sensitively. TCP_NODELAY is set on every connection: frames are written whole, and
+/// Nagle's algorithm would hold back the next one for up to 40 ms.
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    stop: CancellationToken,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    use hyper_util::rt::TokioIo;
+    let connections = TaskTracker::new();
+    tokio::spawn(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), request)
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "http connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), conn).await;
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// Starts and serves until `shutdown` resolves.

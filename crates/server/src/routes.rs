@@ -1,18 +1,21 @@
-//! The routes.
+//! The routes. Every error answer has the JSON error envelope of [`reply`]: handlers build it
+//! themselves, and the router-level [`reply::json_errors`] layer rewrites what axum answers on
+//! its own (405 with `Allow`, extractor rejections, 413 from the body limit).
 
 use crate::{AppState, auth, graphql_http, metrics, reply, storage, ws};
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, Path, Request};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use std::net::SocketAddr;
 
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    // Extractors that buffer a body (`Bytes`) stop at `max_body_bytes`, like the handlers that
+    // read bodies themselves.
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.settings().max_body_bytes);
+    let routes = Router::new()
         .route("/graphql", get(graphql).post(graphql_http::handle))
         .route(
             "/graphql/{*branch}",
@@ -31,7 +34,13 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/artifact/{id}", get(storage::artifact))
         .fallback(not_found)
-        .with_state(state)
+        .layer(body_limit)
+        .with_state(state);
+    // Outside the routes, not `routes.layer(…)`: a route's `405` gets its `Allow` header only
+    // on the way out of the route, and the envelope names the allowed methods.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(reply::json_errors))
 }
 
 async fn info(State(state): State<AppState>) -> Response {
@@ -60,14 +69,10 @@ async fn graphql(
     if !ws::is_upgrade(request.headers()) {
         return graphql_http::handle(State(state), path, request).await;
     }
-    let (mut parts, _body) = request.into_parts();
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let (parts, _body) = request.into_parts();
     let branch = path
         .map(|Path(b)| b)
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| "main".into());
-    ws::upgrade(state, upgrade, parts.headers, peer, branch).await
+    ws::upgrade(state, parts, peer, branch).await
 }

@@ -16,7 +16,7 @@ const UPDATED: &str = "infrahub.artifact.updated";
 
 const GENERATE: &str = "mutation($d: String!, $t: [String!]) { ArtifactGenerate(definition: $d, targets: $t) { ok count artifacts { result event_id object { id name { value } status { value } content_type { value } checksum { value } storage_id { value } parameters { value } error_message { value } branch target { id kind } definition { id node { name { value } } } } } } }";
 
-const DEFINITION_CREATE: &str = "mutation($d: CoreArtifactDefinitionInput!) { CoreArtifactDefinitionCreate(data: $d) { ok object { id name { value } artifact_name { value } content_type { value } parameters { value } query { value } template { value } } } }";
+const DEFINITION_CREATE: &str = "mutation($d: CoreArtifactDefinitionCreateInput!) { CoreArtifactDefinitionCreate(data: $d) { ok object { id name { value } artifact_name { value } content_type { value } parameters { value } query { value } template { value } } } }";
 
 const ARTIFACT_EVENTS: &str = "query($ids: [String!], $related: [String!]) { InfrahubEvent(event_type: [\"infrahub.artifact.created\", \"infrahub.artifact.updated\"], primary_node__ids: $ids, related_node__ids: $related, order: ASC) { count edges { node { id event branch primary_node { id kind } related_nodes { id kind } ... on ArtifactEvent { artifact_definition_id checksum checksum_previous storage_id storage_id_previous } } } } }";
 
@@ -30,7 +30,7 @@ fn md5_hex(bytes: &[u8]) -> String {
 async fn save_query(s: &TestServer, name: &str, query: &str) {
     let data = s
         .admin(
-            "mutation($d: CoreGraphQLQueryInput!) { CoreGraphQLQueryCreate(data: $d) { ok } }",
+            "mutation($d: CoreGraphQLQueryCreateInput!) { CoreGraphQLQueryCreate(data: $d) { ok } }",
             json!({"d": {"name": {"value": name}, "query": {"value": query}}}),
         )
         .await;
@@ -391,7 +391,7 @@ async fn target_id_and_parameters_are_query_variables() {
         .to_string();
     assert_eq!(checksum1, md5_hex(b"main"));
     s.admin(
-        "mutation($d: CoreArtifactDefinitionInput!) { CoreArtifactDefinitionUpdate(data: $d) { ok } }",
+        "mutation($d: CoreArtifactDefinitionUpdateInput!) { CoreArtifactDefinitionUpdate(data: $d) { ok } }",
         json!({"d": {"id": def2, "parameters": {"value": {"name": "feature-y"}}}}),
     )
     .await;
@@ -457,7 +457,7 @@ async fn render_and_query_errors_set_status_error_without_events() {
     let id = a["object"]["id"].as_str().unwrap().to_string();
     let checksum = a["object"]["checksum"]["value"].clone();
     s.admin(
-        "mutation($d: CoreArtifactDefinitionInput!) { CoreArtifactDefinitionUpdate(data: $d) { ok } }",
+        "mutation($d: CoreArtifactDefinitionUpdateInput!) { CoreArtifactDefinitionUpdate(data: $d) { ok } }",
         json!({"d": {"id": def, "template": {"value": "{{ Branch | nosuchfilter }}"}}}),
     )
     .await;
@@ -482,7 +482,7 @@ async fn render_and_query_errors_set_status_error_without_events() {
 
     // Fixing the template with the same output: back to Ready, still no new event.
     s.admin(
-        "mutation($d: CoreArtifactDefinitionInput!) { CoreArtifactDefinitionUpdate(data: $d) { ok } }",
+        "mutation($d: CoreArtifactDefinitionUpdateInput!) { CoreArtifactDefinitionUpdate(data: $d) { ok } }",
         json!({"d": {"id": def, "template": {"value": BRANCH_TEMPLATE}}}),
     )
     .await;
@@ -689,7 +689,7 @@ async fn storage_endpoints_and_rest_generation() {
     let def = create_definition(&s, "rest", "branch_names", BRANCH_TEMPLATE, json!({})).await;
     let data = s
         .admin(
-            "mutation($d: CoreArtifactInput!) { CoreArtifactCreate(data: $d) { ok object { id status { value } checksum { value } storage_id { value } target { id kind } } } }",
+            "mutation($d: CoreArtifactCreateInput!) { CoreArtifactCreate(data: $d) { ok object { id status { value } checksum { value } storage_id { value } target { id kind } } } }",
             json!({"d": {"definition": {"id": def}, "target": {"id": "dev-9", "kind": "InfraDevice"}, "storage_id": {"value": identifier}}}),
         )
         .await;
@@ -713,7 +713,7 @@ async fn storage_endpoints_and_rest_generation() {
     // A second artifact for the same (definition, target, branch) is refused.
     let message = s
         .admin_error(
-            "mutation($d: CoreArtifactInput!) { CoreArtifactCreate(data: $d) { ok } }",
+            "mutation($d: CoreArtifactCreateInput!) { CoreArtifactCreate(data: $d) { ok } }",
             json!({"d": {"definition": {"id": def}, "target": {"id": "dev-9", "kind": "InfraDevice"}}}),
         )
         .await;
@@ -952,7 +952,7 @@ async fn bad_input_is_refused_clearly() {
     .await;
     assert_eq!(status, 401);
     s.admin(
-        "mutation($d: CoreAccountInput!) { CoreAccountCreate(data: $d) { ok } }",
+        "mutation($d: CoreAccountCreateInput!) { CoreAccountCreate(data: $d) { ok } }",
         json!({"d": {"name": {"value": "reader"}, "password": {"value": "reader-pass"}, "role": {"value": "read-only"}}}),
     )
     .await;

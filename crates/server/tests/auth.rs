@@ -157,7 +157,7 @@ async fn create_token(s: &TestServer, cred: &Cred, expiration: Option<String>) -
 
 async fn create_account(s: &TestServer, name: &str, password: &str, role: &str) {
     s.admin(
-        "mutation($d: CoreAccountInput!) { CoreAccountCreate(data: $d) { ok } }",
+        "mutation($d: CoreAccountCreateInput!) { CoreAccountCreate(data: $d) { ok } }",
         json!({"d": {"name": {"value": name}, "password": {"value": password}, "role": {"value": role}}}),
     )
     .await;
@@ -364,7 +364,7 @@ async fn roles_limit_mutations() {
         &post(
             &s,
             &viewer,
-            "{ AccountProfile { id name { value } role { value } } }",
+            "{ AccountProfile { id name { value } ... on CoreAccount { role { value } } } }",
             json!({}),
         )
         .await,
@@ -592,7 +592,7 @@ async fn refresh_issues_a_working_access_token() {
         &post(
             &s,
             &Cred::Bearer(new_access.clone()),
-            "{ AccountProfile { name { value } role { value } } }",
+            "{ AccountProfile { name { value } ... on CoreAccount { role { value } } } }",
             json!({}),
         )
         .await,

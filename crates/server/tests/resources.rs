@@ -177,12 +177,19 @@ async fn accounts_and_their_tokens() {
         .post(
             "/graphql",
             Some(&secret),
-            "{ AccountProfile { id name { value } role { value } } }",
+            "{ AccountProfile { id name { value } ... on CoreAccount { role { value } } } }",
             json!({}),
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(profile["data"]["AccountProfile"]["name"]["value"], "carol");
+    assert_eq!(
+        profile["data"]["AccountProfile"]["name"]["value"], "carol",
+        "{profile}"
+    );
+    assert_eq!(
+        profile["data"]["AccountProfile"]["role"]["value"],
+        "read-write"
+    );
     let list = s
         .admin(
             r#"{ CoreAccount { count edges { node { name { value } } } } }"#,

@@ -101,6 +101,9 @@ impl Commit {
     }
 }
 
+/// Committed events, batch by batch, in position order.
+pub type CommitFeed = tokio::sync::mpsc::UnboundedReceiver<Vec<Event>>;
+
 /// A page of events with the total number of matches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventPage {
@@ -117,6 +120,13 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError>;
     /// Position of the last committed event, updated after every commit.
     fn head(&self) -> watch::Receiver<Position>;
+    /// The committed events as the writer publishes them (each batch in position order,
+    /// before [`head`](Self::head) moves), for the one bus of this process, so that nothing is
+    /// read back from the store to be delivered. Only the first call gets the feed; `None`
+    /// when the backend cannot hand events over (the bus then reads them by position).
+    fn take_commit_feed(&self) -> Option<CommitFeed> {
+        None
+    }
     /// Events with position in `(after, after + limit]`, ascending.
     async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Events matching `filter`, ordered by position, paged.

@@ -1,20 +1,30 @@
-//! GraphQL over WebSocket on `/graphql` and `/graphql/{branch}`: the upgrade (subprotocol
-//! choice and echo, connection limits, rate per client address, small buffers) and one task
-//! per connection ([`session`]) that drives the sans-IO protocol state machine of
-//! `infrastream-protocol`, executes operations with async-graphql and writes frames.
+//! GraphQL over WebSocket on `/graphql` and `/graphql/{branch}`: the upgrade (handshake,
+//! subprotocol choice and echo, connection limits, rate per client address), then one task per
+//! connection ([`session`]) that drives the sans-IO protocol state machine of
+//! `infrastream-protocol` over the raw TCP stream ([`socket`]) and executes operations with
+//! async-graphql; live `events` frames are written by the fan-out shards ([`fanout`]);
+//! credentials of live sockets are re-checked by one watcher ([`watch`]).
 
 mod credentials;
+mod fanout;
 mod limits;
 mod session;
+mod socket;
+mod watch;
 
+pub(crate) use fanout::Fanout;
 pub(crate) use limits::Limits;
+pub(crate) use watch::CredentialWatch;
 
 use crate::{AppState, reply};
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
-use infrastream_protocol::negotiate;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use infrastream_protocol::{close_frame, negotiate};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
 
 /// Whether the request asks for a WebSocket upgrade.
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -24,15 +34,64 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Upgrades the connection and spawns its session.
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+fn accept_key(key: &[u8]) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+fn bad_upgrade(status: StatusCode, message: &str) -> Response {
+    reply::error_with_status(status, "BAD_REQUEST", message)
+}
+
+/// Answers the upgrade request with 101 and spawns the connection's session on the raw TCP
+/// stream (the session does its own framing, see [`socket`]).
 pub(crate) async fn upgrade(
     state: AppState,
-    ws: WebSocketUpgrade,
-    headers: HeaderMap,
+    mut parts: Parts,
     peer: SocketAddr,
     branch: String,
 ) -> Response {
-    let s = state.settings();
+    let headers = &parts.headers;
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if parts.method != axum::http::Method::GET || !has_token(header::CONNECTION, "upgrade") {
+        return bad_upgrade(
+            StatusCode::BAD_REQUEST,
+            "A WebSocket upgrade needs GET with `Connection: upgrade`",
+        );
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&HeaderValue::from_static("13")) {
+        let mut r = bad_upgrade(
+            StatusCode::UPGRADE_REQUIRED,
+            "Unsupported WebSocket version (13 is supported)",
+        );
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return bad_upgrade(StatusCode::BAD_REQUEST, "Missing Sec-WebSocket-Key");
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return bad_upgrade(
+            StatusCode::BAD_REQUEST,
+            "This connection cannot be upgraded",
+        );
+    };
+    let accept = accept_key(key.as_bytes());
     if !state.limits.allow_new_connection(peer.ip()) {
         return reply::error_with_status(
             StatusCode::TOO_MANY_REQUESTS,
@@ -57,42 +116,52 @@ pub(crate) async fn upgrade(
         .collect();
     let offered = (!offered.is_empty()).then(|| offered.join(","));
     let negotiated = negotiate(offered.as_deref());
-    let header_credential = crate::auth::credential_from_headers(&headers);
-    let ws = ws
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(s.ws_max_message_bytes)
-        .max_frame_size(s.ws_max_message_bytes);
-    match negotiated {
-        Err(close) => ws.on_upgrade(move |mut socket| async move {
-            let (code, reason) = close.into_parts();
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
-            drop(permit);
-        }),
-        Ok(n) => {
-            let ws = match n.echo {
-                Some(p) => ws.protocols([p]),
-                None => ws,
-            };
-            ws.on_upgrade(move |socket| {
-                let task = session::Session::new(
-                    state.clone(),
+    let header_credential = crate::auth::credential_from_headers(headers);
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Ok(Some(p)) = negotiated.as_ref().map(|n| n.echo) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    let tracker = state.sessions.clone();
+    let max_frames = state.settings().subscriptions.lag_close_threshold as usize;
+    tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(peer = %peer, error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let Ok(io) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            tracing::error!("websocket upgrade on an unexpected transport");
+            return;
+        };
+        let socket = Arc::new(socket::Socket::new(io.io.into_inner(), max_frames));
+        match negotiated {
+            Err(close) => {
+                socket.send_raw(&close_frame(&close), true);
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(1), socket.drain()).await;
+                drop(permit);
+            }
+            Ok(n) => {
+                session::Session::new(
+                    state,
+                    socket,
                     n.subprotocol,
                     header_credential,
                     branch,
                     peer,
                 )
-                .run(socket, permit);
-                let tracker = state.sessions.clone();
-                async move {
-                    tracker.track_future(task).await;
-                }
-            })
+                .run(&io.read_buf, permit)
+                .await;
+            }
         }
-    }
+    });
+    response
 }

@@ -1,32 +1,39 @@
 //! One task per WebSocket connection, owning all of its state: the protocol state machine,
 //! the caller, and the running operations, whose result streams are merged fairly
-//! (`SelectAll`). A `select!` watches the socket, the operations, the init timer, keep-alive
-//! ticks, credential expiry and server shutdown.
+//! (`SelectAll`). A `select!` watches the socket (reads, and draining its outbox when the
+//! kernel did not take every frame at once), the operations, the init timer, keep-alive ticks,
+//! credential expiry and revocation, and server shutdown.
+//!
+//! `events` subscriptions start as a catch-up stream in this task (replay after `after`, at
+//! the client's pace: the next event is read only when the socket took the previous frames)
+//! and, once caught up, are handed to the fan-out shards ([`super::fanout`]), which write
+//! their frames without waking this task.
 
-use super::credentials;
+use super::fanout::{LiveSubscription, Registration};
+use super::socket::{Sent, Socket};
+use super::watch::Watching;
 use crate::AppState;
 use crate::auth::{Authenticated, Credential, authenticate};
 use async_graphql::parser::types::OperationType;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::StreamExt;
 use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
-use futures::{SinkExt, StreamExt};
-use infrastream_core::{Timestamp, now};
+use infrastream_core::Timestamp;
 use infrastream_graphql::{
-    Caller, CaptureEventsPlan, UrlBranch, is_events_subscription, operation_type,
+    Caller, CaptureEventsPlan, CursorStep, EventCursor, EventRenderer, UrlBranch,
+    is_events_subscription, operation_type,
 };
 use infrastream_protocol::{
-    Close, Closing, Connection, FramePrefix, Incoming, Subprotocol, SubscribePayload, graphql_error,
+    Close, Closing, Connection, Decoder, FramePrefix, Incoming, Subprotocol, SubscribePayload,
+    WireMessage, close_frame, graphql_error, ping_frame, pong_frame, text_frame,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
-
-/// An item of the merged operation streams: a response, or `None` when the operation ended.
+/// An item of the merged operation streams: a result, or `None` when that stream ended.
 type OpItem = (String, Option<Output>);
 
 /// One result of an operation.
@@ -35,15 +42,36 @@ enum Output {
     Response(Box<async_graphql::Response>),
     /// A payload rendered once and shared by every subscriber of the same document.
     Shared(Arc<str>),
+    /// An `events` subscription replayed everything up to the head: make it live.
+    CaughtUp(Box<CatchUp>),
+}
+
+/// An `events` subscription being served by this task.
+struct CatchUp {
+    cursor: EventCursor,
+    renderer: Arc<EventRenderer>,
+    caller: Caller,
 }
 
 struct Operation {
     /// `{"type":"next","id":…,"payload":` for this operation, computed once.
     prefix: FramePrefix,
-    abort: AbortHandle,
+    aborts: Vec<AbortHandle>,
+    /// Streams of this operation still running (an `events` catch-up may restart once).
+    streams: u32,
     subscription: bool,
     first: bool,
+    /// Served by a fan-out shard.
+    live: Option<Registration>,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        for a in &self.aborts {
+            a.abort();
+        }
+    }
 }
 
 /// What the loop does after handling an input.
@@ -52,15 +80,20 @@ enum Flow {
     Close(Close),
 }
 
+/// Bytes read from the socket per system call.
+const READ_CHUNK: usize = 4096;
+
 pub(crate) struct Session {
     state: AppState,
+    socket: Arc<Socket>,
     conn: Connection,
+    decoder: Decoder,
     header_credential: Option<Credential>,
     branch: String,
     peer: SocketAddr,
     caller: Option<Caller>,
     expires_at: Option<Timestamp>,
-    api_token_hash: Option<String>,
+    _watching: Option<Watching>,
     /// Held while authenticated: counts against `max_connections_per_account`.
     account_permit: Option<OwnedSemaphorePermit>,
     ops: HashMap<String, Operation>,
@@ -70,20 +103,24 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn new(
         state: AppState,
+        socket: Arc<Socket>,
         protocol: Subprotocol,
         header_credential: Option<Credential>,
         branch: String,
         peer: SocketAddr,
     ) -> Self {
+        let max = state.settings().ws_max_message_bytes;
         Self {
             state,
+            socket,
             conn: Connection::new(protocol),
+            decoder: Decoder::new(max),
             header_credential,
             branch,
             peer,
             caller: None,
             expires_at: None,
-            api_token_hash: None,
+            _watching: None,
             account_permit: None,
             ops: HashMap::new(),
             streams: SelectAll::new(),
@@ -98,106 +135,206 @@ impl Session {
         }
     }
 
-    pub(crate) async fn run(mut self, socket: WebSocket, _permit: OwnedSemaphorePermit) {
+    /// Serves the connection until it closes; `early` holds bytes the client sent right
+    /// after the upgrade request.
+    pub(crate) async fn run(mut self, early: &[u8], _permit: OwnedSemaphorePermit) {
         self.gauge().fetch_add(1, Ordering::Relaxed);
-        let (mut tx, mut rx) = socket.split();
+        let socket = self.socket.clone();
         let s = self.state.settings().clone();
+        let write_timeout = Duration::from_millis(s.ws_write_timeout_ms);
         let init_deadline = tokio::time::sleep(Duration::from_millis(s.ws_init_timeout_ms));
         tokio::pin!(init_deadline);
-        let mut keepalive =
-            tokio::time::interval(Duration::from_millis(s.ws_keepalive_interval_ms));
-        keepalive.tick().await;
-        let mut auth_check =
-            tokio::time::interval(Duration::from_millis(s.token_check_interval_ms));
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let expiry = tokio::time::sleep_until(far);
+        tokio::pin!(expiry);
+        let drain_deadline = tokio::time::sleep_until(far);
+        tokio::pin!(drain_deadline);
+        let keepalive_every = Duration::from_millis(s.ws_keepalive_interval_ms);
+        let mut keepalive = tokio::time::interval_at(
+            tokio::time::Instant::now() + keepalive_every,
+            keepalive_every,
+        );
         let shutdown = self.state.shutdown.clone();
+        let mut draining = false;
         tracing::debug!(peer = %self.peer, protocol = self.conn.protocol().as_str(), "websocket opened");
+        let mut flow = if early.is_empty() {
+            Flow::Continue
+        } else {
+            self.decoder.extend(early);
+            self.on_bytes().await
+        };
         let close = loop {
-            let flow = tokio::select! {
+            if let Flow::Close(c) = flow {
+                break Some(c);
+            }
+            let expires = self.expires_at;
+            flow = tokio::select! {
                 _ = shutdown.cancelled() => Flow::Close(self.conn.shutdown()),
-                msg = rx.next() => match msg {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut tx).await,
-                    Some(Ok(Message::Binary(_))) => {
-                        let incoming = self.conn.on_binary();
-                        self.on_incoming(incoming, &mut tx).await
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-                    Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(e)) => {
-                        tracing::debug!(peer = %self.peer, error = %e, "websocket read failed");
-                        break None;
-                    }
+                ready = socket.stream().readable() => match ready {
+                    Ok(()) => match self.read() {
+                        Ok(true) => self.on_bytes().await,
+                        Ok(false) => Flow::Continue,
+                        Err(()) => break None,
+                    },
+                    Err(_) => break None,
                 },
-                Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => {
-                    self.on_result(id, item, &mut tx).await
+                _ = socket.pending() => {
+                    if socket.is_revoked() {
+                        let closing = self.conn.credentials_expired();
+                        self.closing(closing)
+                    } else if socket.overflowed() {
+                        Flow::Close(Close::slow_consumer())
+                    } else {
+                        if !draining && socket.has_backlog() {
+                            draining = true;
+                            drain_deadline.as_mut().reset(tokio::time::Instant::now() + write_timeout);
+                        }
+                        Flow::Continue
+                    }
+                }
+                ready = socket.stream().writable(), if draining => match ready.and_then(|()| socket.drain_some()) {
+                    Ok(true) => {
+                        draining = false;
+                        Flow::Continue
+                    }
+                    Ok(false) => {
+                        // Progress: the deadline counts from the last write that moved bytes.
+                        drain_deadline.as_mut().reset(tokio::time::Instant::now() + write_timeout);
+                        // Yield so a socket that takes a few bytes at a time cannot spin.
+                        tokio::task::yield_now().await;
+                        Flow::Continue
+                    }
+                    Err(_) => break None,
+                },
+                _ = &mut drain_deadline, if draining => {
+                    tracing::debug!(peer = %self.peer, "websocket write timed out: closing a consumer that stopped reading");
+                    break None;
+                }
+                Some((id, item)) = self.streams.next(), if !self.streams.is_empty() && !draining => {
+                    self.on_result(id, item).await
                 }
                 _ = &mut init_deadline, if self.conn.init_pending() => match self.conn.init_timeout() {
                     Some(c) => Flow::Close(c),
                     None => Flow::Continue,
                 },
-                _ = keepalive.tick() => {
-                    if let Some(frame) = self.conn.keep_alive_frame()
-                        && send(&mut tx, frame.to_string()).await.is_err()
-                    {
-                        break None;
-                    }
-                    if tx.send(Message::Ping(Default::default())).await.is_err() {
-                        break None;
-                    }
-                    Flow::Continue
+                _ = &mut expiry, if expires.is_some() => {
+                    let closing = self.conn.credentials_expired();
+                    self.closing(closing)
                 }
-                _ = auth_check.tick(), if self.caller.is_some() => {
-                    let check = self.credentials_invalid();
-                    if check.await {
-                        let closing = self.conn.credentials_expired();
-                        self.closing(closing, &mut tx).await
-                    } else {
-                        Flow::Continue
-                    }
-                }
+                _ = keepalive.tick() => self.keep_alive(),
             };
-            if let Flow::Close(c) = flow {
-                break Some(c);
+            if self.expires_at != expires {
+                expiry
+                    .as_mut()
+                    .reset(deadline_of(self.expires_at).unwrap_or(far));
             }
         };
-        for op in self.ops.values() {
-            op.abort.abort();
-        }
+        self.ops.clear();
         let code = close.as_ref().map(|c| c.code());
         if let Some(c) = close {
-            let (code, reason) = c.into_parts();
-            let _ = tx
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
+            socket.send_raw(&close_frame(&c), true);
+        }
+        socket.close();
+        // The close frame leaves after everything queued before it, so a consumer that
+        // resumes reading within the write timeout still sees every frame and then the code
+        // (1013 for a slow consumer). Shutdown waits one second at most.
+        let linger = if shutdown.is_cancelled() {
+            write_timeout.min(Duration::from_secs(1))
+        } else {
+            write_timeout
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(linger, socket.drain()) => {}
+            _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.drain()).await;
+            }
         }
         self.gauge().fetch_sub(1, Ordering::Relaxed);
         tracing::info!(peer = %self.peer, protocol = self.conn.protocol().as_str(), close_code = ?code, "websocket closed");
     }
 
-    async fn on_text(&mut self, text: &str, tx: &mut Sink) -> Flow {
-        let incoming = self.conn.on_text(text);
-        self.on_incoming(incoming, tx).await
+    /// Reads what the socket has into the decoder. `Ok(false)`: nothing was there.
+    fn read(&mut self) -> Result<bool, ()> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut any = false;
+        loop {
+            match self.socket.stream().try_read(&mut chunk) {
+                Ok(0) => return Err(()),
+                Ok(n) => {
+                    any = true;
+                    self.decoder.extend(&chunk[..n]);
+                    if n < READ_CHUNK {
+                        return Ok(true);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(any),
+                Err(e) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "websocket read failed");
+                    return Err(());
+                }
+            }
+        }
     }
 
-    async fn on_incoming(&mut self, incoming: Incoming, tx: &mut Sink) -> Flow {
+    /// Handles every whole message the decoder holds.
+    async fn on_bytes(&mut self) -> Flow {
+        loop {
+            let message = match self.decoder.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    self.decoder.shrink();
+                    return Flow::Continue;
+                }
+                Err(close) => {
+                    tracing::debug!(peer = %self.peer, reason = close.reason(), "invalid websocket frame");
+                    return Flow::Close(close);
+                }
+            };
+            let flow = match message {
+                WireMessage::Text(text) => {
+                    let incoming = self.conn.on_text(&text);
+                    self.on_incoming(incoming).await
+                }
+                WireMessage::Binary => {
+                    let incoming = self.conn.on_binary();
+                    self.on_incoming(incoming).await
+                }
+                WireMessage::Ping(payload) => self.write_raw(&pong_frame(&payload)),
+                WireMessage::Pong => Flow::Continue,
+                WireMessage::Close(_) => Flow::Close(Close::normal()),
+            };
+            if let Flow::Close(c) = flow {
+                return Flow::Close(c);
+            }
+        }
+    }
+
+    fn keep_alive(&mut self) -> Flow {
+        let mut frames = Vec::new();
+        if let Some(ka) = self.conn.keep_alive_frame() {
+            frames.extend(text_frame(ka));
+        }
+        frames.extend(ping_frame());
+        self.write_raw(&frames)
+    }
+
+    async fn on_incoming(&mut self, incoming: Incoming) -> Flow {
         match incoming {
             Incoming::Init { payload } => {
-                let credential = credentials::from_init_payload(payload.as_ref())
+                let credential = super::credentials::from_init_payload(payload.as_ref())
                     .or(self.header_credential.take());
                 match self.authenticate(credential).await {
                     Ok(()) => {
                         for frame in self.conn.accept_init(None) {
-                            if send(tx, frame).await.is_err() {
-                                return Flow::Close(Close::normal());
+                            if let Flow::Close(c) = self.write(&frame) {
+                                return Flow::Close(c);
                             }
                         }
                         Flow::Continue
                     }
                     Err(()) => {
                         let closing = self.conn.reject_init();
-                        self.closing(closing, tx).await
+                        self.closing(closing)
                     }
                 }
             }
@@ -210,32 +347,26 @@ impl Session {
                     let credential = self.header_credential.take();
                     if self.authenticate(credential).await.is_err() {
                         let closing = self.conn.reject_init();
-                        return self.closing(closing, tx).await;
+                        return self.closing(closing);
                     }
                 }
-                self.start(id, payload, tx).await
+                self.start(id, payload).await
             }
             Incoming::Stop { id, reply } => {
-                if let Some(op) = self.ops.remove(&id) {
-                    op.abort.abort();
-                }
+                self.ops.remove(&id);
                 match reply {
-                    Some(frame) => self.write(tx, frame).await,
+                    Some(frame) => self.write(&frame),
                     None => Flow::Continue,
                 }
             }
-            Incoming::Reply(frame) => self.write(tx, frame).await,
+            Incoming::Reply(frame) => self.write(&frame),
             Incoming::Ignore => Flow::Continue,
             Incoming::Close(c) => Flow::Close(c),
         }
     }
 
     async fn authenticate(&mut self, credential: Option<Credential>) -> Result<(), ()> {
-        let token_hash = match &credential {
-            Some(Credential::ApiToken(t)) => Some(infrastream_auth::hash_api_token(t)),
-            _ => None,
-        };
-        match authenticate(&self.state, credential).await {
+        match authenticate(&self.state, credential.clone()).await {
             Ok(Authenticated { caller, expires_at }) => {
                 let permit = self
                     .state
@@ -246,9 +377,14 @@ impl Session {
                     return Err(());
                 }
                 self.account_permit = permit;
+                self._watching = credential.map(|c| {
+                    self.state
+                        .watch
+                        .register(c, caller.role, caller.account_id(), &self.socket)
+                });
+                self.socket.set_expiry(expires_at);
                 self.caller = Some(caller);
                 self.expires_at = expires_at;
-                self.api_token_hash = token_hash;
                 Ok(())
             }
             Err(e) => {
@@ -258,37 +394,9 @@ impl Session {
         }
     }
 
-    /// Whether the credentials that opened the connection expired or were revoked.
-    fn credentials_invalid(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
-        let expired = self.expires_at.is_some_and(|t| t <= now());
-        let hash = self.api_token_hash.clone();
-        let store = self.state.store().clone();
-        let cache = self.state.services.credentials.clone();
-        async move {
-            if expired {
-                return true;
-            }
-            let Some(hash) = hash else { return false };
-            // The cache is cleared on every token change made through this server, so a hit
-            // means "still valid"; only misses (one per token per TTL) read the store.
-            let key = format!("token:{hash}");
-            if cache.get(&key).is_some() {
-                return false;
-            }
-            match store.token_by_hash(&hash).await {
-                Ok(Some(t)) => t.revoked,
-                Ok(None) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not re-check a websocket token");
-                    false
-                }
-            }
-        }
-    }
-
-    async fn closing(&mut self, closing: Closing, tx: &mut Sink) -> Flow {
+    fn closing(&mut self, closing: Closing) -> Flow {
         if let Some(frame) = closing.frame {
-            let _ = send(tx, frame).await;
+            self.write(&frame);
         }
         Flow::Close(closing.close)
     }
@@ -298,7 +406,7 @@ impl Session {
             .fail_operation(id, &[graphql_error(message, Some(code))])
     }
 
-    async fn start(&mut self, id: String, payload: SubscribePayload, tx: &mut Sink) -> Flow {
+    async fn start(&mut self, id: String, payload: SubscribePayload) -> Flow {
         let caller = self.caller.clone().unwrap_or_else(Caller::anonymous);
         let query = infrastream_graphql::decode_surrogate_pairs(&payload.query).into_owned();
         let subscription = operation_type(&query, payload.operation_name.as_deref())
@@ -326,7 +434,7 @@ impl Session {
             };
             if let Some(message) = refusal {
                 return match self.refuse(&id, &message, "TOO_MANY_SUBSCRIPTIONS") {
-                    Some(frame) => self.write(tx, frame).await,
+                    Some(frame) => self.write(&frame),
                     None => Flow::Continue,
                 };
             }
@@ -348,7 +456,7 @@ impl Session {
         }
         let responses =
             if subscription && is_events_subscription(&query_text, operation_name.as_deref()) {
-                let prepared = self.shared_events(
+                let prepared = self.events_catch_up(
                     request,
                     &query_text,
                     &variables,
@@ -356,10 +464,10 @@ impl Session {
                     caller_for_render,
                 );
                 match prepared.await {
-                    Ok(s) => s,
+                    Ok(c) => catch_up_stream(c),
                     Err(errors) => {
                         return match self.conn.fail_operation(&id, &errors) {
-                            Some(frame) => self.write(tx, frame).await,
+                            Some(frame) => self.write(&frame),
                             None => Flow::Continue,
                         };
                     }
@@ -371,42 +479,48 @@ impl Session {
                     .map(|r| Output::Response(Box::new(r)))
                     .boxed()
             };
-        let (abort, registration) = AbortHandle::new_pair();
-        let tagged = {
-            let id = id.clone();
-            let end = id.clone();
-            Abortable::new(responses, registration)
-                .map(move |r| (id.clone(), Some(r)))
-                .chain(stream::once(async move { (end, None) }))
-        };
-        self.streams.push(tagged.boxed());
         let prefix = self.conn.frame_prefix(&id);
+        let abort = self.push_stream(&id, responses);
         self.ops.insert(
             id,
             Operation {
                 prefix,
-                abort,
+                aborts: vec![abort],
+                streams: 1,
                 subscription,
                 first: true,
+                live: None,
                 _permit: permit,
             },
         );
         Flow::Continue
     }
 
-    /// Serves an `events` subscription with shared rendering: async-graphql validates the
-    /// document and resolves the arguments once (capturing the cursor), then each event is
-    /// rendered once per distinct document for all its subscribers.
-    fn shared_events(
+    fn push_stream(&mut self, id: &str, responses: BoxStream<'static, Output>) -> AbortHandle {
+        let (abort, registration) = AbortHandle::new_pair();
+        let tagged = {
+            let id = id.to_owned();
+            let end = id.clone();
+            Abortable::new(responses, registration)
+                .map(move |r| (id.clone(), Some(r)))
+                .chain(stream::once(async move { (end, None) }))
+        };
+        self.streams.push(tagged.boxed());
+        abort
+    }
+
+    /// Prepares an `events` subscription: async-graphql validates the document and resolves
+    /// the arguments (capturing the cursor), and the renderer shared by every subscriber of
+    /// the same document is looked up.
+    fn events_catch_up(
         &self,
         request: async_graphql::Request,
         query: &str,
         variables: &serde_json::Value,
         operation_name: Option<&str>,
         caller: Caller,
-    ) -> impl std::future::Future<
-        Output = Result<BoxStream<'static, Output>, Vec<async_graphql::ServerError>>,
-    > + Send
+    ) -> impl std::future::Future<Output = Result<CatchUp, Vec<async_graphql::ServerError>>>
+    + Send
     + 'static {
         let schema = self.state.schema.clone();
         let renderer = self
@@ -428,29 +542,20 @@ impl Session {
                     None,
                 )]);
             };
-            let state = (cursor, renderer, caller);
-            Ok(
-                stream::unfold(state, |(mut cursor, renderer, caller)| async move {
-                    let output = match cursor.next().await? {
-                        Ok(event) => Output::Shared(renderer.render(&event, &caller).await),
-                        Err(e) => {
-                            Output::Response(Box::new(async_graphql::Response::from_errors(vec![
-                                e.into_server_error(Default::default()),
-                            ])))
-                        }
-                    };
-                    Some((output, (cursor, renderer, caller)))
-                })
-                .boxed(),
-            )
+            Ok(CatchUp {
+                cursor,
+                renderer,
+                caller,
+            })
         }
     }
 
-    async fn on_result(&mut self, id: String, item: Option<Output>, tx: &mut Sink) -> Flow {
+    async fn on_result(&mut self, id: String, item: Option<Output>) -> Flow {
         let response = match item {
             Some(Output::Response(r)) => *r,
-            Some(Output::Shared(payload)) => return self.deliver(tx, &id, &payload).await,
-            None => return self.finished(tx, &id).await,
+            Some(Output::Shared(payload)) => return self.deliver(&id, &payload),
+            Some(Output::CaughtUp(c)) => return self.go_live(&id, *c),
+            None => return self.finished(&id),
         };
         let Some(op) = self.ops.get_mut(&id) else {
             return Flow::Continue;
@@ -462,16 +567,14 @@ impl Session {
             && matches!(response.data, async_graphql::Value::Null)
             && (op.subscription || response.errors.iter().all(|e| e.path.is_empty()));
         if failed_before_start {
-            if let Some(op) = self.ops.remove(&id) {
-                op.abort.abort();
-            }
+            self.ops.remove(&id);
             return match self.conn.fail_operation(&id, &response.errors) {
-                Some(frame) => self.write(tx, frame).await,
+                Some(frame) => self.write(&frame),
                 None => Flow::Continue,
             };
         }
         match serde_json::to_string(&response) {
-            Ok(payload) => self.deliver(tx, &id, &payload).await,
+            Ok(payload) => self.deliver(&id, &payload),
             Err(e) => {
                 tracing::error!(error = %e, "could not serialize a response");
                 Flow::Continue
@@ -479,43 +582,122 @@ impl Session {
         }
     }
 
-    /// The operation's stream ended (or was aborted by a client stop, which removed it).
-    async fn finished(&mut self, tx: &mut Sink, id: &str) -> Flow {
-        if self.ops.remove(id).is_some()
-            && let Some(frame) = self.conn.complete_operation(id)
-        {
-            return self.write(tx, frame).await;
+    /// Hands a caught-up `events` subscription to a fan-out shard, or keeps replaying when
+    /// the shard has already dispatched past the cursor.
+    fn go_live(&mut self, id: &str, catch_up: CatchUp) -> Flow {
+        let Some(op) = self.ops.get_mut(id) else {
+            return Flow::Continue;
+        };
+        let live = LiveSubscription {
+            socket: self.socket.clone(),
+            prefix: op.prefix.as_str().as_bytes().into(),
+            filter: catch_up.cursor.filter().clone(),
+            renderer: catch_up.renderer.clone(),
+            caller: catch_up.caller.clone(),
+            at: AtomicU64::new(catch_up.cursor.position().0),
+            cancelled: AtomicBool::new(false),
+        };
+        match self.state.fanout.register(live) {
+            Ok(registration) => {
+                op.live = Some(registration);
+                Flow::Continue
+            }
+            Err(_) => {
+                op.streams += 1;
+                let abort = self.push_stream(id, catch_up_stream(catch_up));
+                if let Some(op) = self.ops.get_mut(id) {
+                    op.aborts.push(abort);
+                }
+                Flow::Continue
+            }
         }
-        Flow::Continue
+    }
+
+    /// One of the operation's streams ended (or was aborted by a client stop, which removed
+    /// the operation). The operation is complete when its last stream ended and it is not
+    /// served live.
+    fn finished(&mut self, id: &str) -> Flow {
+        let Some(op) = self.ops.get_mut(id) else {
+            return Flow::Continue;
+        };
+        op.streams = op.streams.saturating_sub(1);
+        if op.streams > 0 || op.live.is_some() {
+            return Flow::Continue;
+        }
+        self.ops.remove(id);
+        match self.conn.complete_operation(id) {
+            Some(frame) => self.write(&frame),
+            None => Flow::Continue,
+        }
     }
 
     /// Writes one result frame, unless the credentials expired in the meantime.
-    async fn deliver(&mut self, tx: &mut Sink, id: &str, payload: &str) -> Flow {
+    fn deliver(&mut self, id: &str, payload: &str) -> Flow {
         let Some(op) = self.ops.get_mut(id) else {
             return Flow::Continue;
         };
         op.first = false;
-        if self.expires_at.is_some_and(|t| t <= now()) {
+        if !self
+            .socket
+            .may_deliver(infrastream_core::now().timestamp_micros())
+        {
             let closing = self.conn.credentials_expired();
-            return self.closing(closing, tx).await;
+            return self.closing(closing);
         }
-        let frame = op.prefix.frame(payload);
-        self.state
-            .services
-            .metrics
-            .deliveries
-            .fetch_add(1, Ordering::Relaxed);
-        self.write(tx, frame).await
+        let sent =
+            self.socket
+                .send_text(&[op.prefix.as_str().as_bytes(), payload.as_bytes(), b"}"]);
+        if sent == Sent::Accepted {
+            self.state
+                .services
+                .metrics
+                .deliveries
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.after_send(sent)
     }
 
-    async fn write(&mut self, tx: &mut Sink, frame: String) -> Flow {
-        match send(tx, frame).await {
-            Ok(()) => Flow::Continue,
-            Err(()) => Flow::Close(Close::normal()),
+    fn write(&mut self, frame: &str) -> Flow {
+        let sent = self.socket.send_text(&[frame.as_bytes()]);
+        self.after_send(sent)
+    }
+
+    fn write_raw(&mut self, frame: &[u8]) -> Flow {
+        let sent = self.socket.send_raw(frame, false);
+        self.after_send(sent)
+    }
+
+    fn after_send(&self, sent: Sent) -> Flow {
+        match sent {
+            Sent::Accepted => Flow::Continue,
+            Sent::Dropped if self.socket.overflowed() => Flow::Close(Close::slow_consumer()),
+            Sent::Dropped => Flow::Close(Close::normal()),
         }
     }
 }
 
-async fn send(tx: &mut Sink, frame: String) -> Result<(), ()> {
-    tx.send(Message::Text(frame.into())).await.map_err(|_| ())
+fn deadline_of(t: Option<Timestamp>) -> Option<tokio::time::Instant> {
+    let left = (t? - infrastream_core::now()).to_std().unwrap_or_default();
+    Some(tokio::time::Instant::now() + left)
+}
+
+/// Replays an `events` subscription up to the head of the log, one rendered payload per
+/// matching event, then yields `CaughtUp` and ends.
+fn catch_up_stream(catch_up: CatchUp) -> BoxStream<'static, Output> {
+    stream::unfold(Some(catch_up), |state| async move {
+        let mut c = state?;
+        match c.cursor.step().await {
+            CursorStep::Event(e) => {
+                let payload = c.renderer.render(&e, &c.caller).await;
+                Some((Output::Shared(payload), Some(c)))
+            }
+            CursorStep::Failed(e) => {
+                let errors = vec![e.into_server_error(Default::default())];
+                let response = async_graphql::Response::from_errors(errors);
+                Some((Output::Response(Box::new(response)), Some(c)))
+            }
+            CursorStep::CaughtUp => Some((Output::CaughtUp(Box::new(c)), None)),
+        }
+    })
+    .boxed()
 }

@@ -58,6 +58,7 @@ pub struct SqliteStore {
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     reads: SqlitePool,
     head: watch::Receiver<Position>,
+    feed: Mutex<Option<crate::CommitFeed>>,
 }
 
 impl SqliteStore {
@@ -96,12 +97,18 @@ impl SqliteStore {
             .connect_with(read_options)
             .await?;
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
-        let task = tokio::spawn(writer::run(conn, rx, head_tx, options.max_batch.max(1)));
+        let (feed_tx, feed) = mpsc::unbounded_channel();
+        let published = writer::Published {
+            head: head_tx,
+            feed: feed_tx,
+        };
+        let task = tokio::spawn(writer::run(conn, rx, published, options.max_batch.max(1)));
         Ok(Self {
             writer: tx,
             writer_task: Mutex::new(Some(task)),
             reads,
             head,
+            feed: Mutex::new(Some(feed)),
         })
     }
 
@@ -146,6 +153,10 @@ impl Store for SqliteStore {
 
     fn head(&self) -> watch::Receiver<Position> {
         self.head.clone()
+    }
+
+    fn take_commit_feed(&self) -> Option<crate::CommitFeed> {
+        self.feed.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError> {

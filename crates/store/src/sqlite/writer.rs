@@ -24,6 +24,14 @@ pub(crate) enum Msg {
     Close(oneshot::Sender<()>),
 }
 
+/// What the writer publishes after each committed batch.
+pub(crate) struct Published {
+    /// The position of the last committed event.
+    pub(crate) head: watch::Sender<Position>,
+    /// The committed events themselves (the receiver may be gone: nobody takes the feed).
+    pub(crate) feed: mpsc::UnboundedSender<Vec<Event>>,
+}
+
 /// Where the next event goes.
 #[derive(Clone, Copy)]
 struct Cursor {
@@ -34,7 +42,7 @@ struct Cursor {
 pub(crate) async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Msg>,
-    head: watch::Sender<Position>,
+    head: Published,
     max_batch: usize,
 ) {
     let mut cursor = match load_cursor(&mut conn).await {
@@ -87,7 +95,7 @@ async fn write_batch(
     conn: &mut SqliteConnection,
     batch: Vec<(Box<Commit>, Reply)>,
     cursor: &mut Cursor,
-    head: &watch::Sender<Position>,
+    head: &Published,
 ) {
     let start = *cursor;
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -129,7 +137,14 @@ async fn write_batch(
     match result {
         Ok(()) => {
             if cursor.next != start.next {
-                head.send_replace(Position(cursor.next.0 - 1));
+                let committed: Vec<Event> = outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let _ = head.feed.send(committed);
+                head.head.send_replace(Position(cursor.next.0 - 1));
             }
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                 let _ = reply.send(outcome);
@@ -657,7 +672,12 @@ mod tests {
             changes: vec![Change::InsertBranch(branch("b"))],
             events: vec![NewEvent::new("t.branch")],
         });
-        let task = tokio::spawn(run(conn, rx, head_tx, 1024));
+        let (feed, mut fed) = mpsc::unbounded_channel();
+        let published = Published {
+            head: head_tx,
+            feed,
+        };
+        let task = tokio::spawn(run(conn, rx, published, 1024));
         let parent = replies.remove(0).await.unwrap().unwrap().remove(0);
         replies.remove(0).await.unwrap().unwrap();
         // Batch 2 (queued while the writer waits, so written as one transaction).
@@ -696,6 +716,12 @@ mod tests {
         let n = 2 + 72 * 2 + 1;
         assert_eq!(positions, (1..=n).collect::<Vec<u64>>());
         assert_eq!(*head.borrow(), Position(n));
+        // The feed carried every committed event, in position order, and nothing refused.
+        let mut fed_positions = Vec::new();
+        while let Ok(batch) = fed.try_recv() {
+            fed_positions.extend(batch.iter().map(|e| e.position.0));
+        }
+        assert_eq!(fed_positions, (1..=n).collect::<Vec<u64>>());
 
         let mut conn = SqliteConnectOptions::new()
             .filename(dir.path().join("t.db"))
