@@ -4,23 +4,38 @@
 # Usage: conformance/run.sh path/to/infrastream-binary
 #
 # Starts the binary on a free loopback port with a fresh data directory and a fresh admin API
-# token, then runs:
-#   1. sdk           – conformance/sdk/test_sdk.py (pytest) with the real infrahub-sdk 1.23.x
-#   2. graphql-http  – conformance/graphql-http/audit.mjs (graphql-http serverAudits; MUST
-#                      failures fail the suite, SHOULD failures are reported as warnings)
-#   3. gql-ws        – conformance/gql/test_gql_ws.py (pytest) with the Python gql 4.x
-#                      WebsocketsTransport forced to each subprotocol (graphql-ws, then
-#                      graphql-transport-ws), in its own virtualenv .venv-gql
-#   4. node-ws       – conformance/node-ws/realtime.mjs with the npm graphql-ws and
-#                      subscriptions-transport-ws clients
-#   (3 and 4: subscriptions to events(event_type:), events(branches:) and query(name:) while
-#   events are caused over HTTP; exactly the matching events must arrive, in order.)
+# token, then runs these suites (each installs what it needs first, idempotently):
+#   1. sdk             – conformance/sdk/test_sdk.py (pytest) with the real infrahub-sdk 1.23.x
+#   2. graphql-http    – conformance/graphql-http/audit.mjs (graphql-http serverAudits; MUST
+#                        failures fail the suite, SHOULD failures are reported as warnings)
+#   3. gql-ws          – conformance/gql/test_gql_ws.py (pytest) with the Python gql 4.x
+#                        WebsocketsTransport in its own virtualenv .venv-gql; cases: default
+#                        (no subprotocols argument: gql offers graphql-ws, graphql-transport-ws),
+#                        graphql-ws, graphql-transport-ws, both in each order. Asserts what was
+#                        offered, what the server chose (the first offered one it speaks), that
+#                        gql could read the choice, and what gql spoke.
+#   4. node-ws         – conformance/node-ws/realtime.mjs, npm clients each in its default
+#                        configuration first, then explicit variants: graphql-ws,
+#                        subscriptions-transport-ws, @apollo/client with GraphQLWsLink and with
+#                        the legacy WebSocketLink, @urql/core subscriptionExchange + graphql-ws
+#   5. graphql-request – conformance/graphql-request/typed-variables.mjs: npm graphql-request
+#                        over HTTP with typed variables named as in Infrahub
+#                        (CoreGraphQLQueryCreateInput!, DeleteInput!, BranchDeleteInput!, a
+#                        nullable EventSortOrder omitted, ...)
+#   (3 and 4, per case: subscriptions to events(event_type:), events(branches:) and
+#   query(name:) on one connection while events are caused over HTTP; exactly the matching
+#   events must arrive, in order. Every case is named in the output: pytest -v ids, and
+#   "ok   <case>" / "FAIL <case>: ..." lines from the node scripts.)
+# A Rust client (the graphql-ws-client crate) is not here: it runs with cargo test, in
+# crates/server/tests/graphql_ws_client.rs.
 # The server is always stopped on exit; its log is printed if anything failed.
 # Last line: "conformance: N passed, M failed" (N, M count suites). Exit status 0 iff M == 0.
 #
-# Environment (optional): CONFORMANCE_SUITES="sdk graphql-http gql-ws node-ws" to run a subset,
-# PYTEST_ADDOPTS for extra pytest flags, RUST_LOG is passed through to the server,
-# CONFORMANCE_TRACE=1 makes gql-ws (with PYTEST_ADDOPTS=-s) and node-ws print the WebSocket frames.
+# Environment (optional): CONFORMANCE_SUITES="sdk graphql-http gql-ws node-ws graphql-request"
+# to run a subset, PYTEST_ADDOPTS for extra pytest flags (e.g. -k default), CONFORMANCE_CASES=text
+# to run only the node-ws cases whose name contains text, RUST_LOG is passed through to the
+# server, CONFORMANCE_TRACE=1 makes gql-ws (with PYTEST_ADDOPTS=-s) and node-ws print the
+# WebSocket frames.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -37,11 +52,12 @@ if [[ ! -x "$BIN" ]]; then
   exit 1
 fi
 
-SUITES="${CONFORMANCE_SUITES:-sdk graphql-http gql-ws node-ws}"
+SUITES="${CONFORMANCE_SUITES:-sdk graphql-http gql-ws node-ws graphql-request}"
 VENV="$HERE/.venv-sdk"
 GQL_VENV="$HERE/.venv-gql" # gql and infrahub-sdk conflict: never share a virtualenv
 NODE_DIR="$HERE/graphql-http"
 NODE_WS_DIR="$HERE/node-ws"
+GRAPHQL_REQUEST_DIR="$HERE/graphql-request"
 export PYTHONDONTWRITEBYTECODE=1
 
 log() { echo "==> $*" >&2; }
@@ -63,14 +79,20 @@ if [[ " $SUITES " == *" gql-ws "* ]]; then
   fi
   "$GQL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/gql/requirements.txt"
 fi
-if [[ " $SUITES " == *" graphql-http "* && ! -d "$NODE_DIR/node_modules" ]]; then
-  log "npm ci in $NODE_DIR"
-  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent)
-fi
-if [[ " $SUITES " == *" node-ws "* && ! -d "$NODE_WS_DIR/node_modules" ]]; then
-  log "npm ci in $NODE_WS_DIR"
-  (cd "$NODE_WS_DIR" && npm ci --no-audit --no-fund --silent)
-fi
+# npm ci whenever node_modules was not installed from the current package-lock.json (a stamp
+# in node_modules holds the lock file's hash), so new or changed pins are picked up.
+npm_ci() {
+  local dir="$1" stamp="$1/node_modules/.conformance-lock-sha256" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    log "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    echo "$want" >"$stamp"
+  fi
+}
+if [[ " $SUITES " == *" graphql-http "* ]]; then npm_ci "$NODE_DIR"; fi
+if [[ " $SUITES " == *" node-ws "* ]]; then npm_ci "$NODE_WS_DIR"; fi
+if [[ " $SUITES " == *" graphql-request "* ]]; then npm_ci "$GRAPHQL_REQUEST_DIR"; fi
 
 # --- server --------------------------------------------------------------------------------
 PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
@@ -170,6 +192,9 @@ for suite in $SUITES; do
       ;;
     node-ws)
       run_suite node-ws node "$NODE_WS_DIR/realtime.mjs"
+      ;;
+    graphql-request)
+      run_suite graphql-request node "$GRAPHQL_REQUEST_DIR/typed-variables.mjs"
       ;;
     *)
       echo "conformance: unknown suite '$suite'" >&2

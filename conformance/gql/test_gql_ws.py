@@ -1,7 +1,18 @@
 """Real-time conformance of infrastream with the Python `gql` client (4.x) `WebsocketsTransport`,
-forced to each WebSocket subprotocol in turn: the legacy Apollo `graphql-ws`
+first in its DEFAULT configuration (`WebsocketsTransport(url=..., init_payload=...)`, no
+`subprotocols` argument: gql then offers `graphql-ws, graphql-transport-ws`, in that order), then
+with explicit `subprotocols`: each protocol alone — the legacy Apollo `graphql-ws`
 (`WebsocketsTransport.APOLLO_SUBPROTOCOL`) and `graphql-transport-ws`
-(`WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL`, gql's name for it).
+(`WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL`, gql's name for it) — then both, in each order.
+The server must pick the FIRST offered protocol it speaks (RFC 6455 §4.2.2), so the default
+and `graphql-ws,graphql-transport-ws` speak `graphql-ws`.
+
+Per case it is asserted which protocol was offered (the request's `Sec-WebSocket-Protocol`),
+which one the server chose (the 101 response's `Sec-WebSocket-Protocol`, any case), which
+protocol gql spoke (`transport.subprotocol`), the frames on the wire and, where two protocols
+were offered, that gql read the server's choice (gql looks the header up case-sensitively as
+`Sec-WebSocket-Protocol` and, when it is missing, guesses `graphql-ws` whenever that was
+offered: right by construction when only one protocol was offered, by coincidence otherwise).
 
 Environment:
     INFRASTREAM_URL    e.g. http://127.0.0.1:8000
@@ -10,7 +21,7 @@ Environment:
 
 Run: pytest -v conformance/gql/test_gql_ws.py   (see conformance/run.sh)
 
-Scenario, per subprotocol, with a fresh random suffix S: a saved query q-S is created over
+Scenario, per case, with a fresh random suffix S: a saved query q-S is created over
 HTTP, then three subscriptions are started on one connection:
     A  events(event_type: [branch created/merged/deleted, "conf.S"])
     B  events(branches: ["b-S"])
@@ -140,7 +151,33 @@ def branch_names(result: dict[str, Any]) -> list[str]:
     return [b["name"] for b in branches]
 
 
-async def scenario(subprotocol: str, frames: FrameCapture) -> dict[str, Any]:
+APOLLO = WebsocketsTransport.APOLLO_SUBPROTOCOL  # "graphql-ws" (legacy Apollo)
+TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # "graphql-transport-ws"
+
+
+def make_transport(offered: list[str] | None) -> WebsocketsTransport:
+    """`offered` None: gql's default configuration (no `subprotocols` argument at all)."""
+    if offered is None:
+        return WebsocketsTransport(url=WS_URL, init_payload=INIT_PAYLOAD)
+    return WebsocketsTransport(url=WS_URL, init_payload=INIT_PAYLOAD, subprotocols=offered)
+
+
+def handshake(transport: WebsocketsTransport) -> dict[str, Any]:
+    """What was offered and echoed on the opening handshake, read from the websockets connection
+    gql's adapter holds (headers looked up case-insensitively there), and what gql itself read
+    (`transport.response_headers`, a plain dict of the raw header names: case-sensitive)."""
+    ws = transport.adapter.websocket
+    assert ws is not None and ws.request is not None and ws.response is not None
+    return {
+        "offered": ws.request.headers.get("Sec-WebSocket-Protocol"),
+        "echoed": ws.response.headers.get("Sec-WebSocket-Protocol"),
+        "raw_names": [k for k in transport.response_headers if k.lower() == "sec-websocket-protocol"],
+        "gql_read": transport.response_headers.get("Sec-WebSocket-Protocol"),
+        "spoken": transport.subprotocol,
+    }
+
+
+async def scenario(offered: list[str] | None, expected: str, frames: FrameCapture) -> dict[str, Any]:
     s = secrets.token_hex(4)
     b, d, conf, q = f"b-{s}", f"d-{s}", f"conf.{s}", f"q-{s}"
 
@@ -164,18 +201,16 @@ async def scenario(subprotocol: str, frames: FrameCapture) -> dict[str, Any]:
     )
     sub_c = f'subscription {{ query(name: "{q}", interval: 300) }}'
 
-    transport = WebsocketsTransport(
-        url=WS_URL,
-        subprotocols=[subprotocol],
-        init_payload=INIT_PAYLOAD,
-    )
+    transport = make_transport(offered)
     got: dict[str, list[dict[str, Any]]] = {"A": [], "B": [], "C": []}
     ended: dict[str, str] = {}
 
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
-        assert transport.subprotocol == subprotocol, (
-            f"server echoed {transport.response_headers.get('Sec-WebSocket-Protocol')!r}"
-        )
+        hs = handshake(transport)
+        # The server's choice: the first offered protocol it speaks.
+        assert hs["echoed"] == expected, f"server chose {hs['echoed']!r}, expected {expected!r}: {hs}"
+        # What gql speaks: its own reading of the echo (or its guess when it could not read it).
+        assert transport.subprotocol == expected, f"gql speaks {transport.subprotocol!r}: {hs}"
 
         async def consume(key: str, doc: str) -> None:
             try:
@@ -272,7 +307,7 @@ async def scenario(subprotocol: str, frames: FrameCapture) -> dict[str, Any]:
                 t.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
         await asyncio.sleep(QUIET_S)
-    return {"A": len(got["A"]), "B": len(got["B"]), "C": len(got["C"]), "ended": ended}
+    return {"A": len(got["A"]), "B": len(got["B"]), "C": len(got["C"]), "ended": ended, "handshake": hs}
 
 
 def check_transport_frames(frames: FrameCapture) -> None:
@@ -302,17 +337,42 @@ def check_legacy_frames(frames: FrameCapture) -> None:
     assert outbound[-1] == "connection_terminate", outbound
 
 
+CHECK_FRAMES = {APOLLO: check_legacy_frames, TRANSPORT_WS: check_transport_frames}
+
+
 @pytest.mark.parametrize(
-    ("subprotocol", "check_frames"),
+    ("offered", "expected"),
     [
-        pytest.param(WebsocketsTransport.APOLLO_SUBPROTOCOL, check_legacy_frames, id="graphql-ws"),
-        pytest.param(WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, check_transport_frames, id="graphql-transport-ws"),
+        # Default configuration first: no `subprotocols` argument.
+        pytest.param(None, APOLLO, id="default"),
+        # Then each protocol alone, then both in each order.
+        pytest.param([APOLLO], APOLLO, id="graphql-ws"),
+        pytest.param([TRANSPORT_WS], TRANSPORT_WS, id="graphql-transport-ws"),
+        pytest.param([APOLLO, TRANSPORT_WS], APOLLO, id="graphql-ws,graphql-transport-ws"),
+        pytest.param([TRANSPORT_WS, APOLLO], TRANSPORT_WS, id="graphql-transport-ws,graphql-ws"),
     ],
 )
-def test_realtime(subprotocol: str, check_frames: Any, frames: FrameCapture) -> None:
-    counts = asyncio.run(scenario(subprotocol, frames))
+def test_realtime(offered: list[str] | None, expected: str, frames: FrameCapture) -> None:
+    counts = asyncio.run(scenario(offered, expected, frames))
     if os.environ.get("CONFORMANCE_TRACE"):
+        print(counts["handshake"])
         for direction, msg in frames.frames:
             print("->" if direction == "out" else "<-", json.dumps(msg)[:160])
+    hs = counts["handshake"]
+    # What gql offered: its documented default is both protocols, legacy Apollo first.
+    assert hs["offered"] == ", ".join(offered or [APOLLO, TRANSPORT_WS]), hs
     assert counts["ended"] == {}, counts
-    check_frames(frames)
+    CHECK_FRAMES[expected](frames)
+    # gql reads the echo as `response_headers["Sec-WebSocket-Protocol"]` from a case-sensitive
+    # dict; without the header under exactly that name it guesses `graphql-ws` whenever that was
+    # offered. With one protocol offered the guess is always right (the server can only choose
+    # that one), with two it is right only by coincidence, so there gql must have read the
+    # server's choice. Checked last so that the scenario above is judged on its own.
+    offered_count = len(offered or [APOLLO, TRANSPORT_WS])
+    if offered_count > 1:
+        assert hs["gql_read"] == expected, (
+            f"gql could not read the server's choice: it looks up 'Sec-WebSocket-Protocol' "
+            f"case-sensitively, the 101 response sent {hs['raw_names']!r}: {hs}"
+        )
+    else:
+        assert hs["gql_read"] in (expected, None), hs

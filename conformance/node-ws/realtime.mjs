@@ -1,11 +1,28 @@
-// Real-time conformance of infrastream with two real npm WebSocket clients:
-//   - graphql-ws               (graphql-transport-ws subprotocol)
-//   - subscriptions-transport-ws (legacy Apollo "graphql-ws" subprotocol)
+// Real-time conformance of infrastream with real npm GraphQL-over-WebSocket clients, each first in
+// its DEFAULT configuration (only the URL, the connection params and, Node 20 having no global
+// WebSocket, the `ws` implementation), then in explicit variants. Cases, in order:
+//   graphql-ws [default]                          createClient({url, connectionParams, webSocketImpl})
+//   subscriptions-transport-ws [default]          new SubscriptionClient(url, {connectionParams}, ws)
+//   @apollo/client GraphQLWsLink [default]        ApolloClient + InMemoryCache + GraphQLWsLink(createClient(...))
+//   @apollo/client WebSocketLink [default]        ApolloClient + InMemoryCache + WebSocketLink({uri, options})
+//                                                 (legacy, on subscriptions-transport-ws)
+//   @urql/core subscriptionExchange+graphql-ws [default]
+//                                                 Client({exchanges: [cacheExchange, fetchExchange,
+//                                                 subscriptionExchange({forwardSubscription})]}) as
+//                                                 urql documents it, forwarding to graphql-ws
+//   graphql-ws [lazy:false keepAlive:500 retryAttempts:0]
+//                                                 eager connection, client pings every 500 ms
+//                                                 (at least one pong must come back)
+//   subscriptions-transport-ws [lazy reconnect:false timeout:30000]
+//   @apollo/client GraphQLWsLink [fetchPolicy:no-cache]
+// Each case asserts the subprotocol the client offered and the one the server echoed (that is the
+// one the client speaks: graphql-ws and subscriptions-transport-ws each speak exactly one).
 //
-// Environment: INFRASTREAM_URL (e.g. http://127.0.0.1:8000), INFRASTREAM_TOKEN (admin API token).
-// Run: node realtime.mjs   (see conformance/run.sh). Exit status 0 iff every client passed.
+// Environment: INFRASTREAM_URL (e.g. http://127.0.0.1:8000), INFRASTREAM_TOKEN (admin API token),
+// CONFORMANCE_CASES (optional: a substring; only the cases whose name contains it run).
+// Run: node realtime.mjs   (see conformance/run.sh). Exit status 0 iff every case passed.
 //
-// Per client, with a fresh random suffix S: a saved query q-S is created over HTTP, then three
+// Per case, with a fresh random suffix S: a saved query q-S is created over HTTP, then three
 // subscriptions are started on one connection:
 //   A  events(event_type: [branch created/merged/deleted, "conf.S"])
 //   B  events(branches: ["b-S"])
@@ -19,6 +36,10 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { ApolloClient, InMemoryCache, gql } from '@apollo/client';
+import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
+import { WebSocketLink } from '@apollo/client/link/ws';
+import { Client as UrqlClient, cacheExchange, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient } from 'graphql-ws';
 import subscriptionsTransportWs from 'subscriptions-transport-ws';
 import WebSocket from 'ws';
@@ -81,8 +102,12 @@ async function until(cond, what, ms = TIMEOUT_MS) {
 
 // ---- clients ---------------------------------------------------------------------------------
 
-/** A `ws` WebSocket subclass that records the echoed subprotocol and every text frame. */
+/**
+ * A `ws` WebSocket subclass that records the offered and the echoed subprotocols and every text
+ * frame. It only observes: the client library's own arguments are passed through unchanged.
+ */
 function recording() {
+  const offered = [];
   const protocols = [];
   const frames = [];
   const record = (dir, data) => {
@@ -98,6 +123,7 @@ function recording() {
   class RecordingWebSocket extends WebSocket {
     constructor(url, protocol, ...rest) {
       super(url, protocol, ...rest);
+      offered.push([protocol ?? []].flat().join(', '));
       this.once('upgrade', (res) => protocols.push(res.headers['sec-websocket-protocol']));
       this.on('message', (data, isBinary) => record('in', isBinary ? '<binary>' : data));
     }
@@ -106,60 +132,193 @@ function recording() {
       return super.send(data, ...rest);
     }
   }
-  return { protocols, frames, RecordingWebSocket };
+  return { offered, protocols, frames, RecordingWebSocket };
 }
 
-/** graphql-ws (graphql-transport-ws). */
-function graphqlWsAdapter() {
-  const { protocols, frames, RecordingWebSocket } = recording();
-  const client = createClient({
-    url: WS_URL,
-    webSocketImpl: RecordingWebSocket,
-    connectionParams: CONNECTION_PARAMS,
-    retryAttempts: 0,
-    lazy: true,
-  });
-  return {
-    name: 'graphql-ws',
-    expectedProtocol: 'graphql-transport-ws',
+const TRANSPORT_WS = 'graphql-transport-ws';
+const LEGACY = 'graphql-ws';
+
+/** A sink that turns whatever a client delivers into `{ data, errors }`. */
+const plain = (sink, toResult) => ({
+  next: (r) => sink.next(toResult(r)),
+  error: (e) => sink.error(e),
+  complete: () => sink.complete(),
+});
+
+/** graphql-ws `createClient` (graphql-transport-ws); `options` on top of the default. */
+function graphqlWsCase(label, options = {}, extra = {}) {
+  const name = `graphql-ws [${label}]`;
+  return { name, make: () => {
+    const { offered, protocols, frames, RecordingWebSocket } = recording();
+    const client = createClient({ url: WS_URL, connectionParams: CONNECTION_PARAMS, webSocketImpl: RecordingWebSocket, ...options });
+    return {
+      name,
+      expectedOffered: TRANSPORT_WS,
+      expectedProtocol: TRANSPORT_WS,
+      checkFrames: checkTransportFrames,
+      offered,
+      protocols,
+      frames,
+      ...extra,
+      subscribe(query, sink) {
+        return client.subscribe({ query }, sink);
+      },
+      async close() {
+        await client.dispose();
+      },
+    };
+  } };
+}
+
+/** subscriptions-transport-ws `SubscriptionClient` (legacy Apollo graphql-ws). */
+function subscriptionsTransportWsCase(label, options = {}) {
+  const name = `subscriptions-transport-ws [${label}]`;
+  return { name, make: () => {
+    const { offered, protocols, frames, RecordingWebSocket } = recording();
+    const client = new SubscriptionClient(WS_URL, { connectionParams: CONNECTION_PARAMS, ...options }, RecordingWebSocket);
+    const errors = [];
+    client.onError((e) => errors.push(e));
+    return {
+      name,
+      expectedOffered: LEGACY,
+      expectedProtocol: LEGACY,
+      checkFrames: checkLegacyFrames,
+      offered,
+      protocols,
+      frames,
+      errors,
+      subscribe(query, sink) {
+        const sub = client.request({ query }).subscribe(sink);
+        return () => sub.unsubscribe();
+      },
+      async close() {
+        client.close(true);
+      },
+    };
+  } };
+}
+
+/** Apollo Client results: `{ data, error? }` (errors are a CombinedGraphQLErrors in `error`). */
+const apolloResult = (r) => (r.error ? { data: r.data, errors: [String(r.error)] } : { data: r.data });
+
+/** Apollo Client (InMemoryCache) over `link`; `subscribeOptions` added to each `subscribe`. */
+function apolloCase(name, makeLink, { expectedOffered, expectedProtocol, checkFrames }, subscribeOptions = {}) {
+  return { name, make: () => {
+    const { offered, protocols, frames, RecordingWebSocket } = recording();
+    const { link, dispose } = makeLink(RecordingWebSocket);
+    const client = new ApolloClient({ link, cache: new InMemoryCache() });
+    return {
+      name,
+      expectedOffered,
+      expectedProtocol,
+      checkFrames,
+      offered,
+      protocols,
+      frames,
+      subscribe(query, sink) {
+        const sub = client.subscribe({ query: gql(query), ...subscribeOptions }).subscribe(plain(sink, apolloResult));
+        return () => sub.unsubscribe();
+      },
+      async close() {
+        client.stop();
+        await dispose();
+      },
+    };
+  } };
+}
+
+const graphQLWsLink = (webSocketImpl) => {
+  const ws = createClient({ url: WS_URL, connectionParams: CONNECTION_PARAMS, webSocketImpl });
+  return { link: new GraphQLWsLink(ws), dispose: () => ws.dispose() };
+};
+
+const webSocketLink = (webSocketImpl) => {
+  const link = new WebSocketLink({ uri: WS_URL, options: { connectionParams: CONNECTION_PARAMS }, webSocketImpl });
+  return { link, dispose: async () => link.subscriptionClient.close(true) };
+};
+
+/** urql results: `{ data, error? }` (a CombinedError). */
+const urqlResult = (r) => (r.error ? { data: r.data, errors: [String(r.error)] } : { data: r.data });
+
+/** @urql/core with the subscriptionExchange forwarding to graphql-ws, as urql documents it. */
+function urqlCase(label) {
+  const name = `@urql/core subscriptionExchange+graphql-ws [${label}]`;
+  return { name, make: () => {
+    const { offered, protocols, frames, RecordingWebSocket } = recording();
+    const wsClient = createClient({ url: WS_URL, connectionParams: CONNECTION_PARAMS, webSocketImpl: RecordingWebSocket });
+    const client = new UrqlClient({
+      url: HTTP_URL,
+      fetchOptions: { headers: { 'X-INFRAHUB-KEY': TOKEN } },
+      exchanges: [
+        cacheExchange,
+        fetchExchange,
+        subscriptionExchange({
+          forwardSubscription(request) {
+            const input = { ...request, query: request.query || '' };
+            return {
+              subscribe(sink) {
+                const unsubscribe = wsClient.subscribe(input, sink);
+                return { unsubscribe };
+              },
+            };
+          },
+        }),
+      ],
+    });
+    return {
+      name,
+      expectedOffered: TRANSPORT_WS,
+      expectedProtocol: TRANSPORT_WS,
+      checkFrames: checkTransportFrames,
+      offered,
+      protocols,
+      frames,
+      subscribe(query, sink) {
+        // urql's sources neither error nor complete through this callback: errors arrive as
+        // `result.error`, an ended subscription simply stops delivering.
+        const { unsubscribe } = client.subscription(query, {}).subscribe((r) => sink.next(urqlResult(r)));
+        return unsubscribe;
+      },
+      async close() {
+        await wsClient.dispose();
+      },
+    };
+  } };
+}
+
+/** Extra check for the keep-alive variant: the client pinged and got pongs back. */
+function checkPinged(frames) {
+  const pings = frames.filter((f) => f.dir === 'out' && f.msg.type === 'ping').length;
+  const pongs = frames.filter((f) => f.dir === 'in' && f.msg.type === 'pong').length;
+  assert.ok(pings >= 1, `keepAlive: the client sent pings (${pings})`);
+  assert.ok(pongs >= 1 && pongs <= pings, `keepAlive: the server answered pings with pongs (${pings} pings, ${pongs} pongs)`);
+}
+
+const CASES = [
+  // Each client in its default configuration first ...
+  graphqlWsCase('default'),
+  subscriptionsTransportWsCase('default'),
+  apolloCase('@apollo/client GraphQLWsLink [default]', graphQLWsLink, {
+    expectedOffered: TRANSPORT_WS,
+    expectedProtocol: TRANSPORT_WS,
     checkFrames: checkTransportFrames,
-    protocols,
-    frames,
-    subscribe(query, sink) {
-      return client.subscribe({ query }, sink);
-    },
-    async close() {
-      await client.dispose();
-    },
-  };
-}
-
-/** subscriptions-transport-ws (legacy Apollo graphql-ws). */
-function subscriptionsTransportWsAdapter() {
-  const { protocols, frames, RecordingWebSocket } = recording();
-  const client = new SubscriptionClient(
-    WS_URL,
-    { connectionParams: CONNECTION_PARAMS, reconnect: false, timeout: 30_000 },
-    RecordingWebSocket,
-  );
-  const errors = [];
-  client.onError((e) => errors.push(e));
-  return {
-    name: 'subscriptions-transport-ws',
-    expectedProtocol: 'graphql-ws',
+  }),
+  apolloCase('@apollo/client WebSocketLink [default]', webSocketLink, {
+    expectedOffered: LEGACY,
+    expectedProtocol: LEGACY,
     checkFrames: checkLegacyFrames,
-    protocols,
-    frames,
-    errors,
-    subscribe(query, sink) {
-      const sub = client.request({ query }).subscribe(sink);
-      return () => sub.unsubscribe();
-    },
-    async close() {
-      client.close(true);
-    },
-  };
-}
+  }),
+  urqlCase('default'),
+  // ... then the explicit variants.
+  graphqlWsCase('lazy:false keepAlive:500 retryAttempts:0', { lazy: false, keepAlive: 500, retryAttempts: 0 }, { extraChecks: checkPinged }),
+  subscriptionsTransportWsCase('lazy reconnect:false timeout:30000', { lazy: true, reconnect: false, timeout: 30_000 }),
+  apolloCase(
+    '@apollo/client GraphQLWsLink [fetchPolicy:no-cache]',
+    graphQLWsLink,
+    { expectedOffered: TRANSPORT_WS, expectedProtocol: TRANSPORT_WS, checkFrames: checkTransportFrames },
+    { fetchPolicy: 'no-cache' },
+  ),
+];
 
 // ---- scenario --------------------------------------------------------------------------------
 
@@ -283,7 +442,8 @@ async function scenario(adapter) {
     assert.ok(!last.includes(D), `latest query result does not list deleted ${D}: ${last}`);
     assert.ok(got.C.length >= 3, `query(name:) ticked repeatedly (${got.C.length} results)`);
 
-    // The negotiated subprotocol was echoed.
+    // One connection; what the client offered, and the subprotocol the server chose (echoed).
+    assert.deepEqual(adapter.offered, [adapter.expectedOffered], 'offered Sec-WebSocket-Protocol');
     assert.deepEqual(adapter.protocols, [adapter.expectedProtocol], 'echoed Sec-WebSocket-Protocol');
 
     // Unsubscribe, then check the frames on the wire.
@@ -291,6 +451,7 @@ async function scenario(adapter) {
     await sleep(QUIET_MS);
     assert.deepEqual(failures, []);
     adapter.checkFrames(adapter.frames);
+    adapter.extraChecks?.(adapter.frames);
 
     return { A: a.length, B: b.length, C: got.C.length };
   } finally {
@@ -344,18 +505,22 @@ function checkLegacyFrames(frames) {
   }
 }
 
+const only = process.env.CONFORMANCE_CASES || '';
+let passed = 0;
 let failed = 0;
-for (const make of [graphqlWsAdapter, subscriptionsTransportWsAdapter]) {
+for (const { name, make } of CASES) {
+  if (!name.includes(only)) continue;
   const adapter = make();
   const started = Date.now();
   try {
     const counts = await scenario(adapter);
     if (adapter.errors?.length) throw new Error(`client errors: ${adapter.errors.map(String).join('; ')}`);
+    passed += 1;
     console.log(`ok   ${adapter.name}: A=${counts.A} B=${counts.B} C=${counts.C} results (${Date.now() - started} ms)`);
   } catch (e) {
     failed += 1;
     console.log(`FAIL ${adapter.name}: ${e?.stack || e}`);
   }
 }
-console.log(`node-ws: ${2 - failed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`node-ws: ${passed} passed, ${failed} failed`);
+process.exit(failed || !passed ? 1 : 0);

@@ -31,8 +31,10 @@ pub struct Negotiated {
 }
 
 /// Picks the protocol from the `Sec-WebSocket-Protocol` header (several header lines joined
-/// with `,`): `graphql-transport-ws` wins when offered, then `graphql-ws`; an absent or empty
-/// header means `graphql-transport-ws`; anything else is 4406 `Subprotocol not acceptable`.
+/// with `,`, in the order they were sent): the FIRST offered token the server speaks wins
+/// (RFC 6455 §4.2.2: the client lists subprotocols in its order of preference); unknown tokens
+/// are skipped. An absent or empty header means `graphql-transport-ws`, spoken but not echoed;
+/// a header naming neither protocol is 4406 `Subprotocol not acceptable`.
 pub fn negotiate(header: Option<&str>) -> Result<Negotiated, Close> {
     let mut offered = header
         .unwrap_or("")
@@ -48,16 +50,13 @@ pub fn negotiate(header: Option<&str>) -> Result<Negotiated, Close> {
             echo: None,
         });
     }
-    let (mut transport_ws, mut legacy) = (false, false);
-    for token in offered {
-        transport_ws |= token == Subprotocol::GraphqlTransportWs.as_str();
-        legacy |= token == Subprotocol::GraphqlWs.as_str();
-    }
-    let subprotocol = match (transport_ws, legacy) {
-        (true, _) => Subprotocol::GraphqlTransportWs,
-        (false, true) => Subprotocol::GraphqlWs,
-        (false, false) => return Err(Close::subprotocol_not_acceptable()),
-    };
+    let subprotocol = offered
+        .find_map(|token| {
+            [Subprotocol::GraphqlTransportWs, Subprotocol::GraphqlWs]
+                .into_iter()
+                .find(|known| known.as_str() == token)
+        })
+        .ok_or_else(Close::subprotocol_not_acceptable)?;
     Ok(Negotiated {
         subprotocol,
         echo: Some(subprotocol.as_str()),
@@ -72,49 +71,100 @@ mod tests {
     /// `None` means refused with 4406.
     type Want = Option<(Subprotocol, Option<&'static str>)>;
 
+    const MODERN: Want = Some((Modern, Some("graphql-transport-ws")));
+    const LEGACY: Want = Some((Legacy, Some("graphql-ws")));
+    const DEFAULT: Want = Some((Modern, None));
+    const REFUSED: Want = None;
+
+    /// Several `Sec-WebSocket-Protocol` header lines, joined as the server joins them (in the
+    /// order received, with `,`).
+    fn lines(values: &[&str]) -> String {
+        values.join(",")
+    }
+
+    fn check(header: Option<&str>, want: Want) {
+        let got = negotiate(header);
+        match want {
+            Some((subprotocol, echo)) => {
+                assert_eq!(
+                    got,
+                    Ok(Negotiated { subprotocol, echo }),
+                    "header {header:?}"
+                )
+            }
+            None => {
+                let close = got.expect_err("must be refused");
+                assert_eq!(close.code(), 4406, "header {header:?}");
+                assert_eq!(close.reason(), "Subprotocol not acceptable");
+            }
+        }
+    }
+
     #[test]
     fn negotiation_table() {
-        let cases: [(Option<&str>, Want); 12] = [
-            (None, Some((Modern, None))),
-            (Some(""), Some((Modern, None))),
-            (Some(" , ,"), Some((Modern, None))),
+        let cases: &[(Option<&str>, Want)] = &[
+            // No header, or nothing in it: the default, not echoed.
+            (None, DEFAULT),
+            (Some(""), DEFAULT),
+            (Some(" , ,"), DEFAULT),
+            (Some("\t"), DEFAULT),
+            // One protocol offered.
+            (Some("graphql-transport-ws"), MODERN),
+            (Some("graphql-ws"), LEGACY),
+            // Both offered: the client's order of preference decides (RFC 6455 §4.2.2).
+            (Some("graphql-ws, graphql-transport-ws"), LEGACY),
+            (Some("graphql-ws,graphql-transport-ws"), LEGACY),
+            (Some("graphql-transport-ws, graphql-ws"), MODERN),
+            (Some("graphql-transport-ws,graphql-ws"), MODERN),
+            // Repeated tokens change nothing.
+            (Some("graphql-ws, graphql-ws, graphql-transport-ws"), LEGACY),
+            (Some("graphql-transport-ws, graphql-transport-ws"), MODERN),
+            // Whitespace (spaces and tabs) around tokens and commas.
+            (Some("  graphql-ws  "), LEGACY),
+            (Some("\tgraphql-transport-ws\t,\tgraphql-ws"), MODERN),
+            (Some(" graphql-ws ,graphql-transport-ws "), LEGACY),
+            (Some(",, graphql-ws ,, graphql-transport-ws,"), LEGACY),
+            // Unknown tokens anywhere are skipped; the first known one wins.
+            (Some("foo, graphql-ws"), LEGACY),
+            (Some("foo, graphql-transport-ws"), MODERN),
+            (Some("mqtt, graphql-ws, soap, graphql-transport-ws"), LEGACY),
+            (Some("mqtt, graphql-transport-ws, soap, graphql-ws"), MODERN),
+            (Some("graphql-ws, mqtt"), LEGACY),
             (
-                Some("graphql-transport-ws"),
-                Some((Modern, Some("graphql-transport-ws"))),
+                Some("graphql-sse, graphql-transport-ws, graphql-ws"),
+                MODERN,
             ),
-            (Some("graphql-ws"), Some((Legacy, Some("graphql-ws")))),
-            (
-                Some("graphql-ws, graphql-transport-ws"),
-                Some((Modern, Some("graphql-transport-ws"))),
-            ),
-            (
-                Some("graphql-transport-ws,graphql-ws"),
-                Some((Modern, Some("graphql-transport-ws"))),
-            ),
-            (Some("foo, graphql-ws"), Some((Legacy, Some("graphql-ws")))),
-            (Some("  graphql-ws  "), Some((Legacy, Some("graphql-ws")))),
             // 4406: a header naming neither protocol.
-            (Some("foo"), None),
-            (Some("graphql-sse, mqtt"), None),
+            (Some("foo"), REFUSED),
+            (Some("graphql-sse, mqtt"), REFUSED),
             // Tokens are case-sensitive and must match whole.
-            (Some("GraphQL-WS, graphql-ws-x"), None),
+            (Some("GraphQL-WS, graphql-ws-x"), REFUSED),
+            (Some("Graphql-Transport-Ws"), REFUSED),
+            (Some("graphql-transport-ws-x, xgraphql-ws"), REFUSED),
+            (Some("graphql-ws graphql-transport-ws"), REFUSED),
+            (Some("graphql-ws;q=1"), REFUSED),
         ];
-        for (header, want) in cases {
-            let got = negotiate(header);
-            match want {
-                Some((subprotocol, echo)) => {
-                    assert_eq!(
-                        got,
-                        Ok(Negotiated { subprotocol, echo }),
-                        "header {header:?}"
-                    )
-                }
-                None => {
-                    let close = got.expect_err("must be refused");
-                    assert_eq!(close.code(), 4406, "header {header:?}");
-                    assert_eq!(close.reason(), "Subprotocol not acceptable");
-                }
-            }
+        for &(header, want) in cases {
+            check(header, want);
+        }
+    }
+
+    #[test]
+    fn several_header_lines_in_the_order_received() {
+        let cases: &[(&[&str], Want)] = &[
+            (&["graphql-ws", "graphql-transport-ws"], LEGACY),
+            (&["graphql-transport-ws", "graphql-ws"], MODERN),
+            (&["mqtt", "graphql-ws"], LEGACY),
+            (&["mqtt", "graphql-transport-ws"], MODERN),
+            (&["mqtt, soap", "graphql-ws, graphql-transport-ws"], LEGACY),
+            (&["mqtt, graphql-transport-ws", "graphql-ws"], MODERN),
+            (&["", "graphql-ws"], LEGACY),
+            (&[" ", "  graphql-transport-ws "], MODERN),
+            (&["", ""], DEFAULT),
+            (&["mqtt", "soap"], REFUSED),
+        ];
+        for &(values, want) in cases {
+            check(Some(&lines(values)), want);
         }
     }
 }

@@ -286,7 +286,12 @@ async fn subprotocol_negotiation() {
     let s = TestServer::start().await;
     let (_, echoed) = connect(&s, Some("graphql-ws")).await;
     assert_eq!(echoed.as_deref(), Some("graphql-ws"));
+    // Both offered: the client's first choice wins (RFC 6455 §4.2.2).
     let (_, echoed) = connect(&s, Some("graphql-ws, graphql-transport-ws")).await;
+    assert_eq!(echoed.as_deref(), Some("graphql-ws"));
+    let (_, echoed) = connect(&s, Some("graphql-transport-ws, graphql-ws")).await;
+    assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
+    let (_, echoed) = connect(&s, Some("mqtt, graphql-transport-ws, graphql-ws")).await;
     assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
     // Strict clients abort a handshake without a subprotocol echo, so read the raw bytes.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
