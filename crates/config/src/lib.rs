@@ -79,6 +79,9 @@ pub struct Settings {
     /// Directory of the embedded store and the persisted server secret; default
     /// `./infrastream-data`.
     pub data_dir: PathBuf,
+    /// Pending connections the listening socket queues before the server accepts them (the
+    /// kernel caps it at `net.core.somaxconn`); default 4096.
+    pub listen_backlog: u32,
     /// Storage backend, `sqlite` or `postgres`; default `sqlite`.
     pub store: StoreBackend,
     /// Database URL, required when `store = "postgres"`; default unset.
@@ -151,6 +154,7 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8000".to_owned(),
             data_dir: PathBuf::from("./infrastream-data"),
+            listen_backlog: 4096,
             store: StoreBackend::Sqlite,
             database_url: None,
             fsync: true,
@@ -242,6 +246,7 @@ impl fmt::Debug for Settings {
         let Settings {
             listen,
             data_dir,
+            listen_backlog,
             store,
             database_url,
             fsync,
@@ -275,6 +280,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", listen)
             .field("data_dir", data_dir)
+            .field("listen_backlog", listen_backlog)
             .field("store", store)
             .field(
                 "database_url",
@@ -461,6 +467,11 @@ const SPECS: &[Spec] = &[
         "data_dir",
         Kind::Str,
         "Directory of the embedded store and the server secret.",
+    ),
+    spec(
+        "listen_backlog",
+        U32,
+        "Pending connections queued before they are accepted (capped by net.core.somaxconn).",
     ),
     spec(
         "store",
@@ -927,8 +938,9 @@ impl Settings {
         }
         // Zero in any of these would reject everything or make a timer spin (tokio panics
         // on a zero interval), never what anyone means.
-        let at_least_one: [(&str, u64); 22] = [
+        let at_least_one: [(&str, u64); 23] = [
             ("group_commit_max_batch", self.group_commit_max_batch as u64),
+            ("listen_backlog", u64::from(self.listen_backlog)),
             (
                 "access_token_lifetime_secs",
                 self.access_token_lifetime_secs,

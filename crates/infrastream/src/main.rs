@@ -100,7 +100,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         overrides.push((k.trim().to_string(), v.to_string()));
     }
     let settings = infrastream_config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
+    let listener = infrastream_server::bind(&settings)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let server = infrastream_server::Server::start(settings, listener).await?;

@@ -267,6 +267,31 @@ async fn serve_http(
     Ok(())
 }
 
+/// Binds the listening socket of `settings.listen` with `settings.listen_backlog` pending
+/// connections (the standard library's 128 drops SYNs when thousands of clients connect at
+/// once).
+pub async fn bind(settings: &Settings) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(&settings.listen).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(settings.listen_backlog))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 /// Starts and serves until `shutdown` resolves.
 pub async fn run(
     settings: Settings,
