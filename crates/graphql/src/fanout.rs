@@ -1,10 +1,12 @@
-//! Serialize once, fan out bytes: every `events` subscriber with the same document and
-//! variables shares one [`EventRenderer`], which executes the selection set for an event once
-//! and caches the JSON payload; each subscriber then frames the shared bytes with its own id.
+//! Serialize once, fan out bytes: every `events` (or `query`) subscriber with the same
+//! document and variables shares one [`EventRenderer`], which executes the document for one
+//! event (or one tick of a saved query) once and caches the JSON payload; each subscriber then
+//! frames the shared bytes with its own id.
 //! Running async-graphql once per subscriber per event would cost tens of microseconds each,
 //! hundreds of milliseconds per event at 10,000 subscribers.
 
-use crate::subscriptions::SingleEvent;
+use crate::query_hub::TickResult;
+use crate::subscriptions::{SingleEvent, SingleTick};
 use crate::{Caller, InfraSchema};
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{Request, Variables};
@@ -18,26 +20,35 @@ const CACHE_EVENTS: usize = 1024;
 
 /// Whether the document's operation is a subscription whose only root field is `events`.
 pub fn is_events_subscription(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return false;
-    };
+    single_root_field(query, operation_name).as_deref() == Some("events")
+}
+
+/// Whether the document's operation is a subscription whose only root field is `query`.
+pub fn is_query_subscription(query: &str, operation_name: Option<&str>) -> bool {
+    single_root_field(query, operation_name).as_deref() == Some("query")
+}
+
+/// The name of the only root field of a subscription operation, if it has exactly one.
+fn single_root_field(query: &str, operation_name: Option<&str>) -> Option<String> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
     let op = match (operation_name, doc.operations) {
         (_, DocumentOperations::Single(op)) => op,
         (Some(n), DocumentOperations::Multiple(map)) => {
-            match map.into_iter().find(|(k, _)| k.as_str() == n) {
-                Some((_, op)) => op,
-                None => return false,
-            }
+            map.into_iter().find(|(k, _)| k.as_str() == n)?.1
         }
-        (None, DocumentOperations::Multiple(_)) => return false,
+        (None, DocumentOperations::Multiple(_)) => return None,
     };
     let items = &op.node.selection_set.node.items;
-    op.node.ty == OperationType::Subscription
-        && items.len() == 1
-        && matches!(&items[0].node, Selection::Field(f) if f.node.name.node == "events")
+    if op.node.ty != OperationType::Subscription || items.len() != 1 {
+        return None;
+    }
+    match &items[0].node {
+        Selection::Field(f) => Some(f.node.name.node.to_string()),
+        _ => None,
+    }
 }
 
-/// Renders events for one (document, variables, operation name).
+/// Renders events (or saved-query ticks) for one (document, variables, operation name).
 pub struct EventRenderer {
     schema: InfraSchema,
     query: String,
@@ -49,13 +60,35 @@ pub struct EventRenderer {
 impl EventRenderer {
     /// The GraphQL response JSON (`{"data":{…}}`) of this document for `event`.
     pub async fn render(&self, event: &Arc<Event>, caller: &Caller) -> Arc<str> {
+        self.render_with(event.position, SingleEvent(event.clone()), caller)
+            .await
+    }
+
+    /// The response JSON of this `query` subscription document for one tick of its saved
+    /// query (`tick` counts the group's ticks).
+    pub async fn render_tick(
+        &self,
+        tick: u64,
+        result: &Arc<TickResult>,
+        caller: &Caller,
+    ) -> Arc<str> {
+        self.render_with(Position(tick), SingleTick(result.clone()), caller)
+            .await
+    }
+
+    async fn render_with(
+        &self,
+        key: Position,
+        data: impl std::any::Any + Send + Sync,
+        caller: &Caller,
+    ) -> Arc<str> {
         let mut cache = self.cache.lock().await;
-        if let Some((_, payload)) = cache.iter().rev().find(|(p, _)| *p == event.position) {
+        if let Some((_, payload)) = cache.iter().rev().find(|(p, _)| *p == key) {
             return payload.clone();
         }
         let mut request = Request::new(self.query.clone())
             .variables(Variables::from_json(self.variables.clone()))
-            .data(SingleEvent(event.clone()))
+            .data(data)
             .data(caller.clone());
         if let Some(name) = &self.operation_name {
             request = request.operation_name(name.clone());
@@ -68,7 +101,7 @@ impl EventRenderer {
         if cache.len() == CACHE_EVENTS {
             cache.pop_front();
         }
-        cache.push_back((event.position, payload.clone()));
+        cache.push_back((key, payload.clone()));
         payload
     }
 }

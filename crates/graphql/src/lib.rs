@@ -30,11 +30,14 @@ pub use artifacts::{
 pub use context::{Caller, Services, UrlBranch};
 pub use credential_cache::CredentialCache;
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
-pub use fanout::{EventRenderer, Renderers, is_events_subscription};
+pub use fanout::{EventRenderer, Renderers, is_events_subscription, is_query_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{QueryHub, TickResult};
 pub use repositories::spawn_periodic_repository_sync;
-pub use subscriptions::{CaptureEventsPlan, CursorStep, EventCursor, SingleEvent, Subscription};
+pub use subscriptions::{
+    CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, QueryFeed, SingleEvent,
+    SingleTick, Subscription,
+};
 pub use surrogates::decode_surrogate_pairs;
 
 use async_graphql::{MergedObject, Schema, SchemaBuilder};

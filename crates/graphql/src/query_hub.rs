@@ -123,7 +123,13 @@ impl QueryHub {
                 },
             };
             tick += 1;
-            tx.send_replace(Some((tick, Arc::new(result))));
+            // An unchanged result keeps its `Arc`, so subscribers with `only_changes` skip it
+            // with a pointer comparison.
+            let result = match &*tx.borrow() {
+                Some((_, previous)) if **previous == result => previous.clone(),
+                _ => Arc::new(result),
+            };
+            tx.send_replace(Some((tick, result)));
         }
     }
 }

@@ -21,6 +21,64 @@ use uuid::Uuid;
 /// every subscriber of the same document).
 pub struct SingleEvent(pub Arc<Event>);
 
+/// Request data: resolve `query` for this one tick only (used to render a tick once for every
+/// subscriber of the same document).
+pub struct SingleTick(pub Arc<TickResult>);
+
+/// Request data: instead of streaming, put the `query` subscription's feed of ticks here, so
+/// the WebSocket session can serve it with shared rendering.
+#[derive(Clone, Default)]
+pub struct CaptureQueryPlan(pub Arc<std::sync::Mutex<Option<QueryFeed>>>);
+
+/// A `query` subscriber's view of its group's ticks.
+pub struct QueryFeed {
+    rx: watch::Receiver<crate::query_hub::Latest>,
+    last: Option<Arc<TickResult>>,
+    seen: u64,
+    first: bool,
+    only_changes: bool,
+    _gauge: QueryGauge,
+}
+
+impl QueryFeed {
+    /// The next tick to deliver (its number and result): the latest at once, then each new
+    /// one, skipping results equal to the last delivered with `only_changes`. `None` when the
+    /// group stopped.
+    pub async fn next(&mut self) -> Option<(u64, Arc<TickResult>)> {
+        loop {
+            if self.first {
+                self.first = false;
+            } else {
+                self.rx.changed().await.ok()?;
+            }
+            let Some((tick, result)) = self.rx.borrow_and_update().clone() else {
+                continue;
+            };
+            if tick == self.seen {
+                continue;
+            }
+            self.seen = tick;
+            // The hub republishes the same `Arc` for an unchanged result: compare pointers first.
+            let unchanged = self
+                .last
+                .as_ref()
+                .is_some_and(|l| Arc::ptr_eq(l, &result) || **l == *result);
+            if self.only_changes && unchanged {
+                continue;
+            }
+            self.last = Some(result.clone());
+            return Some((tick, result));
+        }
+    }
+}
+
+fn tick_value(result: &TickResult) -> Res<Option<GenericScalar>> {
+    match result {
+        TickResult::Data(d) => Ok(Some(GenericScalar(d.clone()))),
+        TickResult::Errors(e) => Err(async_graphql::Error::new(e.join("; "))),
+    }
+}
+
 /// Request data: instead of streaming, put the `events` subscription's cursor here (validated
 /// arguments, resolved `after`), so the WebSocket session can serve it with shared rendering.
 #[derive(Clone, Default)]
@@ -248,6 +306,10 @@ impl Subscription {
         interval: Option<i32>,
         #[graphql(default = false)] only_changes: bool,
     ) -> async_graphql::Result<BoxStream<'static, Res<Option<GenericScalar>>>> {
+        if let Some(SingleTick(result)) = ctx.data_opt::<SingleTick>() {
+            let value = tick_value(result);
+            return Ok(stream::once(async move { value }).boxed());
+        }
         // Optional in Infrahub's declaration, required in practice.
         let name = name.ok_or_else(|| {
             gql(Error::invalid(
@@ -296,37 +358,23 @@ impl Subscription {
         let rx = s
             .query_hub
             .join(key, params, who, s.metrics.clone(), s.store.clone());
-        let state = (rx, None::<Arc<TickResult>>, 0u64, true, gauge);
-        Ok(stream::unfold(
-            state,
-            move |(mut rx, mut last, mut seen, mut first, gauge)| async move {
-                loop {
-                    let latest = if first {
-                        first = false;
-                        rx.borrow_and_update().clone()
-                    } else {
-                        rx.changed().await.ok()?;
-                        rx.borrow_and_update().clone()
-                    };
-                    let Some((tick, result)) = latest else {
-                        continue;
-                    };
-                    if tick == seen {
-                        continue;
-                    }
-                    seen = tick;
-                    if only_changes && last.as_deref() == Some(&*result) {
-                        continue;
-                    }
-                    last = Some(result.clone());
-                    let item = match &*result {
-                        TickResult::Data(d) => Ok(Some(GenericScalar(d.clone()))),
-                        TickResult::Errors(e) => Err(async_graphql::Error::new(e.join("; "))),
-                    };
-                    return Some((item, (rx, last, seen, first, gauge)));
-                }
-            },
-        )
+        let feed = QueryFeed {
+            rx,
+            last: None,
+            seen: 0,
+            first: true,
+            only_changes,
+            _gauge: gauge,
+        };
+        if let Some(capture) = ctx.data_opt::<CaptureQueryPlan>() {
+            // The session serves this subscription itself, rendering each tick once per document.
+            *capture.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed);
+            return Ok(stream::empty().boxed());
+        }
+        Ok(stream::unfold(feed, |mut feed| async move {
+            let (_, result) = feed.next().await?;
+            Some((tick_value(&result), feed))
+        })
         .boxed())
     }
 }

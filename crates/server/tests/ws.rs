@@ -751,3 +751,43 @@ async fn shared_rendering_equals_full_execution_for_every_subscriber() {
     }
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_subscription_errors_arrive_in_next_and_aliases_are_kept() {
+    let s = TestServer::start_with(&[("subscriptions.min_interval_ms", "50")]).await;
+    // Valid when saved, but refused when it runs: `limit` is over the page maximum.
+    s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "too_big"}, query: {value: "query { InfrahubEvent(limit: 500) { count } }"}}) { ok } }"#, json!({})).await;
+    s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "info"}, query: {value: "query { InfrahubInfo { version } }"}}) { ok } }"#, json!({})).await;
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(&mut ws, json!({"id": "e", "type": "subscribe", "payload": {"query": "subscription { query(name: \"too_big\", interval: 100) }"}})).await;
+    let f = recv_data(&mut ws).await;
+    assert_eq!(f["type"], "next", "{f}");
+    assert_eq!(f["id"], "e");
+    let errors = f["payload"]["errors"]
+        .as_array()
+        .expect("errors in the payload");
+    assert!(errors[0]["message"].as_str().unwrap().contains("50"), "{f}");
+    assert_eq!(errors[0]["path"], json!(["query"]), "{f}");
+    send(&mut ws, json!({"id": "e", "type": "complete"})).await;
+    // Two documents differing only by alias get their own response keys.
+    send(&mut ws, json!({"id": "a", "type": "subscribe", "payload": {"query": "subscription { mine: query(name: \"info\", interval: 100) }"}})).await;
+    send(&mut ws, json!({"id": "b", "type": "subscribe", "payload": {"query": "subscription { query(name: \"info\", interval: 100) }"}})).await;
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < 2 {
+        let f = recv_data(&mut ws).await;
+        if f["id"] == "e" {
+            continue; // a tick already on its way when `complete` was sent
+        }
+        seen.insert(f["id"].as_str().unwrap().to_owned(), f["payload"].clone());
+    }
+    assert!(
+        seen["a"]["data"]["mine"]["InfrahubInfo"]["version"].is_string(),
+        "{seen:?}"
+    );
+    assert!(
+        seen["b"]["data"]["query"]["InfrahubInfo"]["version"].is_string(),
+        "{seen:?}"
+    );
+    s.shutdown().await;
+}

@@ -19,8 +19,8 @@ use futures::StreamExt;
 use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
 use infrastream_core::Timestamp;
 use infrastream_graphql::{
-    Caller, CaptureEventsPlan, CursorStep, EventCursor, EventRenderer, UrlBranch,
-    is_events_subscription, operation_type,
+    Caller, CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, EventRenderer,
+    InfraSchema, UrlBranch, is_events_subscription, is_query_subscription, operation_type,
 };
 use infrastream_protocol::{
     Close, Closing, Connection, Decoder, FramePrefix, Incoming, Subprotocol, SubscribePayload,
@@ -454,31 +454,33 @@ impl Session {
         if let Some(name) = payload.operation_name {
             request = request.operation_name(name);
         }
-        let responses =
-            if subscription && is_events_subscription(&query_text, operation_name.as_deref()) {
-                let prepared = self.events_catch_up(
-                    request,
-                    &query_text,
-                    &variables,
-                    operation_name.as_deref(),
-                    caller_for_render,
-                );
-                match prepared.await {
-                    Ok(c) => catch_up_stream(c),
-                    Err(errors) => {
-                        return match self.conn.fail_operation(&id, &errors) {
-                            Some(frame) => self.write(&frame),
-                            None => Flow::Continue,
-                        };
-                    }
-                }
-            } else {
-                self.state
-                    .schema
-                    .execute_stream(request)
-                    .map(|r| Output::Response(Box::new(r)))
-                    .boxed()
-            };
+        let doc = Document {
+            query: &query_text,
+            variables: &variables,
+            operation_name: operation_name.as_deref(),
+        };
+        let prepared = if subscription && is_events_subscription(doc.query, doc.operation_name) {
+            let catch_up = self.events_catch_up(request, doc, caller_for_render);
+            catch_up.await.map(catch_up_stream)
+        } else if subscription && is_query_subscription(doc.query, doc.operation_name) {
+            self.query_ticks(request, doc, caller_for_render).await
+        } else {
+            Ok(self
+                .state
+                .schema
+                .execute_stream(request)
+                .map(|r| Output::Response(Box::new(r)))
+                .boxed())
+        };
+        let responses = match prepared {
+            Ok(r) => r,
+            Err(errors) => {
+                return match self.conn.fail_operation(&id, &errors) {
+                    Some(frame) => self.write(&frame),
+                    None => Flow::Continue,
+                };
+            }
+        };
         let prefix = self.conn.frame_prefix(&id);
         let abort = self.push_stream(&id, responses);
         self.ops.insert(
@@ -515,39 +517,61 @@ impl Session {
     fn events_catch_up(
         &self,
         request: async_graphql::Request,
-        query: &str,
-        variables: &serde_json::Value,
-        operation_name: Option<&str>,
+        doc: Document<'_>,
         caller: Caller,
     ) -> impl std::future::Future<Output = Result<CatchUp, Vec<async_graphql::ServerError>>>
     + Send
     + 'static {
-        let schema = self.state.schema.clone();
-        let renderer = self
-            .state
-            .services
-            .renderers
-            .get(&schema, query, variables, operation_name);
+        let (schema, renderer) = self.renderer(doc);
         async move {
             let capture = CaptureEventsPlan::default();
-            let mut probe = schema.execute_stream(request.data(capture.clone()));
-            if let Some(response) = probe.next().await {
-                return Err(response.errors);
-            }
-            drop(probe);
+            probe(&schema, request.data(capture.clone())).await?;
             let cursor = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let Some(cursor) = cursor else {
-                return Err(vec![async_graphql::ServerError::new(
-                    "Internal server error",
-                    None,
-                )]);
-            };
             Ok(CatchUp {
-                cursor,
+                cursor: cursor.ok_or_else(internal)?,
                 renderer,
                 caller,
             })
         }
+    }
+
+    /// Prepares a `query` subscription the same way: its feed of ticks is captured, and each
+    /// tick is rendered once for every subscriber of the same document.
+    fn query_ticks(
+        &self,
+        request: async_graphql::Request,
+        doc: Document<'_>,
+        caller: Caller,
+    ) -> impl std::future::Future<
+        Output = Result<BoxStream<'static, Output>, Vec<async_graphql::ServerError>>,
+    > + Send
+    + 'static {
+        let (schema, renderer) = self.renderer(doc);
+        async move {
+            let capture = CaptureQueryPlan::default();
+            probe(&schema, request.data(capture.clone())).await?;
+            let feed = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let state = (feed.ok_or_else(internal)?, renderer, caller);
+            Ok(
+                stream::unfold(state, |(mut feed, renderer, caller)| async move {
+                    let (tick, result) = feed.next().await?;
+                    let payload = renderer.render_tick(tick, &result, &caller).await;
+                    Some((Output::Shared(payload), (feed, renderer, caller)))
+                })
+                .boxed(),
+            )
+        }
+    }
+
+    fn renderer(&self, doc: Document<'_>) -> (InfraSchema, Arc<EventRenderer>) {
+        let schema = self.state.schema.clone();
+        let renderer = self.state.services.renderers.get(
+            &schema,
+            doc.query,
+            doc.variables,
+            doc.operation_name,
+        );
+        (schema, renderer)
     }
 
     async fn on_result(&mut self, id: String, item: Option<Output>) -> Flow {
@@ -679,6 +703,34 @@ impl Session {
 fn deadline_of(t: Option<Timestamp>) -> Option<tokio::time::Instant> {
     let left = (t? - infrastream_core::now()).to_std().unwrap_or_default();
     Some(tokio::time::Instant::now() + left)
+}
+
+/// A subscription document: its text, variables and operation name.
+#[derive(Clone, Copy)]
+struct Document<'a> {
+    query: &'a str,
+    variables: &'a serde_json::Value,
+    operation_name: Option<&'a str>,
+}
+
+/// Validates and starts `request` without streaming it: the resolver hands its plan to the
+/// capture in the request data. Errors before the start (validation, arguments) come back.
+async fn probe(
+    schema: &InfraSchema,
+    request: async_graphql::Request,
+) -> Result<(), Vec<async_graphql::ServerError>> {
+    let mut probe = schema.execute_stream(request);
+    match probe.next().await {
+        Some(response) => Err(response.errors),
+        None => Ok(()),
+    }
+}
+
+fn internal() -> Vec<async_graphql::ServerError> {
+    vec![async_graphql::ServerError::new(
+        "Internal server error",
+        None,
+    )]
 }
 
 /// Replays an `events` subscription up to the head of the log, one rendered payload per
