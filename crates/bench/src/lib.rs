@@ -6,10 +6,12 @@
 //! reproduces a number in docs/BENCHMARKS.md.
 
 mod client;
+mod connect;
 mod fanout;
 mod idle;
 mod ingest;
 mod process;
+mod query;
 mod sustained;
 
 use clap::{Args, Subcommand};
@@ -31,6 +33,10 @@ enum Scenario {
     Idle(idle::IdleArgs),
     /// Frames delivered per second, and lag over time, at a steady event rate.
     Sustained(sustained::SustainedArgs),
+    /// Identical polled `query` subscriptions: executions per tick, frames on time, CPU.
+    Query(query::QueryArgs),
+    /// New connections + `connection_init` + subscribe per second, and SYN drops.
+    Connect(connect::ConnectArgs),
     /// One client process of the `idle` scenario (started by it).
     #[command(hide = true)]
     IdleClient(idle::ClientArgs),
@@ -71,6 +77,8 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Fanout(a) => fanout::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Sustained(a) => sustained::run(a).await,
+        Scenario::Query(a) => query::run(a).await,
+        Scenario::Connect(a) => connect::run(a).await,
         Scenario::IdleClient(a) => idle::client(a).await,
     }
 }

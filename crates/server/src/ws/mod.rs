@@ -45,7 +45,12 @@ fn accept_key(key: &[u8]) -> String {
 }
 
 fn bad_upgrade(status: StatusCode, message: &str) -> Response {
-    reply::error_with_status(status, "BAD_REQUEST", message)
+    match status {
+        StatusCode::UPGRADE_REQUIRED => {
+            reply::error_with_status(status, "UPGRADE_REQUIRED", message)
+        }
+        _ => reply::error(&infrastream_core::Error::invalid(message)),
+    }
 }
 
 /// Answers the upgrade request with 101 and spawns the connection's session on the raw TCP
