@@ -118,11 +118,14 @@ pub(crate) fn now_micros() -> i64 {
 
 /// `occurred_at` of an event frame (`…"occurred_at":"2024-01-01T12:00:00.123456Z"…`) in
 /// microseconds since the Unix epoch, without parsing the JSON.
+/// Fractions of a second with 1 to 6 digits are read (the Node reference server stamps
+/// milliseconds).
 pub(crate) fn occurred_at_micros(frame: &str) -> Option<i64> {
     const KEY: &str = "\"occurred_at\":\"";
     let start = frame.find(KEY)? + KEY.len();
-    let s = frame.get(start..start + 27)?.as_bytes();
-    if s[4] != b'-' || s[10] != b'T' || s[19] != b'.' || s[26] != b'Z' {
+    let s = frame.get(start..(start + 27).min(frame.len()))?.as_bytes();
+    let z = s.iter().position(|&c| c == b'Z')?;
+    if z < 21 || s[4] != b'-' || s[10] != b'T' || s[19] != b'.' {
         return None;
     }
     let num = |a: usize, b: usize| -> Option<i64> {
@@ -132,7 +135,8 @@ pub(crate) fn occurred_at_micros(frame: &str) -> Option<i64> {
     };
     let days = days_from_civil(num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let secs = days * 86_400 + num(11, 13)? * 3600 + num(14, 16)? * 60 + num(17, 19)?;
-    Some(secs * 1_000_000 + num(20, 26)?)
+    let fraction = num(20, z)? * 10i64.pow(26 - z as u32);
+    Some(secs * 1_000_000 + fraction)
 }
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant's algorithm).
@@ -218,12 +222,19 @@ impl Shared {
     }
 }
 
+/// What one subscriber received: per event frame, in arrival order, the latency from the
+/// event's `occurred_at` (µs) and the wall-clock time of arrival (µs since the epoch).
+pub(crate) struct Received {
+    pub(crate) latencies: Vec<u32>,
+    pub(crate) at: Vec<i64>,
+}
+
 /// N connections with one `events` subscription each; every subscriber records the latency
 /// (µs, receive wall-clock time − `occurred_at`) of each event frame, in arrival order.
 pub(crate) struct Group {
     pub(crate) shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Vec<u32>>>,
+    tasks: Vec<JoinHandle<Received>>,
     /// How long opening and subscribing every connection took.
     pub(crate) setup: Duration,
 }
@@ -260,7 +271,10 @@ impl Group {
                 query.to_string(),
             );
             tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(expected_frames);
+                let mut received = Received {
+                    latencies: Vec::with_capacity(expected_frames),
+                    at: Vec::with_capacity(expected_frames),
+                };
                 let setup = async {
                     let _permit = gate.acquire().await?;
                     let mut ws = connect(addr, &ws_url, &init, None).await?;
@@ -274,7 +288,7 @@ impl Group {
                     Ok(ws) => ws,
                     Err(e) => {
                         shared.fail(format!("{e:#}"));
-                        return latencies;
+                        return received;
                     }
                 };
                 if done == shared.n {
@@ -286,8 +300,10 @@ impl Group {
                         msg = ws.next() => match msg {
                             Some(Ok(Message::Text(t))) => {
                                 if let Some(at) = occurred_at_micros(t.as_str()) {
-                                    let lat = (now_micros() - at).clamp(0, i64::from(u32::MAX));
-                                    latencies.push(lat as u32);
+                                    let now = now_micros();
+                                    let lat = (now - at).clamp(0, i64::from(u32::MAX));
+                                    received.latencies.push(lat as u32);
+                                    received.at.push(now);
                                     let total = shared.frames.fetch_add(1, Ordering::SeqCst) + 1;
                                     if total.is_multiple_of(shared.n) {
                                         shared.notify.notify_one();
@@ -315,7 +331,7 @@ impl Group {
                         _ = stopped.changed() => break,
                     }
                 }
-                latencies
+                received
             }));
         }
         let group = Self {
@@ -364,7 +380,7 @@ impl Group {
 
     /// Stops every subscriber and returns each one's latencies (µs, in arrival order);
     /// fails if any subscriber failed.
-    pub(crate) async fn finish(self) -> anyhow::Result<Vec<Vec<u32>>> {
+    pub(crate) async fn finish(self) -> anyhow::Result<Vec<Received>> {
         let shared = self.shared.clone();
         let all = self.finish_partial().await?;
         shared.check()?;
@@ -372,7 +388,7 @@ impl Group {
     }
 
     /// Stops every subscriber and returns what each one received, even if some failed.
-    pub(crate) async fn finish_partial(self) -> anyhow::Result<Vec<Vec<u32>>> {
+    pub(crate) async fn finish_partial(self) -> anyhow::Result<Vec<Received>> {
         let _ = self.stop.send(true);
         let mut all = Vec::with_capacity(self.tasks.len());
         for t in self.tasks {
@@ -406,6 +422,7 @@ mod tests {
         );
         assert_eq!(f("2000-02-29T23:59:59.999999Z"), Some(951_868_799_999_999));
         assert_eq!(f("2024-01-01T12:00:00Z"), None);
+        assert_eq!(f("2024-01-01T12:00:00.123Z"), Some(1_704_110_400_123_000));
         assert_eq!(occurred_at_micros(r#"{"type":"ping"}"#), None);
     }
 }

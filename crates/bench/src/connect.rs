@@ -20,7 +20,8 @@ const QUERY: &str = r#"subscription { events(event_type: ["bench.connect"]) { id
 pub(crate) struct ConnectArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// Connections opened per run (spread over source addresses 127.0.0.2, .3, … by 5,000).
+    /// Connections opened per run (spread over source addresses 127.0.1.x, 1,000 each, a
+    /// fresh range per run so that sockets in TIME_WAIT from the last run are not in the way).
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
     /// Connection set-ups in flight at a time.
@@ -63,7 +64,13 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         for i in 0..args.connections {
             let gate = gate.clone();
             let (addr, url, init) = (server.addr, server.ws_url(), server.init.clone());
-            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / 5_000) as u8));
+            let block = (run - 1) * args.connections.div_ceil(1_000) + i / 1_000;
+            let source = IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                1 + (block / 250) as u8,
+                1 + (block % 250) as u8,
+            ));
             tasks.push(tokio::spawn(async move {
                 let _permit = gate.acquire().await?;
                 let mut ws = connect(addr, &url, &init, Some(source)).await?;

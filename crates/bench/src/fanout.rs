@@ -3,9 +3,11 @@
 //! committed one at a time with `EventEmit` over HTTP, and the next one only after every
 //! subscriber received the previous one (plus a short pause). Latency is the subscriber's
 //! wall-clock receive time minus the event's `occurred_at`, which the server's store writer
-//! stamps when it commits the event (same machine, same clock, microseconds).
+//! stamps when it commits the event (same machine, same clock, microseconds), and also minus
+//! the time the `EventEmit` request was sent: the measure used side by side with the Node
+//! reference server (`--node-peer`), whose timestamps have millisecond precision.
 
-use crate::client::{Emitter, Group, histogram, ms};
+use crate::client::{Emitter, Group, histogram, ms, now_micros};
 use crate::median;
 use crate::process::{CpuTimes, Server, ServerArgs};
 use clap::Args;
@@ -51,8 +53,13 @@ pub(crate) fn settings(subscribers: usize) -> Vec<(&'static str, String)> {
 }
 
 struct RunResult {
+    /// From the event's commit (`occurred_at`, stamped by the server) to receipt.
     p50: f64,
     p99: f64,
+    /// From sending the `EventEmit` request to receipt: the same measure for any server,
+    /// whatever the precision of its timestamps.
+    request_p50: f64,
+    request_p99: f64,
     max: f64,
     samples: u64,
     /// Median over events of the time from sending `EventEmit` to the last subscriber's
@@ -69,6 +76,7 @@ struct RunResult {
 struct Series {
     p50: Vec<f64>,
     p99: Vec<f64>,
+    request_p99: Vec<f64>,
     complete: Vec<f64>,
     cpu: Vec<f64>,
 }
@@ -77,6 +85,7 @@ impl Series {
     fn push(&mut self, r: &RunResult) {
         self.p50.push(r.p50);
         self.p99.push(r.p99);
+        self.request_p99.push(r.request_p99);
         self.complete.push(r.complete_ms);
         if let Some(c) = r.server_cpu_per_frame_us {
             self.cpu.push(c.total());
@@ -85,11 +94,13 @@ impl Series {
 
     fn summary(&self, name: &str, subscribers: usize) -> String {
         format!(
-            "{name}: fanout {subscribers} subscribers, median of {} runs: p50 {:.2} ms, p99 {:.2} ms, \
-             commit to last subscriber {:.2} ms, server CPU per frame {:.1} µs",
+            "{name}: fanout {subscribers} subscribers, median of {} runs: commit → received p50 \
+             {:.2} ms, p99 {:.2} ms; request → received p99 {:.2} ms; request to last subscriber \
+             {:.2} ms, server CPU per frame {:.1} µs",
             self.p99.len(),
             median(&self.p50),
             median(&self.p99),
+            median(&self.request_p99),
             median(&self.complete),
             median(&self.cpu),
         )
@@ -108,13 +119,16 @@ fn report(name: &str, run: usize, subscribers: usize, r: &RunResult) {
         })
     };
     println!(
-        "{name} run {run}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples); commit to last \
-         subscriber (median of events) {:.2} ms; CPU per frame: server {} µs, client {} µs; \
-         {} connections opened and subscribed in {:.1} s",
+        "{name} run {run}: commit → received p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples); \
+         request → received p50 {:.2} ms, p99 {:.2} ms; request to last subscriber (median of \
+         events) {:.2} ms; CPU per frame: server {} µs, client {} µs; {} connections opened and \
+         subscribed in {:.1} s",
         r.p50,
         r.p99,
         r.max,
         r.samples,
+        r.request_p50,
+        r.request_p99,
         r.complete_ms,
         cpu(r.server_cpu_per_frame_us),
         cpu(r.client_cpu_per_frame_us),
@@ -155,8 +169,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         println!("{}", node.summary("node-reference", args.subscribers));
         let ratio = |a: &[f64], b: &[f64]| median(a) / median(b).max(f64::MIN_POSITIVE);
         println!(
-            "ratio infrastream / node-reference: p99 {:.3}, server CPU per frame {:.3}",
-            ratio(&ours.p99, &node.p99),
+            "ratio infrastream / node-reference: request → received p99 {:.3}, server CPU per frame {:.3}",
+            ratio(&ours.request_p99, &node.request_p99),
             ratio(&ours.cpu, &node.cpu),
         );
     }
@@ -185,8 +199,10 @@ async fn one_run(args: &FanoutArgs, server: Server) -> anyhow::Result<RunResult>
     let server_cpu = server.cpu_times();
     let client_cpu = CpuTimes::of("/proc/self/stat");
     let mut completes = Vec::with_capacity(args.events);
+    let mut sent_at = Vec::with_capacity(args.events);
     for k in 1..=args.events as u64 {
         let sent = Instant::now();
+        sent_at.push(now_micros());
         emitter.emit("bench.fanout").await?;
         group
             .wait_frames(n * (k + 1), Duration::from_secs(60))
@@ -207,21 +223,26 @@ async fn one_run(args: &FanoutArgs, server: Server) -> anyhow::Result<RunResult>
     let setup = group.setup;
     let latencies = group.finish().await?;
     drop(server);
-    let mut h = histogram();
+    let (mut h, mut from_request) = (histogram(), histogram());
     for sub in &latencies {
         anyhow::ensure!(
-            sub.len() == args.events + 1,
+            sub.latencies.len() == args.events + 1,
             "a subscriber received {} events instead of {}",
-            sub.len(),
+            sub.latencies.len(),
             args.events + 1
         );
-        for &l in &sub[1..] {
+        for &l in &sub.latencies[1..] {
             h.saturating_record(u64::from(l.max(1)));
+        }
+        for (at, sent) in sub.at[1..].iter().zip(&sent_at) {
+            from_request.saturating_record((at - sent).max(1) as u64);
         }
     }
     Ok(RunResult {
         p50: ms(&h, 0.50),
         p99: ms(&h, 0.99),
+        request_p50: ms(&from_request, 0.50),
+        request_p99: ms(&from_request, 0.99),
         max: h.max() as f64 / 1e3,
         samples: h.len(),
         complete_ms: median(&completes),

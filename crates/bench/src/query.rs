@@ -5,7 +5,7 @@
 //! makes it one per tick), how long each tick took to reach every subscriber (first to last
 //! frame of the tick), and the server's CPU.
 
-use crate::client::{barrier, connect, now_micros, subscribe};
+use crate::client::{connect, now_micros, subscribe};
 use crate::median;
 use crate::process::{Server, ServerArgs};
 use anyhow::Context;
@@ -145,9 +145,16 @@ async fn one_run(args: &QueryArgs, server: &Server) -> anyhow::Result<RunResult>
                 let _permit = gate.acquire().await?;
                 let mut ws = connect(addr, &url, &init, None).await?;
                 subscribe(&mut ws, "q", &document).await?;
-                barrier(&mut ws).await?;
                 ws
             };
+            // The first result comes at once: it proves the subscription is placed.
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"next""#) => break,
+                    Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {}
+                    other => anyhow::bail!("no first result: {other:?}"),
+                }
+            }
             ready.fetch_add(1, Ordering::SeqCst);
             let mut received = Vec::new();
             loop {

@@ -193,7 +193,7 @@ async fn one_run(args: &SustainedArgs, settings: &[(&str, String)]) -> anyhow::R
     let mut all = histogram();
     let mut per_second: Vec<_> = (0..args.seconds).map(|_| histogram()).collect();
     for sub in &latencies {
-        for (i, &l) in sub.iter().skip(1).enumerate() {
+        for (i, &l) in sub.latencies.iter().skip(1).enumerate() {
             let l = u64::from(l.max(1));
             all.saturating_record(l);
             per_second[i / args.rate as usize].saturating_record(l);

@@ -28,7 +28,7 @@ pub(crate) struct LiveSubscription {
     pub(crate) prefix: Box<[u8]>,
     pub(crate) filter: EventFilter,
     pub(crate) renderer: Arc<EventRenderer>,
-    pub(crate) caller: Caller,
+    pub(crate) caller: Arc<Caller>,
     /// Position of the last event written for this subscription (or skipped as not matching).
     pub(crate) at: AtomicU64,
     /// Set when the session stops the operation: no frame of it is written after that.

@@ -147,11 +147,18 @@ pub(crate) async fn upgrade(
                 return;
             }
         };
-        let Ok(io) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+        let Ok(hyper::upgrade::Parts { io, read_buf, .. }) =
+            upgraded.downcast::<TokioIo<TcpStream>>()
+        else {
             tracing::error!("websocket upgrade on an unexpected transport");
             return;
         };
-        let socket = Arc::new(socket::Socket::new(io.io.into_inner(), max_frames));
+        // Bytes the client sent right behind its upgrade request (usually none). They are
+        // copied out: `read_buf` is a view of hyper's 8 KiB read buffer and would keep all of
+        // it alive for the life of the connection.
+        let early = read_buf.to_vec();
+        drop(read_buf);
+        let socket = Arc::new(socket::Socket::new(io.into_inner(), max_frames));
         match negotiated {
             Err(close) => {
                 socket.send_raw(&close_frame(&close), true);
@@ -168,7 +175,7 @@ pub(crate) async fn upgrade(
                     branch,
                     peer,
                 )
-                .run(&io.read_buf, permit)
+                .run(&early, permit)
                 .await;
             }
         }

@@ -50,7 +50,8 @@ enum Output {
 struct CatchUp {
     cursor: EventCursor,
     renderer: Arc<EventRenderer>,
-    caller: Caller,
+    /// Shared by every live subscription of the connection.
+    caller: Arc<Caller>,
 }
 
 struct Operation {
@@ -91,7 +92,8 @@ pub(crate) struct Session {
     header_credential: Option<Credential>,
     branch: String,
     peer: SocketAddr,
-    caller: Option<Caller>,
+    /// Shared with the connection's live subscriptions.
+    caller: Option<Arc<Caller>>,
     expires_at: Option<Timestamp>,
     _watching: Option<Watching>,
     /// Held while authenticated: counts against `max_connections_per_account`.
@@ -140,8 +142,9 @@ impl Session {
     pub(crate) async fn run(mut self, early: &[u8], _permit: OwnedSemaphorePermit) {
         self.gauge().fetch_add(1, Ordering::Relaxed);
         let socket = self.socket.clone();
-        let s = self.state.settings().clone();
+        let s = self.state.settings();
         let write_timeout = Duration::from_millis(s.ws_write_timeout_ms);
+        let keepalive_every = Duration::from_millis(s.ws_keepalive_interval_ms);
         let init_deadline = tokio::time::sleep(Duration::from_millis(s.ws_init_timeout_ms));
         tokio::pin!(init_deadline);
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
@@ -149,7 +152,6 @@ impl Session {
         tokio::pin!(expiry);
         let drain_deadline = tokio::time::sleep_until(far);
         tokio::pin!(drain_deadline);
-        let keepalive_every = Duration::from_millis(s.ws_keepalive_interval_ms);
         let mut keepalive = tokio::time::interval_at(
             tokio::time::Instant::now() + keepalive_every,
             keepalive_every,
@@ -383,7 +385,7 @@ impl Session {
                         .register(c, caller.role, caller.account_id(), &self.socket)
                 });
                 self.socket.set_expiry(expires_at);
-                self.caller = Some(caller);
+                self.caller = Some(Arc::new(caller));
                 self.expires_at = expires_at;
                 Ok(())
             }
@@ -407,7 +409,11 @@ impl Session {
     }
 
     async fn start(&mut self, id: String, payload: SubscribePayload) -> Flow {
-        let caller = self.caller.clone().unwrap_or_else(Caller::anonymous);
+        let caller_for_render = self
+            .caller
+            .clone()
+            .unwrap_or_else(|| Arc::new(Caller::anonymous()));
+        let caller = Caller::clone(&caller_for_render);
         let query = infrastream_graphql::decode_surrogate_pairs(&payload.query).into_owned();
         let subscription = operation_type(&query, payload.operation_name.as_deref())
             == Some(OperationType::Subscription);
@@ -442,7 +448,6 @@ impl Session {
         let query_text = query.clone();
         let variables = serde_json::Value::Object(payload.variables.clone().unwrap_or_default());
         let operation_name = payload.operation_name.clone();
-        let caller_for_render = caller.clone();
         let mut request = async_graphql::Request::new(query)
             .data(caller)
             .data(UrlBranch(self.branch.clone()));
@@ -518,7 +523,7 @@ impl Session {
         &self,
         request: async_graphql::Request,
         doc: Document<'_>,
-        caller: Caller,
+        caller: Arc<Caller>,
     ) -> impl std::future::Future<Output = Result<CatchUp, Vec<async_graphql::ServerError>>>
     + Send
     + 'static {
@@ -541,7 +546,7 @@ impl Session {
         &self,
         request: async_graphql::Request,
         doc: Document<'_>,
-        caller: Caller,
+        caller: Arc<Caller>,
     ) -> impl std::future::Future<
         Output = Result<BoxStream<'static, Output>, Vec<async_graphql::ServerError>>,
     > + Send
