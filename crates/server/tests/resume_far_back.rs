@@ -50,6 +50,30 @@ async fn emit_batches(url: String, requests: usize) -> Vec<String> {
     ids
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Appends the ids of `next` frames to `received` until it holds `total`.
+async fn receive_until(ws: &mut Ws, received: &mut Vec<String>, total: usize) {
+    while received.len() < total {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("events keep coming")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["type"] == "next" {
+            received.push(
+                v["payload"]["data"]["events"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_500000_events_back_receives_all_in_order_while_writers_commit() {
     let backlog: usize = std::env::var("RESUME_BACKLOG")
@@ -103,23 +127,7 @@ async fn resuming_500000_events_back_receives_all_in_order_while_writers_commit(
         .unwrap();
     let replay = Instant::now();
     let mut received: Vec<String> = Vec::with_capacity(committed + 10_000);
-    while received.len() < committed {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("replay keeps coming")
-            .unwrap()
-            .unwrap();
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(&t).unwrap();
-        if v["type"] == "next" {
-            received.push(
-                v["payload"]["data"]["events"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
-    }
+    receive_until(&mut ws, &mut received, committed).await;
     let took = replay.elapsed();
     println!(
         "caught up {} events in {took:?}: {:.0} events/s",
@@ -130,23 +138,7 @@ async fn resuming_500000_events_back_receives_all_in_order_while_writers_commit(
     let live = live_writer.await.unwrap();
     // Everything committed during the replay arrives too, after the backlog.
     let total = committed + live.len();
-    while received.len() < total {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("live events keep coming")
-            .unwrap()
-            .unwrap();
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(&t).unwrap();
-        if v["type"] == "next" {
-            received.push(
-                v["payload"]["data"]["events"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
-    }
+    receive_until(&mut ws, &mut received, total).await;
     // In log order: UUIDv7 ids are not ordered across concurrent writers, so compare with the
     // log as InfrahubEvent pages it (ascending), and check the set and uniqueness.
     let mut unique = received.clone();
