@@ -122,14 +122,25 @@ impl Connection {
         Some(Close::init_timeout())
     }
 
-    /// The keep-alive frame for a tick: legacy `ka` or a graphql-transport-ws `ping`,
-    /// only once the session is established (nothing may precede `connection_ack`).
-    pub fn keep_alive_frame(&self) -> Option<&'static str> {
+    /// What to send on a keep-alive tick, only once the session is established (nothing may
+    /// precede `connection_ack`). Legacy clients expect `ka`; graphql-transport-ws has no
+    /// server keep-alive message of its own (its `ping` is optional), so its sessions are kept
+    /// alive with WebSocket ping frames, which every WebSocket library answers by itself —
+    /// one control frame each way instead of two JSON messages to parse.
+    pub fn keep_alive(&self) -> KeepAlive {
         match (self.protocol, self.state) {
             (Subprotocol::GraphqlWs, InitState::Acknowledged | InitState::Implicit) => {
-                Some(frames::KA)
+                KeepAlive::Text(frames::KA)
             }
-            (Subprotocol::GraphqlTransportWs, InitState::Acknowledged) => Some(frames::PING),
+            (Subprotocol::GraphqlTransportWs, InitState::Acknowledged) => KeepAlive::PingFrame,
+            _ => KeepAlive::Nothing,
+        }
+    }
+
+    /// The text frame of a keep-alive tick, if the protocol has one (legacy `ka`).
+    pub fn keep_alive_frame(&self) -> Option<&'static str> {
+        match self.keep_alive() {
+            KeepAlive::Text(t) => Some(t),
             _ => None,
         }
     }
@@ -187,4 +198,15 @@ impl Connection {
         self.state = InitState::Closed;
         self.active.clear();
     }
+}
+
+/// What a keep-alive tick sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Nothing (the session is not established, or is closed).
+    Nothing,
+    /// This protocol message (legacy `ka`).
+    Text(&'static str),
+    /// A WebSocket ping frame (graphql-transport-ws).
+    PingFrame,
 }

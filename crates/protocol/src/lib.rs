@@ -45,7 +45,7 @@ mod wire;
 mod test_util;
 
 pub use close::{Close, MAX_REASON_BYTES, truncate_reason};
-pub use connection::Connection;
+pub use connection::{Connection, KeepAlive};
 pub use frames::{
     CONNECTION_ACK, FramePrefix, KA, PING, PONG, complete_frame, connection_ack, connection_error,
     error_frame, graphql_error, next_frame, pong,

@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::test_util::{acked, close, object, run, start_frame, subscribe};
-use crate::{Close, Closing, Connection, Incoming, InitState, Subprotocol, graphql_error};
+use crate::{
+    Close, Closing, Connection, Incoming, InitState, KeepAlive, Subprotocol, graphql_error,
+};
 
 const P: Subprotocol = Subprotocol::GraphqlTransportWs;
 const INIT: &str = r#"{"type":"connection_init"}"#;
@@ -351,15 +353,16 @@ fn init_timeout_closes_4408_only_while_nothing_was_received() {
 }
 
 #[test]
-fn keep_alive_is_a_ping_and_only_after_the_ack() {
+fn keep_alive_is_a_ping_frame_and_only_after_the_ack() {
     let mut conn = Connection::new(P);
-    assert_eq!(conn.keep_alive_frame(), None);
+    assert_eq!(conn.keep_alive(), KeepAlive::Nothing);
     conn.on_text(INIT);
-    assert_eq!(conn.keep_alive_frame(), None);
+    assert_eq!(conn.keep_alive(), KeepAlive::Nothing);
     conn.accept_init(None);
-    assert_eq!(conn.keep_alive_frame(), Some(r#"{"type":"ping"}"#));
+    assert_eq!(conn.keep_alive(), KeepAlive::PingFrame);
+    assert_eq!(conn.keep_alive_frame(), None, "no protocol message");
     conn.shutdown();
-    assert_eq!(conn.keep_alive_frame(), None);
+    assert_eq!(conn.keep_alive(), KeepAlive::Nothing);
 }
 
 #[test]

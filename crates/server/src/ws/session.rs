@@ -23,8 +23,8 @@ use infrastream_graphql::{
     InfraSchema, UrlBranch, is_events_subscription, is_query_subscription, operation_type,
 };
 use infrastream_protocol::{
-    Close, Closing, Connection, Decoder, FramePrefix, Incoming, Subprotocol, SubscribePayload,
-    WireMessage, close_frame, graphql_error, ping_frame, pong_frame, text_frame,
+    Close, Closing, Connection, Decoder, FramePrefix, Incoming, KeepAlive, Subprotocol,
+    SubscribePayload, WireMessage, close_frame, graphql_error, ping_frame, pong_frame,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -157,6 +157,12 @@ impl Session {
             keepalive_every,
         );
         let shutdown = self.state.shutdown.clone();
+        // Long-lived futures are created once, not on every turn of the loop: each one
+        // registers a waiter under a lock when it is first polled.
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
+        let pending = socket.pending();
+        tokio::pin!(pending);
         let mut draining = false;
         tracing::debug!(peer = %self.peer, protocol = self.conn.protocol().as_str(), "websocket opened");
         let mut flow = if early.is_empty() {
@@ -171,7 +177,7 @@ impl Session {
             }
             let expires = self.expires_at;
             flow = tokio::select! {
-                _ = shutdown.cancelled() => Flow::Close(self.conn.shutdown()),
+                _ = &mut stopping => Flow::Close(self.conn.shutdown()),
                 ready = socket.stream().readable() => match ready {
                     Ok(()) => match self.read() {
                         Ok(true) => self.on_bytes().await,
@@ -180,7 +186,8 @@ impl Session {
                     },
                     Err(_) => break None,
                 },
-                _ = socket.pending() => {
+                _ = &mut pending => {
+                    pending.set(socket.pending());
                     if socket.is_revoked() {
                         let closing = self.conn.credentials_expired();
                         self.closing(closing)
@@ -312,12 +319,11 @@ impl Session {
     }
 
     fn keep_alive(&mut self) -> Flow {
-        let mut frames = Vec::new();
-        if let Some(ka) = self.conn.keep_alive_frame() {
-            frames.extend(text_frame(ka));
+        match self.conn.keep_alive() {
+            KeepAlive::Nothing => Flow::Continue,
+            KeepAlive::Text(ka) => self.write(ka),
+            KeepAlive::PingFrame => self.write_raw(&ping_frame()),
         }
-        frames.extend(ping_frame());
-        self.write_raw(&frames)
     }
 
     async fn on_incoming(&mut self, incoming: Incoming) -> Flow {
