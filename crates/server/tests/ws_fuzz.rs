@@ -145,23 +145,7 @@ async fn random_frame_sequences_get_protocol_answers_and_allowed_close_codes() {
         } else {
             "graphql-transport-ws"
         };
-        let mut tcp = TcpStream::connect(&addr).await.unwrap();
-        let handshake = format!(
-            "GET /graphql HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Protocol: {protocol}\r\n\r\n"
-        );
-        tcp.write_all(handshake.as_bytes()).await.unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = tcp.read(&mut chunk).await.unwrap();
-            assert!(n > 0);
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        assert!(buf.starts_with(b"HTTP/1.1 101"), "seed {seed}");
-        buf.drain(..end + 4);
+        let (mut tcp, mut buf) = raw_socket(&addr, protocol).await;
         let mut bytes = Vec::new();
         for _ in 0..1 + rng.below(8) {
             bytes.extend(random_frame(&mut rng));
@@ -218,5 +202,66 @@ async fn random_frame_sequences_get_protocol_answers_and_allowed_close_codes() {
         .admin("{ InfrahubInfo { version } }", serde_json::json!({}))
         .await;
     assert!(info["InfrahubInfo"]["version"].is_string());
+    s.shutdown().await;
+}
+
+/// Opens a raw WebSocket speaking `protocol`; returns the stream and what followed the 101
+/// answer.
+async fn raw_socket(addr: &str, protocol: &str) -> (TcpStream, Vec<u8>) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let handshake = format!(
+        "GET /graphql HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: {protocol}\r\n\r\n"
+    );
+    tcp.write_all(handshake.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        buf.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    buf.drain(..end + 4);
+    (tcp, buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_invalid_frames_get_their_close_codes() {
+    let s = TestServer::start_with(&[("ws_max_message_bytes", "1024")]).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "message over ws_max_message_bytes",
+            frame(0x81, &[b' '; 2000], true),
+            1009,
+        ),
+        (
+            "fragments adding up to more",
+            [
+                frame(0x01, &[b' '; 600], true),
+                frame(0x80, &[b' '; 600], true),
+            ]
+            .concat(),
+            1009,
+        ),
+        ("invalid UTF-8", frame(0x81, &[0xc3, 0x28], true), 1007),
+        ("unmasked client frame", frame(0x81, b"{}", false), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let (mut tcp, mut buf) = raw_socket(&addr, "graphql-transport-ws").await;
+        tcp.write_all(&bytes).await.unwrap();
+        let (frames, closed) = server_frames(&mut tcp, &mut buf).await;
+        assert!(closed, "{what}: closed");
+        let (op, payload) = frames.last().unwrap();
+        assert_eq!(*op, 0x8, "{what}");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), code, "{what}");
+    }
     s.shutdown().await;
 }

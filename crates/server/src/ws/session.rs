@@ -266,7 +266,9 @@ impl Session {
     fn read(&mut self) -> Result<bool, ()> {
         let mut chunk = [0u8; READ_CHUNK];
         let mut any = false;
-        loop {
+        // At most 16 chunks per wake-up: what was read is decoded (and size-checked) before
+        // more is read, so a client that floods cannot make the buffer grow unchecked.
+        for _ in 0..16 {
             match self.socket.stream().try_read(&mut chunk) {
                 Ok(0) => return Err(()),
                 Ok(n) => {
@@ -283,6 +285,7 @@ impl Session {
                 }
             }
         }
+        Ok(any)
     }
 
     /// Handles every whole message the decoder holds.
