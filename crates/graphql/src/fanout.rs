@@ -48,37 +48,61 @@ fn single_root_field(query: &str, operation_name: Option<&str>) -> Option<String
     }
 }
 
+/// What a cached payload was rendered from.
+enum Rendered {
+    /// The event at this position (the same event for every subscriber).
+    Event(Position),
+    /// This result of a saved query. Groups of different accounts or branches run the same
+    /// document to different results with the same tick numbers, so the result itself is the
+    /// key (held, so its address cannot be reused while cached); an unchanged result keeps its
+    /// `Arc` from tick to tick.
+    Tick(Arc<TickResult>),
+}
+
+impl PartialEq for Rendered {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Rendered::Event(a), Rendered::Event(b)) => a == b,
+            (Rendered::Tick(a), Rendered::Tick(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 /// Renders events (or saved-query ticks) for one (document, variables, operation name).
 pub struct EventRenderer {
     schema: InfraSchema,
     query: String,
     variables: serde_json::Value,
     operation_name: Option<String>,
-    cache: tokio::sync::Mutex<VecDeque<(Position, Arc<str>)>>,
+    cache: tokio::sync::Mutex<VecDeque<(Rendered, Arc<str>)>>,
 }
 
 impl EventRenderer {
     /// The GraphQL response JSON (`{"data":{…}}`) of this document for `event`.
     pub async fn render(&self, event: &Arc<Event>, caller: &Caller) -> Arc<str> {
-        self.render_with(event.position, SingleEvent(event.clone()), caller)
-            .await
+        self.render_with(
+            Rendered::Event(event.position),
+            SingleEvent(event.clone()),
+            caller,
+        )
+        .await
     }
 
-    /// The response JSON of this `query` subscription document for one tick of its saved
-    /// query (`tick` counts the group's ticks).
-    pub async fn render_tick(
-        &self,
-        tick: u64,
-        result: &Arc<TickResult>,
-        caller: &Caller,
-    ) -> Arc<str> {
-        self.render_with(Position(tick), SingleTick(result.clone()), caller)
-            .await
+    /// The response JSON of this `query` subscription document for one result of its saved
+    /// query.
+    pub async fn render_tick(&self, result: &Arc<TickResult>, caller: &Caller) -> Arc<str> {
+        self.render_with(
+            Rendered::Tick(result.clone()),
+            SingleTick(result.clone()),
+            caller,
+        )
+        .await
     }
 
     async fn render_with(
         &self,
-        key: Position,
+        key: Rendered,
         data: impl std::any::Any + Send + Sync,
         caller: &Caller,
     ) -> Arc<str> {

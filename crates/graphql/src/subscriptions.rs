@@ -41,10 +41,9 @@ pub struct QueryFeed {
 }
 
 impl QueryFeed {
-    /// The next tick to deliver (its number and result): the latest at once, then each new
-    /// one, skipping results equal to the last delivered with `only_changes`. `None` when the
-    /// group stopped.
-    pub async fn next(&mut self) -> Option<(u64, Arc<TickResult>)> {
+    /// The next result to deliver: the latest at once, then each new tick's, skipping results
+    /// equal to the last delivered with `only_changes`. `None` when the group stopped.
+    pub async fn next(&mut self) -> Option<Arc<TickResult>> {
         loop {
             if self.first {
                 self.first = false;
@@ -67,7 +66,7 @@ impl QueryFeed {
                 continue;
             }
             self.last = Some(result.clone());
-            return Some((tick, result));
+            return Some(result);
         }
     }
 }
@@ -372,7 +371,7 @@ impl Subscription {
             return Ok(stream::empty().boxed());
         }
         Ok(stream::unfold(feed, |mut feed| async move {
-            let (_, result) = feed.next().await?;
+            let result = feed.next().await?;
             Some((tick_value(&result), feed))
         })
         .boxed())

@@ -791,3 +791,55 @@ async fn query_subscription_errors_arrive_in_next_and_aliases_are_kept() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_query_document_for_two_accounts_shows_each_its_own_result() {
+    let s = TestServer::start_with(&[("subscriptions.min_interval_ms", "50")]).await;
+    s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "me"}, query: {value: "query { AccountProfile { ... on CoreAccount { name { value } } } }"}}) { ok } }"#, json!({})).await;
+    s.admin(
+        "mutation($d: CoreAccountCreateInput!) { CoreAccountCreate(data: $d) { ok } }",
+        json!({"d": {"name": {"value": "bob"}, "password": {"value": "bob-password-1"}, "role": {"value": "read-only"}}}),
+    )
+    .await;
+    let login: Value = s
+        .http
+        .post(format!("{}/api/auth/login", s.url))
+        .json(&json!({"username": "bob", "password": "bob-password-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bob = login["access_token"].as_str().unwrap().to_owned();
+    // The same document for both: the groups differ (by account), the rendering must too.
+    let doc = "subscription { query(name: \"me\", interval: 50) }";
+    let (mut admin_ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut admin_ws, ADMIN_TOKEN).await;
+    let (mut bob_ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    send(
+        &mut bob_ws,
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {bob}")}}),
+    )
+    .await;
+    assert_eq!(recv(&mut bob_ws).await, json!({"type": "connection_ack"}));
+    send(
+        &mut admin_ws,
+        json!({"id": "a", "type": "subscribe", "payload": {"query": doc}}),
+    )
+    .await;
+    send(
+        &mut bob_ws,
+        json!({"id": "b", "type": "subscribe", "payload": {"query": doc}}),
+    )
+    .await;
+    for _ in 0..10 {
+        let a = recv_data(&mut admin_ws).await;
+        let b = recv_data(&mut bob_ws).await;
+        let name =
+            |f: &Value| f["payload"]["data"]["query"]["AccountProfile"]["name"]["value"].clone();
+        assert_eq!(name(&a), "admin", "{a}");
+        assert_eq!(name(&b), "bob", "{b}");
+    }
+    s.shutdown().await;
+}

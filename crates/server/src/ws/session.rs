@@ -568,8 +568,8 @@ impl Session {
             let state = (feed.ok_or_else(internal)?, renderer, caller);
             Ok(
                 stream::unfold(state, |(mut feed, renderer, caller)| async move {
-                    let (tick, result) = feed.next().await?;
-                    let payload = renderer.render_tick(tick, &result, &caller).await;
+                    let result = feed.next().await?;
+                    let payload = renderer.render_tick(&result, &caller).await;
                     Some((Output::Shared(payload), (feed, renderer, caller)))
                 })
                 .boxed(),
