@@ -32,7 +32,7 @@ pub use credential_cache::CredentialCache;
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
 pub use fanout::{EventRenderer, Renderers, is_events_subscription, is_query_subscription};
 pub use metrics::{LATENCY_BUCKETS, Metrics};
-pub use query_hub::{QueryHub, TickResult};
+pub use query_hub::{Latest, QueryHub, TickResult};
 pub use repositories::spawn_periodic_repository_sync;
 pub use subscriptions::{
     CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, QueryFeed, SingleEvent,

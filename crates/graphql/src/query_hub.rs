@@ -30,13 +30,15 @@ pub(crate) struct GroupKey {
     pub(crate) account: Option<String>,
 }
 
-/// Latest result of a group and a counter that moves on every tick.
-pub(crate) type Latest = Option<(u64, Arc<TickResult>)>;
+/// Latest result of a group and the number of its tick.
+pub type Latest = Option<(u64, Arc<TickResult>)>;
 
 /// The registry of groups.
 #[derive(Default)]
 pub struct QueryHub {
-    groups: Mutex<HashMap<GroupKey, watch::Sender<Latest>>>,
+    /// Each group's id (unique for the life of the hub) and its channel of results.
+    groups: Mutex<HashMap<GroupKey, (u64, watch::Sender<Latest>)>>,
+    next_id: std::sync::atomic::AtomicU64,
     schema: OnceLock<InfraSchema>,
 }
 
@@ -45,7 +47,7 @@ impl QueryHub {
         let _ = self.schema.set(schema);
     }
 
-    /// Joins (or starts) the group for `key`.
+    /// Joins (or starts) the group for `key`: its id and its channel of results.
     pub(crate) fn join(
         self: &Arc<Self>,
         key: GroupKey,
@@ -53,17 +55,18 @@ impl QueryHub {
         caller: Caller,
         metrics: Arc<Metrics>,
         store: Arc<dyn infrastream_store::Store>,
-    ) -> watch::Receiver<Latest> {
+    ) -> (u64, watch::Receiver<Latest>) {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = groups.get(&key) {
-            return tx.subscribe();
+        if let Some((id, tx)) = groups.get(&key) {
+            return (*id, tx.subscribe());
         }
         let (tx, rx) = watch::channel(None);
-        groups.insert(key.clone(), tx.clone());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        groups.insert(key.clone(), (id, tx.clone()));
         drop(groups);
         let hub = self.clone();
         tokio::spawn(async move { hub.run_group(key, params, caller, metrics, store, tx).await });
-        rx
+        (id, rx)
     }
 
     async fn run_group(

@@ -32,6 +32,7 @@ pub struct CaptureQueryPlan(pub Arc<std::sync::Mutex<Option<QueryFeed>>>);
 
 /// A `query` subscriber's view of its group's ticks.
 pub struct QueryFeed {
+    group: u64,
     rx: watch::Receiver<crate::query_hub::Latest>,
     last: Option<Arc<TickResult>>,
     seen: u64,
@@ -41,6 +42,31 @@ pub struct QueryFeed {
 }
 
 impl QueryFeed {
+    /// The id of the group whose results this feed delivers.
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// Another receiver of the group's results (which keeps the group running).
+    pub fn receiver(&self) -> watch::Receiver<crate::query_hub::Latest> {
+        self.rx.clone()
+    }
+
+    /// The number of the last tick seen (delivered or skipped as unchanged).
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Whether results equal to the last delivered one are skipped.
+    pub fn only_changes(&self) -> bool {
+        self.only_changes
+    }
+
+    /// The last result delivered.
+    pub fn last(&self) -> Option<Arc<TickResult>> {
+        self.last.clone()
+    }
+
     /// The next result to deliver: the latest at once, then each new tick's, skipping results
     /// equal to the last delivered with `only_changes`. `None` when the group stopped.
     pub async fn next(&mut self) -> Option<Arc<TickResult>> {
@@ -354,10 +380,11 @@ impl Subscription {
             .subscriptions_query
             .fetch_add(1, Ordering::Relaxed);
         let gauge = QueryGauge(s.metrics.clone());
-        let rx = s
+        let (group, rx) = s
             .query_hub
             .join(key, params, who, s.metrics.clone(), s.store.clone());
         let feed = QueryFeed {
+            group,
             rx,
             last: None,
             seen: 0,

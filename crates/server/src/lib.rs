@@ -53,6 +53,8 @@ pub(crate) struct AppState {
     pub(crate) sessions: TaskTracker,
     /// Live delivery of `events` subscriptions.
     pub(crate) fanout: Arc<ws::Fanout>,
+    /// Live delivery of `query` subscriptions.
+    pub(crate) ticks: Arc<ws::TickFanout>,
     /// Credentials of live sockets.
     pub(crate) watch: Arc<ws::CredentialWatch>,
 }
@@ -121,6 +123,7 @@ impl Server {
             n => n,
         };
         let fanout = Arc::new(ws::Fanout::start(&bus, shards, metrics.clone()));
+        let ticks = Arc::new(ws::TickFanout::new(metrics.clone()));
         let services = Services {
             bus,
             store,
@@ -140,6 +143,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             fanout,
+            ticks,
             watch: Arc::default(),
         };
         tokio::spawn(state.watch.clone().run(state.clone()));

@@ -10,10 +10,12 @@ mod fanout;
 mod limits;
 mod session;
 mod socket;
+mod ticks;
 mod watch;
 
 pub(crate) use fanout::Fanout;
 pub(crate) use limits::Limits;
+pub(crate) use ticks::TickFanout;
 pub(crate) use watch::CredentialWatch;
 
 use crate::{AppState, reply};

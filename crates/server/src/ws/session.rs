@@ -11,6 +11,7 @@
 
 use super::fanout::{LiveSubscription, Registration};
 use super::socket::{Sent, Socket};
+use super::ticks::{LiveQuery, QueryRegistration};
 use super::watch::Watching;
 use crate::AppState;
 use crate::auth::{Authenticated, Credential, authenticate};
@@ -20,7 +21,8 @@ use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
 use infrastream_core::Timestamp;
 use infrastream_graphql::{
     Caller, CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, EventRenderer,
-    InfraSchema, UrlBranch, is_events_subscription, is_query_subscription, operation_type,
+    InfraSchema, QueryFeed, UrlBranch, is_events_subscription, is_query_subscription,
+    operation_type,
 };
 use infrastream_protocol::{
     Close, Closing, Connection, Decoder, FramePrefix, Incoming, KeepAlive, Subprotocol,
@@ -44,6 +46,26 @@ enum Output {
     Shared(Arc<str>),
     /// An `events` subscription replayed everything up to the head: make it live.
     CaughtUp(Box<CatchUp>),
+    /// A `query` subscription delivered its first result: make it live.
+    QueryStarted(Box<QueryStart>),
+}
+
+/// A `query` subscription whose latest result the session delivered.
+struct QueryStart {
+    feed: QueryFeed,
+    renderer: Arc<EventRenderer>,
+    caller: Arc<Caller>,
+}
+
+/// How a live subscription is served; dropping it ends the service.
+enum Live {
+    /// By a fan-out shard.
+    Events { _registration: Registration },
+    /// By its group's tick task; the feed keeps the subscription counted.
+    Query {
+        _registration: QueryRegistration,
+        _feed: QueryFeed,
+    },
 }
 
 /// An `events` subscription being served by this task.
@@ -63,7 +85,7 @@ struct Operation {
     subscription: bool,
     first: bool,
     /// Served by a fan-out shard.
-    live: Option<Registration>,
+    live: Option<Live>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -565,15 +587,12 @@ impl Session {
             let capture = CaptureQueryPlan::default();
             probe(&schema, request.data(capture.clone())).await?;
             let feed = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let state = (feed.ok_or_else(internal)?, renderer, caller);
-            Ok(
-                stream::unfold(state, |(mut feed, renderer, caller)| async move {
-                    let result = feed.next().await?;
-                    let payload = renderer.render_tick(&result, &caller).await;
-                    Some((Output::Shared(payload), (feed, renderer, caller)))
-                })
-                .boxed(),
-            )
+            let start = QueryStart {
+                feed: feed.ok_or_else(internal)?,
+                renderer,
+                caller,
+            };
+            Ok(query_stream(start))
         }
     }
 
@@ -593,6 +612,7 @@ impl Session {
             Some(Output::Response(r)) => *r,
             Some(Output::Shared(payload)) => return self.deliver(&id, &payload),
             Some(Output::CaughtUp(c)) => return self.go_live(&id, *c),
+            Some(Output::QueryStarted(q)) => return self.go_live_query(&id, *q),
             None => return self.finished(&id),
         };
         let Some(op) = self.ops.get_mut(&id) else {
@@ -637,12 +657,54 @@ impl Session {
         };
         match self.state.fanout.register(live) {
             Ok(registration) => {
-                op.live = Some(registration);
+                op.live = Some(Live::Events {
+                    _registration: registration,
+                });
                 Flow::Continue
             }
             Err(_) => {
                 op.streams += 1;
                 let abort = self.push_stream(id, catch_up_stream(catch_up));
+                if let Some(op) = self.ops.get_mut(id) {
+                    op.aborts.push(abort);
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Hands a `query` subscription whose latest result was delivered to its group's tick
+    /// task, or delivers the newer result the task already sent to the others first.
+    fn go_live_query(&mut self, id: &str, start: QueryStart) -> Flow {
+        let Some(op) = self.ops.get_mut(id) else {
+            return Flow::Continue;
+        };
+        let live = LiveQuery {
+            socket: self.socket.clone(),
+            prefix: op.prefix.as_str().as_bytes().into(),
+            renderer: start.renderer.clone(),
+            caller: start.caller.clone(),
+            only_changes: start.feed.only_changes(),
+            last: std::sync::Mutex::new(start.feed.last()),
+            cancelled: AtomicBool::new(false),
+        };
+        let group = start.feed.group();
+        let seen = start.feed.seen();
+        match self
+            .state
+            .ticks
+            .register(group, start.feed.receiver(), seen, live)
+        {
+            Ok(registration) => {
+                op.live = Some(Live::Query {
+                    _registration: registration,
+                    _feed: start.feed,
+                });
+                Flow::Continue
+            }
+            Err(_) => {
+                op.streams += 1;
+                let abort = self.push_stream(id, query_stream(start));
                 if let Some(op) = self.ops.get_mut(id) {
                     op.aborts.push(abort);
                 }
@@ -745,6 +807,21 @@ fn internal() -> Vec<async_graphql::ServerError> {
         "Internal server error",
         None,
     )]
+}
+
+/// Delivers a `query` subscription's next result (the latest, at first), then yields
+/// `QueryStarted` and ends.
+fn query_stream(start: QueryStart) -> BoxStream<'static, Output> {
+    stream::unfold((Some(start), false), |(state, delivered)| async move {
+        let mut q = state?;
+        if delivered {
+            return Some((Output::QueryStarted(Box::new(q)), (None, true)));
+        }
+        let result = q.feed.next().await?;
+        let payload = q.renderer.render_tick(&result, &q.caller).await;
+        Some((Output::Shared(payload), (Some(q), true)))
+    })
+    .boxed()
 }
 
 /// Replays an `events` subscription up to the head of the log, one rendered payload per
