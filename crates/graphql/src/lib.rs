@@ -36,7 +36,7 @@ pub use query_hub::{Latest, QueryHub, TickResult};
 pub use repositories::spawn_periodic_repository_sync;
 pub use subscriptions::{
     CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, QueryFeed, SingleEvent,
-    SingleTick, Subscription,
+    SingleTick, Subscription, SubscriptionGauge,
 };
 pub use surrogates::decode_surrogate_pairs;
 

@@ -38,7 +38,7 @@ pub struct QueryFeed {
     seen: u64,
     first: bool,
     only_changes: bool,
-    _gauge: QueryGauge,
+    _gauge: SubscriptionGauge,
 }
 
 impl QueryFeed {
@@ -136,6 +136,7 @@ pub struct EventCursor {
     metrics: Arc<crate::Metrics>,
     lagging: bool,
     last_delivered: Option<Uuid>,
+    gauge: Option<SubscriptionGauge>,
 }
 
 impl EventCursor {
@@ -162,6 +163,12 @@ impl EventCursor {
     /// Id of the last event delivered (or the `after` the subscription started from).
     pub fn last_delivered(&self) -> Option<Uuid> {
         self.last_delivered
+    }
+
+    /// Takes the subscription's place in `infrastream_subscriptions`, to be held by whatever
+    /// serves the subscription once the cursor is no longer needed.
+    pub fn take_gauge(&mut self) -> Option<SubscriptionGauge> {
+        self.gauge.take()
     }
 
     /// The bus the cursor reads from.
@@ -216,18 +223,36 @@ impl EventCursor {
 impl Drop for EventCursor {
     fn drop(&mut self) {
         self.set_lagging(false);
-        self.metrics
-            .subscriptions_events
-            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Decrements the `query` subscription gauge when the stream is dropped.
-struct QueryGauge(Arc<crate::Metrics>);
+/// Counts one subscription in `infrastream_subscriptions` for as long as it is held (it
+/// outlives the cursor of an `events` subscription that went live).
+pub struct SubscriptionGauge {
+    metrics: Arc<crate::Metrics>,
+    events: bool,
+}
 
-impl Drop for QueryGauge {
+impl SubscriptionGauge {
+    fn new(metrics: Arc<crate::Metrics>, events: bool) -> Self {
+        let gauge = if events {
+            &metrics.subscriptions_events
+        } else {
+            &metrics.subscriptions_query
+        };
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self { metrics, events }
+    }
+}
+
+impl Drop for SubscriptionGauge {
     fn drop(&mut self) {
-        self.0.subscriptions_query.fetch_sub(1, Ordering::Relaxed);
+        let gauge = if self.events {
+            &self.metrics.subscriptions_events
+        } else {
+            &self.metrics.subscriptions_query
+        };
+        gauge.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -295,10 +320,8 @@ impl Subscription {
                     })?
             }
         };
-        s.metrics
-            .subscriptions_events
-            .fetch_add(1, Ordering::Relaxed);
         let cursor = EventCursor {
+            gauge: Some(SubscriptionGauge::new(s.metrics.clone(), true)),
             bus: s.bus.clone(),
             head,
             at,
@@ -376,10 +399,7 @@ impl Subscription {
             interval_ms,
             account: who.account_id(),
         };
-        s.metrics
-            .subscriptions_query
-            .fetch_add(1, Ordering::Relaxed);
-        let gauge = QueryGauge(s.metrics.clone());
+        let gauge = SubscriptionGauge::new(s.metrics.clone(), false);
         let (group, rx) = s
             .query_hub
             .join(key, params, who, s.metrics.clone(), s.store.clone());

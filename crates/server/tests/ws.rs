@@ -843,3 +843,56 @@ async fn one_query_document_for_two_accounts_shows_each_its_own_result() {
     }
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_gauges_count_live_subscriptions() {
+    let s = TestServer::start_with(&[("subscriptions.min_interval_ms", "50")]).await;
+    s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "info"}, query: {value: "query { InfrahubInfo { version } }"}}) { ok } }"#, json!({})).await;
+    let gauge = |field: &'static str| {
+        let s = &s;
+        async move {
+            let body = s
+                .http
+                .get(format!("{}/metrics", s.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let line = format!("infrastream_subscriptions{{field=\"{field}\"}} ");
+            body.lines()
+                .find_map(|l| l.strip_prefix(line.as_str()))
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut ws, ADMIN_TOKEN).await;
+    send(
+        &mut ws,
+        json!({"id": "e", "type": "subscribe", "payload": {"query": EVENTS}}),
+    )
+    .await;
+    send(&mut ws, json!({"id": "q", "type": "subscribe", "payload": {"query": "subscription { query(name: \"info\", interval: 50) }"}})).await;
+    // Both are live once an event and two ticks arrived.
+    s.emit("gauge.x", "").await;
+    let (mut events, mut ticks) = (0, 0);
+    while events < 1 || ticks < 2 {
+        let f = recv_data(&mut ws).await;
+        match f["id"].as_str() {
+            Some("e") => events += 1,
+            Some("q") => ticks += 1,
+            _ => panic!("{f}"),
+        }
+    }
+    assert_eq!(gauge("events").await, 1);
+    assert_eq!(gauge("query").await, 1);
+    send(&mut ws, json!({"id": "e", "type": "complete"})).await;
+    send(&mut ws, json!({"id": "q", "type": "complete"})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gauge("events").await, 0);
+    assert_eq!(gauge("query").await, 0);
+    s.shutdown().await;
+}

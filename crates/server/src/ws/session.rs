@@ -21,8 +21,8 @@ use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
 use infrastream_core::Timestamp;
 use infrastream_graphql::{
     Caller, CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, EventRenderer,
-    InfraSchema, QueryFeed, UrlBranch, is_events_subscription, is_query_subscription,
-    operation_type,
+    InfraSchema, QueryFeed, SubscriptionGauge, UrlBranch, is_events_subscription,
+    is_query_subscription, operation_type,
 };
 use infrastream_protocol::{
     Close, Closing, Connection, Decoder, FramePrefix, Incoming, KeepAlive, Subprotocol,
@@ -59,8 +59,11 @@ struct QueryStart {
 
 /// How a live subscription is served; dropping it ends the service.
 enum Live {
-    /// By a fan-out shard.
-    Events { _registration: Registration },
+    /// By a fan-out shard; the gauge keeps the subscription counted.
+    Events {
+        _registration: Registration,
+        _gauge: Option<SubscriptionGauge>,
+    },
     /// By its group's tick task; the feed keeps the subscription counted.
     Query {
         _registration: QueryRegistration,
@@ -642,7 +645,7 @@ impl Session {
 
     /// Hands a caught-up `events` subscription to a fan-out shard, or keeps replaying when
     /// the shard has already dispatched past the cursor.
-    fn go_live(&mut self, id: &str, catch_up: CatchUp) -> Flow {
+    fn go_live(&mut self, id: &str, mut catch_up: CatchUp) -> Flow {
         let Some(op) = self.ops.get_mut(id) else {
             return Flow::Continue;
         };
@@ -659,6 +662,7 @@ impl Session {
             Ok(registration) => {
                 op.live = Some(Live::Events {
                     _registration: registration,
+                    _gauge: catch_up.cursor.take_gauge(),
                 });
                 Flow::Continue
             }
