@@ -55,6 +55,8 @@ pub(crate) struct AppState {
     pub(crate) fanout: Arc<ws::Fanout>,
     /// Live delivery of `query` subscriptions.
     pub(crate) ticks: Arc<ws::TickFanout>,
+    /// Keep-alive of every established WebSocket.
+    pub(crate) keepalives: Arc<ws::KeepAlives>,
     /// Credentials of live sockets.
     pub(crate) watch: Arc<ws::CredentialWatch>,
 }
@@ -144,9 +146,14 @@ impl Server {
             sessions: TaskTracker::new(),
             fanout,
             ticks,
+            keepalives: Arc::new(ws::KeepAlives::new()),
             watch: Arc::default(),
         };
         tokio::spawn(state.watch.clone().run(state.clone()));
+        tokio::spawn(state.keepalives.clone().run(
+            std::time::Duration::from_millis(state.settings().ws_keepalive_interval_ms),
+            state.shutdown.clone(),
+        ));
         Ok(Self {
             listener,
             state,

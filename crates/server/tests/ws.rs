@@ -896,3 +896,40 @@ async fn subscription_gauges_count_live_subscriptions() {
     assert_eq!(gauge("query").await, 0);
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alives_arrive_every_interval_on_both_protocols() {
+    let s = TestServer::start_with(&[("ws_keepalive_interval_ms", "200")]).await;
+    // Legacy: `ka` messages after the one that follows the ack.
+    let (mut legacy, _) = connect(&s, Some("graphql-ws")).await;
+    send(
+        &mut legacy,
+        json!({"type": "connection_init", "payload": {"authToken": ADMIN_TOKEN}}),
+    )
+    .await;
+    assert_eq!(recv(&mut legacy).await, json!({"type": "connection_ack"}));
+    assert_eq!(recv(&mut legacy).await, json!({"type": "ka"}));
+    for _ in 0..3 {
+        let f = tokio::time::timeout(Duration::from_millis(1000), recv(&mut legacy))
+            .await
+            .expect("a ka within 5 intervals");
+        assert_eq!(f, json!({"type": "ka"}));
+    }
+    // graphql-transport-ws: WebSocket ping frames, and no protocol message.
+    let (mut modern, _) = connect(&s, Some("graphql-transport-ws")).await;
+    init(&mut modern, ADMIN_TOKEN).await;
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(1000);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, modern.next()).await {
+        match msg.unwrap() {
+            Message::Ping(_) => pings += 1,
+            Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        pings >= 2,
+        "{pings} ping frames in 1 s at a 200 ms interval"
+    );
+    s.shutdown().await;
+}

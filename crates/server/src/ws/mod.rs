@@ -7,6 +7,7 @@
 
 mod credentials;
 mod fanout;
+mod keepalive;
 mod limits;
 mod session;
 mod socket;
@@ -14,6 +15,7 @@ mod ticks;
 mod watch;
 
 pub(crate) use fanout::Fanout;
+pub(crate) use keepalive::KeepAlives;
 pub(crate) use limits::Limits;
 pub(crate) use ticks::TickFanout;
 pub(crate) use watch::CredentialWatch;

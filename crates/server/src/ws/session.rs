@@ -1,8 +1,9 @@
 //! One task per WebSocket connection, owning all of its state: the protocol state machine,
 //! the caller, and the running operations, whose result streams are merged fairly
 //! (`SelectAll`). A `select!` watches the socket (reads, and draining its outbox when the
-//! kernel did not take every frame at once), the operations, the init timer, keep-alive ticks,
-//! credential expiry and revocation, and server shutdown.
+//! kernel did not take every frame at once), the operations, the init timer, credential expiry
+//! and revocation, and server shutdown. Keep-alives are written by one task for all
+//! connections ([`super::keepalive`]).
 //!
 //! `events` subscriptions start as a catch-up stream in this task (replay after `after`, at
 //! the client's pace: the next event is read only when the socket took the previous frames)
@@ -10,6 +11,7 @@
 //! their frames without waking this task.
 
 use super::fanout::{LiveSubscription, Registration};
+use super::keepalive;
 use super::socket::{Sent, Socket};
 use super::ticks::{LiveQuery, QueryRegistration};
 use super::watch::Watching;
@@ -26,7 +28,7 @@ use infrastream_graphql::{
 };
 use infrastream_protocol::{
     Close, Closing, Connection, Decoder, FramePrefix, Incoming, KeepAlive, Subprotocol,
-    SubscribePayload, WireMessage, close_frame, graphql_error, ping_frame, pong_frame,
+    SubscribePayload, WireMessage, close_frame, graphql_error, pong_frame,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -121,6 +123,8 @@ pub(crate) struct Session {
     caller: Option<Arc<Caller>>,
     expires_at: Option<Timestamp>,
     _watching: Option<Watching>,
+    /// Registered with the keep-alive task once the session is established.
+    kept_alive: Option<keepalive::KeptAlive>,
     /// Held while authenticated: counts against `max_connections_per_account`.
     account_permit: Option<OwnedSemaphorePermit>,
     ops: HashMap<String, Operation>,
@@ -148,6 +152,7 @@ impl Session {
             caller: None,
             expires_at: None,
             _watching: None,
+            kept_alive: None,
             account_permit: None,
             ops: HashMap::new(),
             streams: SelectAll::new(),
@@ -169,7 +174,6 @@ impl Session {
         let socket = self.socket.clone();
         let s = self.state.settings();
         let write_timeout = Duration::from_millis(s.ws_write_timeout_ms);
-        let keepalive_every = Duration::from_millis(s.ws_keepalive_interval_ms);
         let init_deadline = tokio::time::sleep(Duration::from_millis(s.ws_init_timeout_ms));
         tokio::pin!(init_deadline);
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
@@ -177,10 +181,6 @@ impl Session {
         tokio::pin!(expiry);
         let drain_deadline = tokio::time::sleep_until(far);
         tokio::pin!(drain_deadline);
-        let mut keepalive = tokio::time::interval_at(
-            tokio::time::Instant::now() + keepalive_every,
-            keepalive_every,
-        );
         let shutdown = self.state.shutdown.clone();
         // Long-lived futures are created once, not on every turn of the loop: each one
         // registers a waiter under a lock when it is first polled.
@@ -255,7 +255,6 @@ impl Session {
                     let closing = self.conn.credentials_expired();
                     self.closing(closing)
                 }
-                _ = keepalive.tick() => self.keep_alive(),
             };
             if self.expires_at != expires {
                 expiry
@@ -330,7 +329,9 @@ impl Session {
             let flow = match message {
                 WireMessage::Text(text) => {
                     let incoming = self.conn.on_text(&text);
-                    self.on_incoming(incoming).await
+                    let flow = self.on_incoming(incoming).await;
+                    self.ensure_keep_alive();
+                    flow
                 }
                 WireMessage::Binary => {
                     let incoming = self.conn.on_binary();
@@ -346,12 +347,17 @@ impl Session {
         }
     }
 
-    fn keep_alive(&mut self) -> Flow {
-        match self.conn.keep_alive() {
-            KeepAlive::Nothing => Flow::Continue,
-            KeepAlive::Text(ka) => self.write(ka),
-            KeepAlive::PingFrame => self.write_raw(&ping_frame()),
+    /// Hands the connection to the keep-alive task once the protocol wants keep-alives.
+    fn ensure_keep_alive(&mut self) {
+        if self.kept_alive.is_some() {
+            return;
         }
+        let kind = match self.conn.keep_alive() {
+            KeepAlive::Nothing => return,
+            KeepAlive::Text(t) => keepalive::Kind::Text(t),
+            KeepAlive::PingFrame => keepalive::Kind::PingFrame,
+        };
+        self.kept_alive = Some(self.state.keepalives.register(&self.socket, kind));
     }
 
     async fn on_incoming(&mut self, incoming: Incoming) -> Flow {
