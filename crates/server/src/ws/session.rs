@@ -66,11 +66,9 @@ enum Live {
         _registration: Registration,
         _gauge: Option<SubscriptionGauge>,
     },
-    /// By its group's tick task; the feed keeps the subscription counted.
-    Query {
-        _registration: QueryRegistration,
-        _feed: QueryFeed,
-    },
+    /// By its group's tick task; the feed keeps the subscription counted. Boxed: every
+    /// operation holds a `Live`, and most are `events`.
+    Query(#[allow(dead_code)] Box<(QueryRegistration, QueryFeed)>),
 }
 
 /// An `events` subscription being served by this task.
@@ -706,10 +704,7 @@ impl Session {
             .register(group, start.feed.receiver(), seen, live)
         {
             Ok(registration) => {
-                op.live = Some(Live::Query {
-                    _registration: registration,
-                    _feed: start.feed,
-                });
+                op.live = Some(Live::Query(Box::new((registration, start.feed))));
                 Flow::Continue
             }
             Err(_) => {
