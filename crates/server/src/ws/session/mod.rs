@@ -10,10 +10,10 @@
 //! and, once caught up, are handed to the fan-out shards ([`super::fanout`]), which write
 //! their frames without waking this task.
 
-use super::fanout::{LiveSubscription, Registration};
+mod live;
+
 use super::keepalive;
 use super::socket::{Sent, Socket};
-use super::ticks::{LiveQuery, QueryRegistration};
 use super::watch::Watching;
 use crate::AppState;
 use crate::auth::{Authenticated, Credential, authenticate};
@@ -22,18 +22,17 @@ use futures::StreamExt;
 use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
 use infrastream_core::Timestamp;
 use infrastream_graphql::{
-    Caller, CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, EventRenderer,
-    InfraSchema, QueryFeed, SubscriptionGauge, UrlBranch, is_events_subscription,
-    is_query_subscription, operation_type,
+    Caller, UrlBranch, is_events_subscription, is_query_subscription, operation_type,
 };
 use infrastream_protocol::{
     Close, Closing, Connection, Decoder, FramePrefix, Incoming, KeepAlive, Subprotocol,
     SubscribePayload, WireMessage, close_frame, graphql_error, pong_frame,
 };
+use live::{CatchUp, Document, Live, QueryStart, catch_up_stream};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -50,33 +49,6 @@ enum Output {
     CaughtUp(Box<CatchUp>),
     /// A `query` subscription delivered its first result: make it live.
     QueryStarted(Box<QueryStart>),
-}
-
-/// A `query` subscription whose latest result the session delivered.
-struct QueryStart {
-    feed: QueryFeed,
-    renderer: Arc<EventRenderer>,
-    caller: Arc<Caller>,
-}
-
-/// How a live subscription is served; dropping it ends the service.
-enum Live {
-    /// By a fan-out shard; the gauge keeps the subscription counted.
-    Events {
-        _registration: Registration,
-        _gauge: Option<SubscriptionGauge>,
-    },
-    /// By its group's tick task; the feed keeps the subscription counted. Boxed: every
-    /// operation holds a `Live`, and most are `events`.
-    Query(#[allow(dead_code)] Box<(QueryRegistration, QueryFeed)>),
-}
-
-/// An `events` subscription being served by this task.
-struct CatchUp {
-    cursor: EventCursor,
-    renderer: Arc<EventRenderer>,
-    /// Shared by every live subscription of the connection.
-    caller: Arc<Caller>,
 }
 
 struct Operation {
@@ -554,66 +526,6 @@ impl Session {
         abort
     }
 
-    /// Prepares an `events` subscription: async-graphql validates the document and resolves
-    /// the arguments (capturing the cursor), and the renderer shared by every subscriber of
-    /// the same document is looked up.
-    fn events_catch_up(
-        &self,
-        request: async_graphql::Request,
-        doc: Document<'_>,
-        caller: Arc<Caller>,
-    ) -> impl std::future::Future<Output = Result<CatchUp, Vec<async_graphql::ServerError>>>
-    + Send
-    + 'static {
-        let (schema, renderer) = self.renderer(doc);
-        async move {
-            let capture = CaptureEventsPlan::default();
-            probe(&schema, request.data(capture.clone())).await?;
-            let cursor = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-            Ok(CatchUp {
-                cursor: cursor.ok_or_else(internal)?,
-                renderer,
-                caller,
-            })
-        }
-    }
-
-    /// Prepares a `query` subscription the same way: its feed of ticks is captured, and each
-    /// tick is rendered once for every subscriber of the same document.
-    fn query_ticks(
-        &self,
-        request: async_graphql::Request,
-        doc: Document<'_>,
-        caller: Arc<Caller>,
-    ) -> impl std::future::Future<
-        Output = Result<BoxStream<'static, Output>, Vec<async_graphql::ServerError>>,
-    > + Send
-    + 'static {
-        let (schema, renderer) = self.renderer(doc);
-        async move {
-            let capture = CaptureQueryPlan::default();
-            probe(&schema, request.data(capture.clone())).await?;
-            let feed = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let start = QueryStart {
-                feed: feed.ok_or_else(internal)?,
-                renderer,
-                caller,
-            };
-            Ok(query_stream(start))
-        }
-    }
-
-    fn renderer(&self, doc: Document<'_>) -> (InfraSchema, Arc<EventRenderer>) {
-        let schema = self.state.schema.clone();
-        let renderer = self.state.services.renderers.get(
-            &schema,
-            doc.query,
-            doc.variables,
-            doc.operation_name,
-        );
-        (schema, renderer)
-    }
-
     async fn on_result(&mut self, id: String, item: Option<Output>) -> Flow {
         let response = match item {
             Some(Output::Response(r)) => *r,
@@ -642,77 +554,6 @@ impl Session {
             Ok(payload) => self.deliver(&id, &payload),
             Err(e) => {
                 tracing::error!(error = %e, "could not serialize a response");
-                Flow::Continue
-            }
-        }
-    }
-
-    /// Hands a caught-up `events` subscription to a fan-out shard, or keeps replaying when
-    /// the shard has already dispatched past the cursor.
-    fn go_live(&mut self, id: &str, mut catch_up: CatchUp) -> Flow {
-        let Some(op) = self.ops.get_mut(id) else {
-            return Flow::Continue;
-        };
-        let live = LiveSubscription {
-            socket: self.socket.clone(),
-            prefix: op.prefix.as_str().as_bytes().into(),
-            filter: catch_up.cursor.filter().clone(),
-            renderer: catch_up.renderer.clone(),
-            caller: catch_up.caller.clone(),
-            at: AtomicU64::new(catch_up.cursor.position().0),
-            cancelled: AtomicBool::new(false),
-        };
-        match self.state.fanout.register(live) {
-            Ok(registration) => {
-                op.live = Some(Live::Events {
-                    _registration: registration,
-                    _gauge: catch_up.cursor.take_gauge(),
-                });
-                Flow::Continue
-            }
-            Err(_) => {
-                op.streams += 1;
-                let abort = self.push_stream(id, catch_up_stream(catch_up));
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.aborts.push(abort);
-                }
-                Flow::Continue
-            }
-        }
-    }
-
-    /// Hands a `query` subscription whose latest result was delivered to its group's tick
-    /// task, or delivers the newer result the task already sent to the others first.
-    fn go_live_query(&mut self, id: &str, start: QueryStart) -> Flow {
-        let Some(op) = self.ops.get_mut(id) else {
-            return Flow::Continue;
-        };
-        let live = LiveQuery {
-            socket: self.socket.clone(),
-            prefix: op.prefix.as_str().as_bytes().into(),
-            renderer: start.renderer.clone(),
-            caller: start.caller.clone(),
-            only_changes: start.feed.only_changes(),
-            last: std::sync::Mutex::new(start.feed.last()),
-            cancelled: AtomicBool::new(false),
-        };
-        let group = start.feed.group();
-        let seen = start.feed.seen();
-        match self
-            .state
-            .ticks
-            .register(group, start.feed.receiver(), seen, live)
-        {
-            Ok(registration) => {
-                op.live = Some(Live::Query(Box::new((registration, start.feed))));
-                Flow::Continue
-            }
-            Err(_) => {
-                op.streams += 1;
-                let abort = self.push_stream(id, query_stream(start));
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.aborts.push(abort);
-                }
                 Flow::Continue
             }
         }
@@ -784,68 +625,4 @@ impl Session {
 fn deadline_of(t: Option<Timestamp>) -> Option<tokio::time::Instant> {
     let left = (t? - infrastream_core::now()).to_std().unwrap_or_default();
     Some(tokio::time::Instant::now() + left)
-}
-
-/// A subscription document: its text, variables and operation name.
-#[derive(Clone, Copy)]
-struct Document<'a> {
-    query: &'a str,
-    variables: &'a serde_json::Value,
-    operation_name: Option<&'a str>,
-}
-
-/// Validates and starts `request` without streaming it: the resolver hands its plan to the
-/// capture in the request data. Errors before the start (validation, arguments) come back.
-async fn probe(
-    schema: &InfraSchema,
-    request: async_graphql::Request,
-) -> Result<(), Vec<async_graphql::ServerError>> {
-    let mut probe = schema.execute_stream(request);
-    match probe.next().await {
-        Some(response) => Err(response.errors),
-        None => Ok(()),
-    }
-}
-
-fn internal() -> Vec<async_graphql::ServerError> {
-    vec![async_graphql::ServerError::new(
-        "Internal server error",
-        None,
-    )]
-}
-
-/// Delivers a `query` subscription's next result (the latest, at first), then yields
-/// `QueryStarted` and ends.
-fn query_stream(start: QueryStart) -> BoxStream<'static, Output> {
-    stream::unfold((Some(start), false), |(state, delivered)| async move {
-        let mut q = state?;
-        if delivered {
-            return Some((Output::QueryStarted(Box::new(q)), (None, true)));
-        }
-        let result = q.feed.next().await?;
-        let payload = q.renderer.render_tick(&result, &q.caller).await;
-        Some((Output::Shared(payload), (Some(q), true)))
-    })
-    .boxed()
-}
-
-/// Replays an `events` subscription up to the head of the log, one rendered payload per
-/// matching event, then yields `CaughtUp` and ends.
-fn catch_up_stream(catch_up: CatchUp) -> BoxStream<'static, Output> {
-    stream::unfold(Some(catch_up), |state| async move {
-        let mut c = state?;
-        match c.cursor.step().await {
-            CursorStep::Event(e) => {
-                let payload = c.renderer.render(&e, &c.caller).await;
-                Some((Output::Shared(payload), Some(c)))
-            }
-            CursorStep::Failed(e) => {
-                let errors = vec![e.into_server_error(Default::default())];
-                let response = async_graphql::Response::from_errors(errors);
-                Some((Output::Response(Box::new(response)), Some(c)))
-            }
-            CursorStep::CaughtUp => Some((Output::CaughtUp(Box::new(c)), None)),
-        }
-    })
-    .boxed()
 }
