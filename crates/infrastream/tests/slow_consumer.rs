@@ -103,7 +103,11 @@ async fn read(ws: &mut Ws, want: usize) -> (Vec<(String, f64)>, Option<u16>) {
             }
             Some(Ok(Message::Close(frame))) => return (got, frame.map(|f| u16::from(f.code))),
             Some(Ok(_)) => {}
-            Some(Err(_)) | None => return (got, None),
+            Some(Err(e)) => {
+                eprintln!("read ended with an error after {} events: {e}", got.len());
+                return (got, None);
+            }
+            None => return (got, None),
         }
     }
     (got, None)

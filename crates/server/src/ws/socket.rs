@@ -227,6 +227,30 @@ impl Socket {
         }
     }
 
+    /// Ends the connection politely after the last frame was drained: sends FIN, then reads
+    /// and discards what the client still sends (its pongs, its close frame) until it closes
+    /// too or `wait` passes. Dropping a socket with unread input makes the kernel answer with
+    /// a reset, which destroys frames the client has received but not yet read — the close
+    /// frame among them.
+    pub(crate) async fn finish(&self, wait: std::time::Duration) {
+        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+        let discard = async {
+            let mut sink = [0u8; 1024];
+            loop {
+                if self.stream.readable().await.is_err() {
+                    return;
+                }
+                match self.stream.try_read(&mut sink) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait, discard).await;
+    }
+
     /// Accepts no more frames (other than a forced close frame).
     pub(crate) fn close(&self) {
         self.out.lock().unwrap_or_else(|e| e.into_inner()).closed = true;

@@ -246,11 +246,21 @@ impl Session {
         } else {
             write_timeout
         };
-        tokio::select! {
-            _ = tokio::time::timeout(linger, socket.drain()) => {}
+        let drained = tokio::select! {
+            d = tokio::time::timeout(linger, socket.drain()) => matches!(d, Ok(Ok(()))),
             _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.drain()).await;
+                let d = tokio::time::timeout(Duration::from_secs(1), socket.drain()).await;
+                matches!(d, Ok(Ok(())))
             }
+        };
+        if drained {
+            // The client's close reply usually comes at once; at shutdown wait less.
+            let wait = if shutdown.is_cancelled() {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(1)
+            };
+            socket.finish(wait).await;
         }
         self.gauge().fetch_sub(1, Ordering::Relaxed);
         tracing::info!(peer = %self.peer, protocol = self.conn.protocol().as_str(), close_code = ?code, "websocket closed");
