@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod branch;
+pub mod codes;
 pub mod error;
 pub mod event;
 pub mod filter;
@@ -14,7 +15,8 @@ pub mod time;
 
 pub use account::{Account, ApiToken, Role};
 pub use branch::{Branch, BranchStatus, validate_branch_name};
-pub use error::{Error, ErrorKind};
+pub use codes::Code;
+pub use error::{Chain, DomainError, Error, ErrorKind};
 pub use event::{Event, EventName, NewEvent, ParentRef, Position, RelatedNode};
 pub use filter::{EventFilter, SortOrder};
 pub use node::Node;

@@ -22,10 +22,11 @@ use crate::node::{
 };
 use crate::object_store::{ObjectStore, md5_hex};
 use crate::scalars::GenericScalar;
-use crate::{Caller, InfraSchema, Services, UrlBranch};
+use crate::{Caller, InfraSchema, UrlBranch};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use infrastream_core::{Error, ErrorKind, EventName, NewEvent, Node, RelatedNode as CoreNode};
+use infrastream_services::Services;
 use infrastream_store::{Change, Commit, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};

@@ -2,58 +2,24 @@
 //! domain errors to GraphQL errors with `extensions.code` and `extensions.http_status`.
 
 use async_graphql::{Context, ErrorExtensions};
-use infrastream_auth::JwtKeys;
-use infrastream_config::Settings;
 use infrastream_core::{Account, Error, ErrorKind, Role};
-use infrastream_store::{Store, StoreError};
+use infrastream_store::StoreError;
 use std::sync::Arc;
 
-/// Shared services, one per server.
+/// What the API layer holds, one per server: the domain services and what only the API uses.
 #[derive(Clone)]
 pub struct Services {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// Settings in force.
-    pub settings: Arc<Settings>,
-    /// JWT signing keys.
-    pub jwt: Arc<JwtKeys>,
-    /// Identifies this deployment (persisted at first start).
-    pub deployment_id: String,
-    /// Commit notifications and the in-memory tail of recent events.
-    pub bus: infrastream_bus::Bus,
+    /// The domain layer.
+    pub domain: infrastream_services::Services,
     /// Counters shown by `/metrics`.
     pub metrics: Arc<crate::Metrics>,
     /// Shared executions of identical `query` subscriptions.
     pub query_hub: Arc<crate::QueryHub>,
     /// Shared rendering of events for `events` subscribers of the same document.
     pub renderers: Arc<crate::Renderers>,
-    /// Recently verified credentials; cleared on every account or token change.
-    pub credentials: Arc<crate::CredentialCache>,
 }
 
-/// Who is making the request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The account, `None` for an anonymous session.
-    pub account: Option<Account>,
-    /// What the caller may do.
-    pub role: Role,
-}
-
-impl Caller {
-    /// An anonymous, read-only caller.
-    pub fn anonymous() -> Self {
-        Self {
-            account: None,
-            role: Role::ReadOnly,
-        }
-    }
-
-    /// Id of the calling account.
-    pub fn account_id(&self) -> Option<String> {
-        self.account.as_ref().map(|a| a.id.clone())
-    }
-}
+pub use infrastream_services::Caller;
 
 /// The branch named by the request URL (`/graphql/{branch}`), `main` by default.
 #[derive(Debug, Clone)]
@@ -62,7 +28,7 @@ pub struct UrlBranch(pub String);
 /// Turns a domain error into a GraphQL error with stable extensions.
 pub(crate) fn gql(e: Error) -> async_graphql::Error {
     async_graphql::Error::new(e.message).extend_with(|_, ext| {
-        ext.set("code", e.kind.code());
+        ext.set("code", e.code);
         ext.set("http_status", e.kind.http_status());
     })
 }
@@ -77,7 +43,13 @@ pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
 
 pub(crate) type Res<T> = async_graphql::Result<T>;
 
-pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+/// The domain services.
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a infrastream_services::Services {
+    &ctx.data_unchecked::<Services>().domain
+}
+
+/// The API layer's own state (metrics, query hub, renderers).
+pub(crate) fn api<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
 }
 

@@ -7,7 +7,6 @@ mod accounts;
 mod artifacts;
 mod branches;
 mod context;
-mod credential_cache;
 mod events;
 mod extension;
 mod fanout;
@@ -18,6 +17,7 @@ mod node;
 pub mod object_store;
 mod query_hub;
 mod repositories;
+mod runner;
 mod saved_queries;
 mod scalars;
 mod subscriptions;
@@ -28,9 +28,9 @@ pub use artifacts::{
     generate_artifacts,
 };
 pub use context::{Caller, Services, UrlBranch};
-pub use credential_cache::CredentialCache;
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
 pub use fanout::{EventRenderer, Renderers, is_events_subscription, is_query_subscription};
+pub use infrastream_services::CredentialCache;
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{Latest, QueryHub, TickResult};
 pub use repositories::spawn_periodic_repository_sync;
@@ -96,11 +96,11 @@ pub fn schema_sdl() -> String {
 
 /// Builds the schema with the limits of `services.settings`.
 pub fn build_schema(services: Services) -> InfraSchema {
-    let s = services.settings.clone();
+    let s = services.domain.settings.clone();
     let handle = SchemaHandle::default();
     let hub = services.query_hub.clone();
     let schema = builder()
-        .data(services)
+        .data(services.clone())
         .data(handle.clone())
         .extension(extension::TagRequestErrors)
         .limit_depth(s.max_query_depth)
@@ -109,6 +109,10 @@ pub fn build_schema(services: Services) -> InfraSchema {
         .finish();
     let _ = handle.0.set(schema.clone());
     hub.set_schema(schema.clone());
+    services
+        .domain
+        .queries
+        .install(Arc::new(runner::SchemaRunner(schema.clone())));
     schema
 }
 

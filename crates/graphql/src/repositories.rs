@@ -22,9 +22,7 @@
 //! fetch it: call `RepositorySync`, or let the periodic sync (`repository_sync_interval_secs`)
 //! pick it up.
 
-use crate::context::{
-    Res, Services, caller, event_context, gql, require_write, services, store_err,
-};
+use crate::context::{Res, caller, event_context, gql, require_write, services, store_err};
 use crate::git_sync::{self, Location};
 use crate::node::{
     DeleteInput, Dropdown, NodeKey, TextAttribute, TextAttributeCreate, TextAttributeUpdate,
@@ -35,6 +33,7 @@ use infrastream_core::{
     Error, EventName, NewEvent, Node, ParentRef, RelatedNode, format_timestamp, now,
     validate_branch_name,
 };
+use infrastream_services::Services;
 use infrastream_store::{Change, Commit, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! `after`) and `query` (a saved query run every interval, multiplexed through the
 //! [`QueryHub`](crate::QueryHub)).
 
-use crate::context::{Res, caller, gql, services, store_err, url_branch};
+use crate::context::{Res, api, caller, gql, services, store_err, url_branch};
 use crate::events::{EventNode, EventTypeFilter, FilterArgs};
 use crate::query_hub::{GroupKey, TickResult};
 use crate::scalars::{DateTime, GenericScalar};
@@ -321,13 +321,13 @@ impl Subscription {
             }
         };
         let cursor = EventCursor {
-            gauge: Some(SubscriptionGauge::new(s.metrics.clone(), true)),
+            gauge: Some(SubscriptionGauge::new(api(ctx).metrics.clone(), true)),
             bus: s.bus.clone(),
             head,
             at,
             filter,
             pending: VecDeque::new(),
-            metrics: s.metrics.clone(),
+            metrics: api(ctx).metrics.clone(),
             lagging: false,
             last_delivered: resume_from,
         };
@@ -399,10 +399,11 @@ impl Subscription {
             interval_ms,
             account: who.account_id(),
         };
-        let gauge = SubscriptionGauge::new(s.metrics.clone(), false);
-        let (group, rx) = s
-            .query_hub
-            .join(key, params, who, s.metrics.clone(), s.store.clone());
+        let api = api(ctx);
+        let gauge = SubscriptionGauge::new(api.metrics.clone(), false);
+        let (group, rx) =
+            api.query_hub
+                .join(key, params, who, api.metrics.clone(), s.store.clone());
         let feed = QueryFeed {
             group,
             rx,

@@ -83,7 +83,7 @@ pub(crate) async fn authenticate(
         Some(Credential::ApiToken(secret)) => {
             let hash = infrastream_auth::hash_api_token(&secret);
             let key = format!("token:{hash}");
-            if let Some((caller, expires_at)) = state.services.credentials.get(&key) {
+            if let Some((caller, expires_at)) = state.services.domain.credentials.get(&key) {
                 return Ok(Authenticated { caller, expires_at });
             }
             let token = store.token_by_hash(&hash).await.map_err(internal)?;
@@ -106,6 +106,7 @@ pub(crate) async fn authenticate(
             };
             state
                 .services
+                .domain
                 .credentials
                 .insert(key, caller.clone(), token.expires_at);
             Ok(Authenticated {
@@ -116,12 +117,13 @@ pub(crate) async fn authenticate(
         Some(Credential::Jwt(jwt)) => {
             let claims = state
                 .services
+                .domain
                 .jwt
                 .verify(&jwt, TokenKind::Access)
                 .map_err(jwt_error)?;
             let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
             let key = format!("account:{}", claims.sub);
-            if let Some((caller, _)) = state.services.credentials.get(&key) {
+            if let Some((caller, _)) = state.services.domain.credentials.get(&key) {
                 return Ok(Authenticated { caller, expires_at });
             }
             let account = store.account(&claims.sub).await.map_err(internal)?;
@@ -132,7 +134,11 @@ pub(crate) async fn authenticate(
                 role: account.role,
                 account: Some(account),
             };
-            state.services.credentials.insert(key, caller.clone(), None);
+            state
+                .services
+                .domain
+                .credentials
+                .insert(key, caller.clone(), None);
             Ok(Authenticated { caller, expires_at })
         }
     }
@@ -151,7 +157,7 @@ pub(crate) struct Login {
 fn session_tokens(state: &AppState, account_id: &str) -> serde_json::Value {
     let s = state.settings();
     let session = uuid::Uuid::now_v7().to_string();
-    let jwt = &state.services.jwt;
+    let jwt = &state.services.domain.jwt;
     serde_json::json!({
         "access_token": jwt.issue(account_id, TokenKind::Access, Duration::from_secs(s.access_token_lifetime_secs), &session),
         "refresh_token": jwt.issue(account_id, TokenKind::Refresh, Duration::from_secs(s.refresh_token_lifetime_secs), &session),
@@ -196,7 +202,7 @@ pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -
             "A refresh token is required in the Authorization header",
         ));
     };
-    let claims = match state.services.jwt.verify(&token, TokenKind::Refresh) {
+    let claims = match state.services.domain.jwt.verify(&token, TokenKind::Refresh) {
         Ok(c) => c,
         Err(e) => return reply::error(&jwt_error(e)),
     };
@@ -217,6 +223,6 @@ pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -
         session_id: claims.session_id,
         kind: TokenKind::Access,
     };
-    let body = serde_json::json!({"access_token": state.services.jwt.sign(&access)});
+    let body = serde_json::json!({"access_token": state.services.domain.jwt.sign(&access)});
     reply::json(StatusCode::OK, body.to_string())
 }

@@ -63,10 +63,10 @@ pub(crate) struct AppState {
 
 impl AppState {
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.services.store
+        &self.services.domain.store
     }
     pub(crate) fn settings(&self) -> &Settings {
-        &self.services.settings
+        &self.services.domain.settings
     }
 
     /// The 404 reply for a branch that does not exist (`main` always exists: it cannot be
@@ -126,16 +126,21 @@ impl Server {
         };
         let fanout = Arc::new(ws::Fanout::start(&bus, shards, metrics.clone()));
         let ticks = Arc::new(ws::TickFanout::new(metrics.clone()));
-        let services = Services {
+        let domain = infrastream_services::Services {
             bus,
             store,
             settings: Arc::new(settings),
             jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),
             deployment_id: boot.deployment_id.clone(),
+            credentials: Arc::new(CredentialCache::new(credential_ttl)),
+            locks: Arc::new(infrastream_services::InProcessLocks::default()),
+            queries: Default::default(),
+        };
+        let services = Services {
+            domain,
             metrics,
             query_hub: Arc::default(),
             renderers: Arc::default(),
-            credentials: Arc::new(CredentialCache::new(credential_ttl)),
         };
         let schema = build_schema(services.clone());
         let state = AppState {
@@ -179,7 +184,7 @@ impl Server {
         let app = routes::router(self.state.clone());
         let token = self.state.shutdown.clone();
         let repository_sync = infrastream_graphql::spawn_periodic_repository_sync(
-            self.state.services.clone(),
+            self.state.services.domain.clone(),
             token.clone(),
         );
         let result = serve_http(self.listener, app, token.clone(), async move {

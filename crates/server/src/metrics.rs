@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let m = &state.services.metrics;
-    let appended = state.services.store.head().borrow().0;
+    let appended = state.services.domain.store.head().borrow().0;
     let mut out = String::with_capacity(2048);
     let _ = writeln!(
         out,

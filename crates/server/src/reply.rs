@@ -12,8 +12,8 @@ use infrastream_core::{Error, ErrorKind};
 /// An error reply with the status of its kind.
 pub(crate) fn error(e: &Error) -> Response {
     error_with_status(
-        StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-        e.kind.code(),
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+        e.code,
         &e.message,
     )
 }

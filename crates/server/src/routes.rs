@@ -46,7 +46,7 @@ pub(crate) fn router(state: AppState) -> Router {
 async fn info(State(state): State<AppState>) -> Response {
     let body = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "deployment_id": state.services.deployment_id,
+        "deployment_id": state.services.domain.deployment_id,
     });
     reply::json(StatusCode::OK, body.to_string())
 }

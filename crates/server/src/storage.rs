@@ -135,7 +135,7 @@ pub(crate) async fn artifact(
     if let Err(r) = caller(&state, &headers).await {
         return r;
     }
-    match infrastream_graphql::artifact_content(&state.services, &id).await {
+    match infrastream_graphql::artifact_content(&state.services.domain, &id).await {
         Ok(c) => bytes_reply(c.bytes, &c.content_type),
         Err(e) => reply::error(&e),
     }
@@ -194,7 +194,7 @@ pub(crate) async fn generate(
         }
     };
     let done = match infrastream_graphql::generate_artifacts(
-        &state.services,
+        &state.services.domain,
         &state.schema,
         &caller,
         &branch,

@@ -77,7 +77,7 @@ impl CredentialWatch {
     /// Re-checks every watched credential after each account or token change, until the
     /// server stops.
     pub(crate) async fn run(self: Arc<Self>, state: AppState) {
-        let mut changes = state.services.credentials.changes();
+        let mut changes = state.services.domain.credentials.changes();
         loop {
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,
