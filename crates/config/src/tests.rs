@@ -451,3 +451,44 @@ fn debug_lists_every_setting() {
         );
     }
 }
+
+/// docs/settings.md is `settings_markdown()`; with `INFRASTREAM_UPDATE_DOCS=1` this test
+/// rewrites it instead of failing.
+#[test]
+fn settings_doc_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/settings.md");
+    let expected = settings_markdown();
+    if std::env::var_os("INFRASTREAM_UPDATE_DOCS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &expected)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        return;
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == expected,
+        "docs/settings.md is not what the setting declarations generate; regenerate it with\n\
+         INFRASTREAM_UPDATE_DOCS=1 cargo test -p infrastream-config settings_doc\n\
+         and commit the result"
+    );
+}
+
+#[test]
+fn markdown_lists_every_setting_and_marks_secrets() {
+    let md = settings_markdown();
+    for spec in specs() {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", spec.key)))
+            .unwrap_or_else(|| panic!("{} missing from:\n{md}", spec.key));
+        assert!(
+            row.contains(&format!("`{}`", env_var_name(spec.key))),
+            "{row}"
+        );
+        assert_eq!(row.contains("**Secret**"), spec.secret, "{row}");
+    }
+    assert!(md.contains("## `[subscriptions]`"), "{md}");
+    assert!(
+        md.contains("| `listen` | a string | `\"127.0.0.1:8000\"` |"),
+        "{md}"
+    );
+}
