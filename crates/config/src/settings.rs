@@ -91,8 +91,15 @@ declare_settings! {
         /// Milliseconds between keep-alive messages on idle WebSockets.
         ws_keepalive_interval_ms: u64 = 10_000, at_least_one;
         /// Milliseconds a WebSocket may hold unsent frames without the client reading any
-        /// before it is closed.
+        /// before it is closed. A closing socket also gets this long to send what was queued
+        /// before its close frame.
         ws_write_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds a closing WebSocket waits for the client's close reply once its own
+        /// close frame is sent (its input is read and discarded meanwhile).
+        ws_close_reply_wait_ms: u64 = 1000, at_least_one;
+        /// Milliseconds a WebSocket refused during protocol negotiation gets to send its
+        /// close frame before it is dropped.
+        ws_refusal_close_timeout_ms: u64 = 1000, at_least_one;
         /// Fan-out shards writing live `events` frames; 0 = one per CPU core.
         fanout_shards: usize = 0;
         /// New connections accepted per second per client IP address; 0 = unlimited.
@@ -100,12 +107,47 @@ declare_settings! {
         /// Milliseconds a verified credential is cached (changes made through this server
         /// apply at once and re-check every live socket).
         token_check_interval_ms: u64 = 250, at_least_one;
+        /// Most verified credentials cached at once; when it is full the cache is emptied
+        /// before the next one is added.
+        credential_cache_max_entries: usize = 100_000, at_least_one;
         /// Most recent events kept in memory for subscribers (older ones are read from the
         /// store).
         event_tail_capacity: usize = 65_536, at_least_one;
+        /// Rendered `events` payloads kept per subscribed document (the most recent events),
+        /// so that every subscriber of the same document shares one rendering.
+        renderer_cache_events: usize = 1024, at_least_one;
+        /// Documents registered with the shared `events` renderer above which renderers no
+        /// longer subscribed to are swept from the registry (when the next one is added).
+        renderer_registry_sweep_threshold: usize = 1024, at_least_one;
         /// Subscription settings (`[subscriptions]`).
         subscriptions: SubscriptionSettings = SubscriptionSettings::default(), section;
         /// Seconds between automatic syncs of Git repositories; 0 = off.
         repository_sync_interval_secs: u64 = 0;
+        /// Seconds a `git` fetch (or first clone) of a repository may take before it is
+        /// stopped and the sync fails.
+        git_fetch_timeout_secs: u64 = 600, at_least_one;
+        /// Seconds a local `git` command (init, for-each-ref, …) may take before it is
+        /// stopped and the sync fails.
+        git_local_timeout_secs: u64 = 60, at_least_one;
+        /// Instructions one artifact template rendering may execute before it is stopped
+        /// with an error (a template cannot keep a server thread busy forever).
+        artifact_template_fuel: u64 = 20_000_000, at_least_one;
+        /// Most targets one artifact generation request may name; 0 = unlimited.
+        artifact_max_targets_per_request: usize = 0;
+        /// Milliseconds, at shutdown, that open WebSocket sessions get to close (1001)
+        /// before the server stops without them.
+        shutdown_sessions_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds, at shutdown, that a running periodic repository sync gets to stop
+        /// and record its outcome.
+        shutdown_repository_sync_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds, at shutdown, that each HTTP connection gets to finish its
+        /// in-flight request.
+        shutdown_http_drain_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds, at shutdown, that a closing WebSocket gets to send what was queued
+        /// before its close frame (at most `ws_write_timeout_ms`).
+        shutdown_ws_linger_ms: u64 = 1000, at_least_one;
+        /// Milliseconds, at shutdown, that a closing WebSocket waits for the client's close
+        /// reply.
+        shutdown_ws_close_reply_wait_ms: u64 = 250, at_least_one;
     }
 }

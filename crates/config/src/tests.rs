@@ -492,3 +492,32 @@ fn markdown_lists_every_setting_and_marks_secrets() {
         "{md}"
     );
 }
+
+/// The limits that were constants in the graphql and server crates keep their values as
+/// defaults (see the report of the change that added them for the constant each replaces).
+#[test]
+fn limit_settings_default_to_the_former_constants() {
+    let s = Settings::default();
+    assert_eq!(s.artifact_template_fuel, 20_000_000);
+    assert_eq!(s.artifact_max_targets_per_request, 0);
+    assert_eq!(s.git_fetch_timeout_secs, 600);
+    assert_eq!(s.git_local_timeout_secs, 60);
+    assert_eq!(s.renderer_cache_events, 1024);
+    assert_eq!(s.renderer_registry_sweep_threshold, 1024);
+    assert_eq!(s.credential_cache_max_entries, 100_000);
+    assert_eq!(s.shutdown_sessions_timeout_ms, 10_000);
+    assert_eq!(s.shutdown_repository_sync_timeout_ms, 10_000);
+    assert_eq!(s.shutdown_http_drain_timeout_ms, 10_000);
+    assert_eq!(s.shutdown_ws_linger_ms, 1000);
+    assert_eq!(s.shutdown_ws_close_reply_wait_ms, 250);
+    assert_eq!(s.ws_close_reply_wait_ms, 1000);
+    assert_eq!(s.ws_refusal_close_timeout_ms, 1000);
+    let s = load(
+        None,
+        env(&[("INFRASTREAM_GIT_FETCH_TIMEOUT_SECS", "30")]),
+        &ov(&[("artifact_max_targets_per_request", "100")]),
+    )
+    .unwrap();
+    assert_eq!(s.git_fetch_timeout_secs, 30);
+    assert_eq!(s.artifact_max_targets_per_request, 100);
+}
