@@ -49,7 +49,8 @@ pub const NON_SETTING_ENV_VARS: &[&str] = &[];
 pub enum StoreBackend {
     /// Embedded SQLite database in `data_dir`.
     Sqlite,
-    /// PostgreSQL server at `database_url`.
+    /// PostgreSQL server at `database_url`; not available in this build yet, so validation
+    /// refuses it.
     Postgres,
 }
 

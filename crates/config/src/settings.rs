@@ -46,7 +46,8 @@ declare_settings! {
         /// Pending connections the listening socket queues before the server accepts them
         /// (the kernel caps it at `net.core.somaxconn`).
         listen_backlog: u32 = 4096, at_least_one;
-        /// Storage backend.
+        /// Storage backend. Only `sqlite` is available in this build; `postgres` is refused
+        /// by validation until the PostgreSQL backend exists.
         store: StoreBackend = StoreBackend::Sqlite;
         /// Database URL, required when `store = "postgres"`. Its password is never shown.
         database_url: Option<String> = None, secret(redact_database_url);

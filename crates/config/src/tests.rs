@@ -51,14 +51,14 @@ fn defaults() {
 #[test]
 fn file_overrides_defaults() {
     let f = file(
-        "listen = \"0.0.0.0:9000\"\nfsync = false\nstore = \"postgres\"\n\
+        "listen = \"0.0.0.0:9000\"\nfsync = false\nstore = \"sqlite\"\n\
          database_url = \"postgres://u:p@h/db\"\n\
          [subscriptions]\ninterval_unit = \"seconds\"\nmin_interval_ms = 5\n",
     );
     let s = load(Some(f.path()), Vec::new(), &[]).unwrap();
     assert_eq!(s.listen, "0.0.0.0:9000");
     assert!(!s.fsync);
-    assert_eq!(s.store, StoreBackend::Postgres);
+    assert_eq!(s.store, StoreBackend::Sqlite);
     assert_eq!(s.database_url.as_deref(), Some("postgres://u:p@h/db"));
     assert_eq!(s.subscriptions.interval_unit, IntervalUnit::Seconds);
     assert_eq!(s.subscriptions.min_interval_ms, 5);
@@ -222,7 +222,7 @@ fn validation() {
             "subscriptions.min_interval_ms",
         ),
         (&[("listen", "localhost")], "listen"),
-        (&[("store", "postgres")], "database_url"),
+        (&[("store", "postgres")], "store"),
         (
             &[("token_check_interval_ms", "0")],
             "token_check_interval_ms",
@@ -520,4 +520,23 @@ fn limit_settings_default_to_the_former_constants() {
     .unwrap();
     assert_eq!(s.git_fetch_timeout_secs, 30);
     assert_eq!(s.artifact_max_targets_per_request, 100);
+}
+
+#[test]
+fn postgres_store_is_refused_until_the_backend_exists() {
+    let expected = "invalid setting `store`: store = \"postgres\": the PostgreSQL backend is not \
+                    available in this build yet; use store = \"sqlite\"";
+    // Whatever layer it comes from, and with or without a database URL.
+    let f = file("store = \"postgres\"\ndatabase_url = \"postgres://u:p@h/db\"\n");
+    let err = load(Some(f.path()), Vec::new(), &[]).unwrap_err();
+    assert_eq!(err.to_string(), expected);
+    let err = load(None, env(&[("INFRASTREAM_STORE", "postgres")]), &[]).unwrap_err();
+    assert_eq!(err.to_string(), expected);
+    assert_eq!(err.code(), "CONFIG_INVALID");
+    // The value still parses: the variant stays for the backend to come.
+    let s = Settings {
+        store: StoreBackend::Postgres,
+        ..Settings::default()
+    };
+    assert!(matches!(s.validate(), Err(ConfigError::Invalid { key, .. }) if key == "store"));
 }
