@@ -13,6 +13,7 @@
 mod live;
 
 use super::keepalive;
+use super::limits::AccountPermit;
 use super::socket::{Sent, Socket};
 use super::watch::Watching;
 use crate::AppState;
@@ -61,7 +62,7 @@ struct Operation {
     first: bool,
     /// Served by a fan-out shard.
     live: Option<Live>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: Option<AccountPermit>,
 }
 
 impl Drop for Operation {
@@ -96,7 +97,7 @@ pub(crate) struct Session {
     /// Registered with the keep-alive task once the session is established.
     kept_alive: Option<keepalive::KeptAlive>,
     /// Held while authenticated: counts against `max_connections_per_account`.
-    account_permit: Option<OwnedSemaphorePermit>,
+    account_permit: Option<AccountPermit>,
     ops: HashMap<String, Operation>,
     streams: SelectAll<BoxStream<'static, OpItem>>,
 }

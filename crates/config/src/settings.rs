@@ -1,0 +1,154 @@
+//! Every setting, declared once: documentation, key, type, default and flags (see
+//! [`declare_settings!`]). `--help`, docs/settings.md, layering and validation are derived
+//! from these declarations; the order here is the order of `--help` and the reference.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::redact::redact_database_url;
+use crate::{IntervalUnit, StoreBackend};
+
+declare_settings! {
+    "subscriptions.";
+    /// Settings of GraphQL subscriptions (`[subscriptions]` in the file).
+    #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct SubscriptionSettings {
+        /// Unit of the `interval` argument of polling subscriptions.
+        interval_unit: IntervalUnit = IntervalUnit::Milliseconds;
+        /// Smallest accepted polling interval, in milliseconds; smaller requests are raised
+        /// to it.
+        min_interval_ms: u64 = 100, at_least_one;
+        /// Polling interval in milliseconds when a subscription gives none.
+        default_interval_ms: u64 = 1000, at_least_one;
+        /// Frames a WebSocket connection may have queued unsent (its client is not reading
+        /// what live subscriptions produce) before it is closed with 1013, telling the client
+        /// to resubscribe with `after`. Replay from an old `after` is never refused: it runs
+        /// at the client's pace. Bounds the memory of a stalled connection.
+        lag_close_threshold: u64 = 4096, at_least_one;
+    }
+}
+
+declare_settings! {
+    "";
+    /// All settings of the server; see [`settings_help`](crate::settings_help) or
+    /// docs/settings.md for the list with defaults and environment variables. `Debug` never
+    /// shows a secret.
+    // Serialization includes the secrets: it exists for layering (`load`), never for display.
+    #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Settings {
+        /// Address (IP:port) the HTTP and WebSocket server listens on.
+        listen: String = "127.0.0.1:8000".to_owned();
+        /// Directory of the embedded store and the persisted server secret.
+        data_dir: PathBuf = PathBuf::from("./infrastream-data");
+        /// Pending connections the listening socket queues before the server accepts them
+        /// (the kernel caps it at `net.core.somaxconn`).
+        listen_backlog: u32 = 4096, at_least_one;
+        /// Storage backend. Only `sqlite` is available in this build; `postgres` is refused
+        /// by validation until the PostgreSQL backend exists.
+        store: StoreBackend = StoreBackend::Sqlite;
+        /// Database URL, required when `store = "postgres"`. Its password is never shown.
+        database_url: Option<String> = None, secret(redact_database_url);
+        /// Whether every commit is flushed to stable storage before it is acknowledged.
+        fsync: bool = true;
+        /// Most writes committed together in one group commit.
+        group_commit_max_batch: usize = 1024, at_least_one;
+        /// API token given to the `admin` account on first start (random if unset).
+        initial_admin_token: Option<String> = None, secret;
+        /// Password given to the `admin` account on first start (random if unset).
+        initial_admin_password: Option<String> = None, secret;
+        /// Whether requests without credentials get a read-only session.
+        allow_anonymous_access: bool = false;
+        /// Lifetime of JWT access tokens, in seconds.
+        access_token_lifetime_secs: u64 = 3600, at_least_one;
+        /// Lifetime of JWT refresh tokens, in seconds (the default is 30 days).
+        refresh_token_lifetime_secs: u64 = 2_592_000, at_least_one;
+        /// Largest accepted HTTP request body, in bytes.
+        max_body_bytes: usize = 1_048_576, at_least_one;
+        /// Deepest accepted GraphQL query nesting.
+        max_query_depth: usize = 24, at_least_one;
+        /// Highest accepted GraphQL query complexity.
+        max_query_complexity: usize = 20_000, at_least_one;
+        /// Deepest recursion allowed while parsing a GraphQL document.
+        max_query_recursion: usize = 64, at_least_one;
+        /// `InfrahubEvent` page size when the query gives no `limit`.
+        event_page_default: u32 = 10, at_least_one;
+        /// Largest accepted `InfrahubEvent` page size.
+        event_page_max: u32 = 50, at_least_one;
+        /// Most simultaneous WebSocket connections.
+        max_connections: usize = 20_000, at_least_one;
+        /// Most simultaneous WebSocket connections of one account.
+        max_connections_per_account: usize = 10_000, at_least_one;
+        /// Most active subscriptions on one connection.
+        max_subscriptions_per_connection: usize = 100, at_least_one;
+        /// Most active subscriptions of one account, over all its connections.
+        max_subscriptions_per_account: usize = 250_000, at_least_one;
+        /// Largest accepted WebSocket message, in bytes.
+        ws_max_message_bytes: usize = 1_048_576, at_least_one;
+        /// Milliseconds a new WebSocket has to send `connection_init`.
+        ws_init_timeout_ms: u64 = 3000, at_least_one;
+        /// Milliseconds between keep-alive messages on idle WebSockets.
+        ws_keepalive_interval_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds a WebSocket may hold unsent frames without the client reading any
+        /// before it is closed. A closing socket also gets this long to send what was queued
+        /// before its close frame.
+        ws_write_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds a closing WebSocket waits for the client's close reply once its own
+        /// close frame is sent (its input is read and discarded meanwhile).
+        ws_close_reply_wait_ms: u64 = 1000, at_least_one;
+        /// Milliseconds a WebSocket refused during protocol negotiation gets to send its
+        /// close frame before it is dropped.
+        ws_refusal_close_timeout_ms: u64 = 1000, at_least_one;
+        /// Fan-out shards writing live `events` frames; 0 = one per CPU core.
+        fanout_shards: usize = 0;
+        /// New connections accepted per second per client IP address; 0 = unlimited.
+        connection_rate_per_address: u32 = 10_000;
+        /// Milliseconds a verified credential is cached (changes made through this server
+        /// apply at once and re-check every live socket).
+        token_check_interval_ms: u64 = 250, at_least_one;
+        /// Most verified credentials cached at once; when it is full the cache is emptied
+        /// before the next one is added.
+        credential_cache_max_entries: usize = 100_000, at_least_one;
+        /// Most recent events kept in memory for subscribers (older ones are read from the
+        /// store).
+        event_tail_capacity: usize = 65_536, at_least_one;
+        /// Rendered `events` payloads kept per subscribed document (the most recent events),
+        /// so that every subscriber of the same document shares one rendering.
+        renderer_cache_events: usize = 1024, at_least_one;
+        /// Documents registered with the shared `events` renderer above which renderers no
+        /// longer subscribed to are swept from the registry (when the next one is added).
+        renderer_registry_sweep_threshold: usize = 1024, at_least_one;
+        /// Subscription settings (`[subscriptions]`).
+        subscriptions: SubscriptionSettings = SubscriptionSettings::default(), section;
+        /// Seconds between automatic syncs of Git repositories; 0 = off.
+        repository_sync_interval_secs: u64 = 0;
+        /// Seconds a `git` fetch (or first clone) of a repository may take before it is
+        /// stopped and the sync fails.
+        git_fetch_timeout_secs: u64 = 600, at_least_one;
+        /// Seconds a local `git` command (init, for-each-ref, …) may take before it is
+        /// stopped and the sync fails.
+        git_local_timeout_secs: u64 = 60, at_least_one;
+        /// Instructions one artifact template rendering may execute before it is stopped
+        /// with an error (a template cannot keep a server thread busy forever).
+        artifact_template_fuel: u64 = 20_000_000, at_least_one;
+        /// Most targets one artifact generation request may name; 0 = unlimited.
+        artifact_max_targets_per_request: usize = 0;
+        /// Milliseconds, at shutdown, that open WebSocket sessions get to close (1001)
+        /// before the server stops without them.
+        shutdown_sessions_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds, at shutdown, that a running periodic repository sync gets to stop
+        /// and record its outcome.
+        shutdown_repository_sync_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds, at shutdown, that each HTTP connection gets to finish its
+        /// in-flight request.
+        shutdown_http_drain_timeout_ms: u64 = 10_000, at_least_one;
+        /// Milliseconds, at shutdown, that a closing WebSocket gets to send what was queued
+        /// before its close frame (at most `ws_write_timeout_ms`).
+        shutdown_ws_linger_ms: u64 = 1000, at_least_one;
+        /// Milliseconds, at shutdown, that a closing WebSocket waits for the client's close
+        /// reply.
+        shutdown_ws_close_reply_wait_ms: u64 = 250, at_least_one;
+    }
+}

@@ -1,0 +1,80 @@
+//! Validation of the merged settings as a whole: ranges and relations between settings.
+
+use std::net::SocketAddr;
+
+use crate::{ConfigError, Settings, StoreBackend};
+
+/// Shorthand for a validation error.
+pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Checks ranges and relations between settings (called by [`load`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "listen",
+                "must be an IP address and port, e.g. 127.0.0.1:8000",
+            )
+        })?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        // When the PostgreSQL backend arrives, `database_url` becomes required with it.
+        if self.store == StoreBackend::Postgres {
+            return Err(invalid(
+                "store",
+                "store = \"postgres\": the PostgreSQL backend is not available in this build \
+                 yet; use store = \"sqlite\"",
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && url.trim().is_empty()
+        {
+            return Err(invalid("database_url", "must not be empty when set"));
+        }
+        if self.initial_admin_token.as_deref() == Some("") {
+            return Err(invalid("initial_admin_token", "must not be empty when set"));
+        }
+        if self.initial_admin_password.as_deref() == Some("") {
+            return Err(invalid(
+                "initial_admin_password",
+                "must not be empty when set",
+            ));
+        }
+        self.check_at_least_one()?;
+        if self.event_page_default > self.event_page_max {
+            return Err(invalid(
+                "event_page_default",
+                format!(
+                    "is {}, more than event_page_max ({})",
+                    self.event_page_default, self.event_page_max
+                ),
+            ));
+        }
+        if self.subscriptions.default_interval_ms < self.subscriptions.min_interval_ms {
+            return Err(invalid(
+                "subscriptions.default_interval_ms",
+                format!(
+                    "is {}, less than subscriptions.min_interval_ms ({})",
+                    self.subscriptions.default_interval_ms, self.subscriptions.min_interval_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The validated `listen` address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                "must be an IP address and port, e.g. 127.0.0.1:8000",
+            )
+        })
+    }
+}
