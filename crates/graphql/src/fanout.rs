@@ -15,9 +15,6 @@ use infrastream_core::{Event, Position};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
-/// Rendered payloads kept per document (the most recent events).
-const CACHE_EVENTS: usize = 1024;
-
 /// Whether the document's operation is a subscription whose only root field is `events`.
 pub fn is_events_subscription(query: &str, operation_name: Option<&str>) -> bool {
     single_root_field(query, operation_name).as_deref() == Some("events")
@@ -76,6 +73,8 @@ pub struct EventRenderer {
     variables: serde_json::Value,
     operation_name: Option<String>,
     cache: tokio::sync::Mutex<VecDeque<(Rendered, Arc<str>)>>,
+    /// Renderings kept (`renderer_cache_events`).
+    cache_events: usize,
 }
 
 impl EventRenderer {
@@ -122,7 +121,7 @@ impl EventRenderer {
             Some(Ok(json)) => json.into(),
             _ => r#"{"errors":[{"message":"Internal server error"}]}"#.into(),
         };
-        if cache.len() == CACHE_EVENTS {
+        if cache.len() >= self.cache_events {
             cache.pop_front();
         }
         cache.push_back((key, payload.clone()));
@@ -131,12 +130,25 @@ impl EventRenderer {
 }
 
 /// The shared renderers, by document.
-#[derive(Default)]
 pub struct Renderers {
     map: Mutex<HashMap<String, Weak<EventRenderer>>>,
+    /// Renderings each renderer keeps (`renderer_cache_events`).
+    cache_events: usize,
+    /// Registry size past which renderers nobody uses are swept
+    /// (`renderer_registry_sweep_threshold`).
+    sweep_threshold: usize,
 }
 
 impl Renderers {
+    /// An empty registry whose renderers keep `cache_events` renderings each.
+    pub fn new(cache_events: usize, sweep_threshold: usize) -> Self {
+        Self {
+            map: Mutex::default(),
+            cache_events: cache_events.max(1),
+            sweep_threshold,
+        }
+    }
+
     /// The renderer for this document, shared with every other subscriber of it.
     pub fn get(
         &self,
@@ -153,7 +165,7 @@ impl Renderers {
         if let Some(r) = map.get(&key).and_then(Weak::upgrade) {
             return r;
         }
-        if map.len() > 1024 {
+        if map.len() > self.sweep_threshold {
             map.retain(|_, w| w.strong_count() > 0);
         }
         let r = Arc::new(EventRenderer {
@@ -162,6 +174,7 @@ impl Renderers {
             variables: variables.clone(),
             operation_name: operation_name.map(str::to_owned),
             cache: tokio::sync::Mutex::new(VecDeque::new()),
+            cache_events: self.cache_events,
         });
         map.insert(key, Arc::downgrade(&r));
         r

@@ -126,13 +126,21 @@ impl Server {
         };
         let fanout = Arc::new(ws::Fanout::start(&bus, shards, metrics.clone()));
         let ticks = Arc::new(ws::TickFanout::new(metrics.clone()));
+        let renderers = Arc::new(infrastream_graphql::Renderers::new(
+            settings.renderer_cache_events,
+            settings.renderer_registry_sweep_threshold,
+        ));
+        let credentials = Arc::new(CredentialCache::new(
+            credential_ttl,
+            settings.credential_cache_max_entries,
+        ));
         let domain = infrastream_services::Services {
             bus,
             store,
             settings: Arc::new(settings),
             jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),
             deployment_id: boot.deployment_id.clone(),
-            credentials: Arc::new(CredentialCache::new(credential_ttl)),
+            credentials,
             locks: Arc::new(infrastream_services::InProcessLocks::default()),
             queries: Default::default(),
         };
@@ -140,7 +148,7 @@ impl Server {
             domain,
             metrics,
             query_hub: Arc::default(),
-            renderers: Arc::default(),
+            renderers,
         };
         let schema = build_schema(services.clone());
         let state = AppState {
@@ -187,7 +195,8 @@ impl Server {
             self.state.services.domain.clone(),
             token.clone(),
         );
-        let result = serve_http(self.listener, app, token.clone(), async move {
+        let drain = std::time::Duration::from_millis(self.state.settings().shutdown_http_drain_timeout_ms);
+        let result = serve_http(self.listener, app, token.clone(), drain, async move {
             shutdown.await;
             // WebSocket sessions are detached from hyper: tell them to close with 1001.
             token.cancel();
@@ -195,22 +204,30 @@ impl Server {
         .await;
         self.state.shutdown.cancel();
         self.state.sessions.close();
-        if tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            self.state.sessions.wait(),
-        )
-        .await
-        .is_err()
+        let s = self.state.settings().clone();
+        let sessions_wait = std::time::Duration::from_millis(s.shutdown_sessions_timeout_ms);
+        if tokio::time::timeout(sessions_wait, self.state.sessions.wait())
+            .await
+            .is_err()
         {
-            tracing::warn!("some WebSocket sessions did not close within 10 s");
+            tracing::warn!(
+                timeout_ms = s.shutdown_sessions_timeout_ms,
+                "some WebSocket sessions did not close within shutdown_sessions_timeout_ms"
+            );
         }
         // An interrupted periodic sync still commits its `sync_completed` (failed).
         if let Some(task) = repository_sync
-            && tokio::time::timeout(std::time::Duration::from_secs(10), task)
-                .await
-                .is_err()
+            && tokio::time::timeout(
+                std::time::Duration::from_millis(s.shutdown_repository_sync_timeout_ms),
+                task,
+            )
+            .await
+            .is_err()
         {
-            tracing::warn!("the periodic repository sync did not stop within 10 s");
+            tracing::warn!(
+                timeout_ms = s.shutdown_repository_sync_timeout_ms,
+                "the periodic repository sync did not stop within shutdown_repository_sync_timeout_ms"
+            );
         }
         self.state.store().close().await;
         tracing::info!("server stopped");
@@ -228,6 +245,7 @@ async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
     stop: CancellationToken,
+    drain: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     use hyper_util::rt::TokioIo;
@@ -275,7 +293,7 @@ async fn serve_http(
                 }
                 _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), conn).await;
+            let _ = tokio::time::timeout(drain, conn).await;
         });
     }
     connections.close();

@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries kept at most; past it the cache starts over.
-const MAX_ENTRIES: usize = 100_000;
 
 /// A cached verification: when it was made, the caller, and the credential's own expiry.
 type Entry = (Instant, Caller, Option<Timestamp>);
@@ -19,16 +17,19 @@ type Entry = (Instant, Caller, Option<Timestamp>);
 /// Verified credentials, by key.
 pub struct CredentialCache {
     ttl: Duration,
+    /// Entries kept at most (`credential_cache_max_entries`); past it the cache starts over.
+    max_entries: usize,
     map: Mutex<HashMap<String, Entry>>,
     /// Counts the changes to accounts and tokens; live sockets re-check on each.
     changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl CredentialCache {
-    /// An empty cache whose entries live for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// An empty cache of at most `max_entries` whose entries live for `ttl`.
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
         Self {
             ttl,
+            max_entries,
             map: Mutex::new(HashMap::new()),
             changes: tokio::sync::watch::Sender::new(0),
         }
@@ -47,7 +48,7 @@ impl CredentialCache {
     /// Remembers a verified credential.
     pub fn insert(&self, key: String, caller: Caller, expires_at: Option<Timestamp>) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_ENTRIES {
+        if map.len() >= self.max_entries {
             map.clear();
         }
         map.insert(key, (Instant::now(), caller, expires_at));
@@ -72,7 +73,7 @@ mod tests {
 
     #[test]
     fn entries_expire_with_ttl_and_credential() {
-        let cache = CredentialCache::new(Duration::from_millis(30));
+        let cache = CredentialCache::new(Duration::from_millis(30), 100);
         cache.insert("a".into(), Caller::anonymous(), None);
         cache.insert(
             "b".into(),

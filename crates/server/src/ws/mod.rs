@@ -166,8 +166,9 @@ pub(crate) async fn upgrade(
         match negotiated {
             Err(close) => {
                 socket.send_raw(&close_frame(&close), true);
-                let _ =
-                    tokio::time::timeout(std::time::Duration::from_secs(1), socket.drain()).await;
+                let wait = state.settings().ws_refusal_close_timeout_ms;
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(wait), socket.drain())
+                    .await;
                 drop(permit);
             }
             Ok(n) => {

@@ -241,26 +241,28 @@ impl Session {
         socket.close();
         // The close frame leaves after everything queued before it, so a consumer that
         // resumes reading within the write timeout still sees every frame and then the code
-        // (1013 for a slow consumer). Shutdown waits one second at most.
+        // (1013 for a slow consumer). Shutdown waits `shutdown_ws_linger_ms` at most.
+        let s = self.state.settings();
+        let shutdown_linger = Duration::from_millis(s.shutdown_ws_linger_ms);
         let linger = if shutdown.is_cancelled() {
-            write_timeout.min(Duration::from_secs(1))
+            write_timeout.min(shutdown_linger)
         } else {
             write_timeout
         };
         let drained = tokio::select! {
             d = tokio::time::timeout(linger, socket.drain()) => matches!(d, Ok(Ok(()))),
             _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {
-                let d = tokio::time::timeout(Duration::from_secs(1), socket.drain()).await;
+                let d = tokio::time::timeout(shutdown_linger, socket.drain()).await;
                 matches!(d, Ok(Ok(())))
             }
         };
         if drained {
             // The client's close reply usually comes at once; at shutdown wait less.
-            let wait = if shutdown.is_cancelled() {
-                Duration::from_millis(250)
+            let wait = Duration::from_millis(if shutdown.is_cancelled() {
+                s.shutdown_ws_close_reply_wait_ms
             } else {
-                Duration::from_secs(1)
-            };
+                s.ws_close_reply_wait_ms
+            });
             socket.finish(wait).await;
         }
         self.gauge().fetch_sub(1, Ordering::Relaxed);
