@@ -2,10 +2,12 @@
 //! (`infrastream --listen ADDR --data-dir DIR` serves exactly like `infrastream serve …`);
 //! `serve --help` lists every setting under one `SETTINGS` heading; `bench` keeps its own flags.
 
-mod support;
-
+use infrastream_testkit::binary::run;
+use infrastream_testkit::http::post_graphql;
+use infrastream_testkit::{ADMIN_TOKEN, Auth, Binary};
 use serde_json::{Value, json};
-use support::{ADMIN_TOKEN, Binary, run};
+
+const EXE: &str = env!("CARGO_BIN_EXE_infrastream");
 
 /// What a client sees of a server: everything but the per-data-directory deployment id.
 async fn observe(b: &Binary) -> Value {
@@ -24,16 +26,14 @@ async fn observe(b: &Binary) -> Value {
     let deployment_id = info_body["deployment_id"].as_str().unwrap_or("");
     assert!(!deployment_id.is_empty(), "/api/info: {info_body}");
 
-    let graphql = http
-        .post(format!("{}/graphql", b.url))
-        .header("content-type", "application/json")
-        .header("x-infrahub-key", ADMIN_TOKEN)
-        .body(json!({"query": "{ Branch { name } AccountProfile { name { value } } }"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let graphql_status = graphql.status().as_u16();
-    let graphql_body: Value = graphql.json().await.unwrap();
+    let (graphql_status, graphql_body) = post_graphql(
+        &http,
+        &format!("{}/graphql", b.url),
+        Auth::Token(ADMIN_TOKEN),
+        "{ Branch { name } AccountProfile { name { value } } }",
+        Value::Null,
+    )
+    .await;
 
     // `--set max_body_bytes=2048` (given to both) is honoured: a bigger body is refused.
     let big = json!({"query": format!("{{ Branch {{ name }} }}{}", " ".repeat(4096))});
@@ -53,7 +53,7 @@ async fn observe(b: &Binary) -> Value {
         "info": [info_status, info_body["version"]],
         "graphql": [graphql_status, graphql_body],
         "over_the_body_limit": too_big,
-        "store_in_data_dir": b.data_dir.join("infrastream.db").exists(),
+        "store_in_data_dir": b.data_dir().join("infrastream.db").exists(),
     })
 }
 
@@ -67,8 +67,8 @@ async fn serve_flags_work_without_the_subcommand() {
         "--set",
         "max_body_bytes=2048",
     ];
-    let implicit = Binary::start(&flags);
-    let explicit = Binary::start(&[&["serve"][..], &flags].concat());
+    let implicit = Binary::start(EXE, &flags);
+    let explicit = Binary::start(EXE, &[&["serve"][..], &flags].concat());
     let seen_implicit = observe(&implicit).await;
     let seen_explicit = observe(&explicit).await;
     assert_eq!(
@@ -107,7 +107,7 @@ fn text(out: &std::process::Output) -> (String, String) {
 
 #[test]
 fn serve_help_lists_every_setting_under_one_heading() {
-    let out = run(&["serve", "--help"]);
+    let out = run(EXE, &["serve", "--help"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let headings = stdout.lines().filter(|l| l.starts_with("SETTINGS")).count();
@@ -138,7 +138,7 @@ fn serve_help_lists_every_setting_under_one_heading() {
 
 #[test]
 fn top_level_help_shows_the_serve_flags_and_the_subcommands() {
-    let out = run(&["--help"]);
+    let out = run(EXE, &["--help"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     for word in [
@@ -156,18 +156,18 @@ fn top_level_help_shows_the_serve_flags_and_the_subcommands() {
 
 #[test]
 fn bench_keeps_its_own_flags_and_serve_flags_do_not_mix_with_it() {
-    let out = run(&["bench", "--help"]);
+    let out = run(EXE, &["bench", "--help"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("ingest"), "{stdout}");
     assert!(!stdout.contains("--data-dir"), "{stdout}");
 
-    let out = run(&["--listen", "127.0.0.1:0", "bench", "ingest"]);
+    let out = run(EXE, &["--listen", "127.0.0.1:0", "bench", "ingest"]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 
-    let out = run(&["--no-such-flag"]);
+    let out = run(EXE, &["--no-such-flag"]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -35,15 +35,12 @@
 //!
 //! Needs `bash`, `curl` and `python3` on `PATH`, as the README's tour does.
 
-mod support;
-
-use futures::{SinkExt, StreamExt};
+use infrastream_testkit::http::try_graphql;
+use infrastream_testkit::ws::TRANSPORT_WS;
+use infrastream_testkit::{ADMIN_PASSWORD, ADMIN_TOKEN, Auth, Binary, WsClient};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{ADMIN_PASSWORD, ADMIN_TOKEN, Binary};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Fence info strings of examples that must be marked (and, when marked `run`, can be run).
 const SHELL: &[&str] = &["sh", "bash", "shell", "console"];
@@ -317,19 +314,14 @@ async fn post_graphql(
     query: &str,
     variables: &Map<String, Value>,
 ) -> Result<Value, String> {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/graphql", server.url))
-        .header("content-type", "application/json")
-        .header("x-infrahub-key", ADMIN_TOKEN)
-        .body(json!({"query": query, "variables": variables}).to_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-    if status != 200 || body.get("errors").is_some() {
-        return Err(format!("status {status}: {body}"));
-    }
+    let body = try_graphql(
+        &reqwest::Client::new(),
+        &format!("{}/graphql", server.url),
+        Auth::Token(ADMIN_TOKEN),
+        query,
+        Value::Object(variables.clone()),
+    )
+    .await?;
     Ok(body["data"].clone())
 }
 
@@ -339,43 +331,29 @@ async fn subscribe(
     query: &str,
     variables: &Map<String, Value>,
 ) -> Result<Value, String> {
-    let mut req = format!("ws://{}/graphql", server.addr())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let send = |v: Value| Message::Text(v.to_string().into());
-    ws.send(send(
-        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": ADMIN_TOKEN}}),
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
-    ws.send(send(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}})))
-        .await
-        .map_err(|e| e.to_string())?;
-    let first = async {
-        while let Some(msg) = ws.next().await {
-            let msg = msg.map_err(|e| e.to_string())?;
-            let Message::Text(text) = msg else { continue };
-            let frame: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            match frame["type"].as_str() {
-                Some("connection_ack" | "ping" | "pong") => {}
-                Some("next") => return Ok(frame["payload"].clone()),
-                _ => return Err(format!("unexpected frame {frame}")),
+    let mut ws = WsClient::try_connect(&server.ws_url(), Some(TRANSPORT_WS)).await?;
+    ws.try_send(json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": ADMIN_TOKEN}}))
+        .await?;
+    ws.try_send(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}))
+        .await?;
+    let limit = Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + limit;
+    let payload = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = ws.recv_timeout(left).await else {
+            return Err(format!("no result within {limit:?}"));
+        };
+        match frame["type"].as_str() {
+            Some("connection_ack" | "ping" | "pong") => {}
+            Some("next") => break frame["payload"].clone(),
+            _ if frame.get("close").is_some() || frame.get("closed").is_some() => {
+                return Err("the socket closed before a result".to_string());
             }
+            _ => return Err(format!("unexpected frame {frame}")),
         }
-        Err("the socket closed before a result".to_string())
     };
-    let payload = tokio::time::timeout(Duration::from_secs(15), first)
-        .await
-        .map_err(|_| "no result within 15 s".to_string())??;
-    let _ = ws.send(send(json!({"id": "1", "type": "complete"}))).await;
-    let _ = ws.close(None).await;
+    let _ = ws.try_send(json!({"id": "1", "type": "complete"})).await;
+    ws.close().await;
     if payload.get("errors").is_some() {
         return Err(format!("result with errors: {payload}"));
     }
@@ -440,7 +418,10 @@ async fn readme_and_docs_examples_run_as_written() {
         "no runnable example found in README.md: {all:?}"
     );
 
-    let server = Binary::start(&["--listen", "127.0.0.1:0", "--data-dir", "{data_dir}"]);
+    let server = Binary::start(
+        env!("CARGO_BIN_EXE_infrastream"),
+        &["--listen", "127.0.0.1:0", "--data-dir", "{data_dir}"],
+    );
     for e in runnable {
         let found = if SHELL.contains(&e.lang.as_str()) {
             run_shell(&server, e)

@@ -3,11 +3,10 @@
 //! token create/use/revoke, account create and password change, bogus credentials, bad
 //! requests), stops it with SIGTERM and searches everything it wrote for the secrets.
 
+use infrastream_testkit::Binary;
+use infrastream_testkit::http::send;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ADMIN_TOKEN: &str = "sekret-admin-token-3f9a1c7e5b2d8f4a6c0e1b3d5f7a9c2e";
 const ADMIN_PASSWORD: &str = "sekret-admin-password-8d41c2";
@@ -18,18 +17,6 @@ const BOGUS_TOKEN: &str = "sekret-bogus-token-0c4e8a2f6b1d9e3a7c5f";
 const LITERAL_PASSWORD: &str = "sekret-literal-password-2b9f40";
 const BOGUS_JWT: &str =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWtyZXQifQ.c2VrcmV0LWJvZ3VzLXNpZ25hdHVyZQ";
-
-/// Kills the server if the test fails before stopping it.
-struct Running(Option<Child>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 struct Client {
     http: reqwest::Client,
@@ -43,18 +30,17 @@ impl Client {
     }
 
     async fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .header("content-type", "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        let r = send(
+            &self.http,
+            "POST",
+            &format!("{}{path}", self.url),
+            &all,
+            Some(body),
+        )
+        .await;
+        (r.status, r.json)
     }
 
     async fn graphql(&self, headers: &[(&str, &str)], query: &str, variables: Value) -> Value {
@@ -78,64 +64,16 @@ fn string(v: &Value) -> String {
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs_or_the_console() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_infrastream"));
-    // Only this test's settings: drop any INFRASTREAM_* of the surrounding environment.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("INFRASTREAM_") {
-            command.env_remove(k);
-        }
-    }
-    let child = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .args(["--set", "fsync=false"])
+    let mut server = Binary::builder(env!("CARGO_BIN_EXE_infrastream"))
+        .set("fsync", "false")
         .env("RUST_LOG", "debug")
         .env("INFRASTREAM_INITIAL_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("INFRASTREAM_INITIAL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn infrastream");
-    let mut running = Running(Some(child));
-    let child = running.0.as_mut().unwrap();
-    let pid = child.id();
-
-    // stdout line by line (to find the address), stderr whole: each on its own thread so the
-    // server never blocks on a full pipe.
-    let stdout = child.stdout.take().unwrap();
-    let (line_tx, line_rx) = mpsc::channel::<String>();
-    let stdout_thread = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            all.push_str(&line);
-            all.push('\n');
-            let _ = line_tx.send(line);
-        }
-        all
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr_thread = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = line_rx
-            .recv_timeout(left)
-            .expect("the server did not print its address in time");
-        if let Some(rest) = line.strip_prefix("infrastream listening on http://") {
-            break rest.trim().to_string();
-        }
-    };
+        .capture_stderr()
+        .spawn();
     let c = Client {
         http: reqwest::Client::new(),
-        url: format!("http://{addr}"),
+        url: server.url.clone(),
     };
     let admin = [("x-infrahub-key", ADMIN_TOKEN)];
 
@@ -339,25 +277,9 @@ async fn no_secret_reaches_the_logs_or_the_console() {
     assert_eq!(status, 400);
 
     // Stop with SIGTERM and collect everything the process wrote.
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let mut child = running.0.take().unwrap();
-    let stop_deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > stop_deadline {
-            let _ = child.kill();
-            panic!("the server did not stop within 30 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let stdout = stdout_thread.join().unwrap();
-    let stderr = stderr_thread.join().unwrap();
+    let exit = server.stop(Duration::from_secs(30)).await;
+    let stdout: String = server.stdout().iter().map(|l| format!("{l}\n")).collect();
+    let stderr = server.stderr();
     assert!(exit.success(), "exit {exit:?}; stderr:\n{stderr}");
 
     // The logs are really there, at debug level, and cover the requests above.

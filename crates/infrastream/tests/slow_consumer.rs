@@ -9,15 +9,12 @@
 //!   with nothing lost or repeated;
 //! - a socket that never reads does not hold up shutdown.
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
+use infrastream_testkit::ws::TRANSPORT_WS;
+use infrastream_testkit::{ADMIN_TOKEN, Binary, WsClient};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const TOKEN: &str = "slow-consumer-token-0123456789abcdef0123456789abcdef";
 const EVENTS: usize = 10_000;
 const PER_REQUEST: usize = 100;
 const STALLED: usize = 100;
@@ -31,16 +28,8 @@ const SUBSCRIPTION: &str = "subscription($after: String) { events(event_type: [\
 /// does not read.
 const PAD: usize = 1000;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// How long a socket may go without a frame while it is read.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -49,66 +38,47 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// A subscribed connection; `small_buffer` shrinks its receive buffer to 4 KiB.
-async fn subscribe(addr: &str, small_buffer: bool, after: Option<&str>) -> Ws {
+async fn subscribe(addr: &str, small_buffer: bool, after: Option<&str>) -> WsClient {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     if small_buffer {
         socket.set_recv_buffer_size(4096).unwrap();
     }
     let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
-    let mut req = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
-    let init = json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": TOKEN}});
-    ws.send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    let ack = ws.next().await.unwrap().unwrap();
-    assert!(ack.to_text().unwrap().contains("connection_ack"));
-    let sub = json!({"id": "s", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {"after": after}}});
-    ws.send(Message::Text(sub.to_string().into()))
-        .await
-        .unwrap();
+    let url = format!("ws://{addr}/graphql");
+    let mut ws = WsClient::connect_on(stream, &url, Some(TRANSPORT_WS)).await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.subscribe("s", SUBSCRIPTION, json!({"after": after}))
+        .await;
     ws
 }
 
 /// What a socket delivers until it closes or `want` events arrived: the event ids (with their
 /// latency in ms) and the close code, if it closed.
-async fn read(ws: &mut Ws, want: usize) -> (Vec<(String, f64)>, Option<u16>) {
+async fn read(ws: &mut WsClient, want: usize) -> (Vec<(String, f64)>, Option<u16>) {
     let mut got = Vec::new();
     while got.len() < want {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("frames keep coming");
-        match msg {
-            Some(Ok(Message::Text(text))) => {
-                let v: Value = serde_json::from_str(&text).unwrap();
-                if v["type"] == "ping" {
-                    continue;
-                }
-                assert_eq!(v["type"], "next", "unexpected frame {v}");
-                let e = &v["payload"]["data"]["events"];
-                let committed =
-                    chrono::DateTime::parse_from_rfc3339(e["occurred_at"].as_str().unwrap())
-                        .unwrap();
-                let ms = (chrono::Utc::now() - committed.to_utc())
-                    .num_microseconds()
-                    .unwrap() as f64
-                    / 1e3;
-                got.push((e["id"].as_str().unwrap().to_owned(), ms));
-            }
-            Some(Ok(Message::Close(frame))) => return (got, frame.map(|f| u16::from(f.code))),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                eprintln!("read ended with an error after {} events: {e}", got.len());
-                return (got, None);
-            }
-            None => return (got, None),
+        let v = ws.recv_within(FRAME_TIMEOUT).await;
+        if v.get("close").is_some() {
+            return (got, v["close"].as_u64().map(|c| c as u16));
         }
+        if let Some(end) = v.get("closed") {
+            if end != "None" {
+                eprintln!("read ended with an error after {} events: {end}", got.len());
+            }
+            return (got, None);
+        }
+        if v["type"] == "ping" {
+            continue;
+        }
+        assert_eq!(v["type"], "next", "unexpected frame {v}");
+        let e = &v["payload"]["data"]["events"];
+        let committed =
+            chrono::DateTime::parse_from_rfc3339(e["occurred_at"].as_str().unwrap()).unwrap();
+        let ms = (chrono::Utc::now() - committed.to_utc())
+            .num_microseconds()
+            .unwrap() as f64
+            / 1e3;
+        got.push((e["id"].as_str().unwrap().to_owned(), ms));
     }
     (got, None)
 }
@@ -134,7 +104,7 @@ async fn commit_events(addr: &str) -> Vec<String> {
                 for _ in 0..EVENTS / PER_REQUEST / 4 {
                     let r: Value = http
                         .post(format!("http://{addr}/graphql"))
-                        .header("x-infrahub-key", TOKEN)
+                        .header("x-infrahub-key", ADMIN_TOKEN)
                         .header("content-type", "application/json")
                         .body(body.clone())
                         .send()
@@ -162,39 +132,17 @@ async fn commit_events(addr: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_sockets_are_bounded_closed_with_1013_and_resume_without_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_infrastream"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .args(["--set", "fsync=false"])
-        .args([
-            "--set",
-            &format!("subscriptions.lag_close_threshold={MAX_UNSENT_FRAMES}"),
-        ])
-        .args(["--set", "ws_write_timeout_ms=60000"])
-        .env("INFRASTREAM_INITIAL_ADMIN_TOKEN", TOKEN)
-        .env(
-            "INFRASTREAM_INITIAL_ADMIN_PASSWORD",
-            "slow-consumer-password",
+    let mut server = Binary::builder(env!("CARGO_BIN_EXE_infrastream"))
+        .set("fsync", "false")
+        .set(
+            "subscriptions.lag_close_threshold",
+            &MAX_UNSENT_FRAMES.to_string(),
         )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find_map(|l| {
-            l.strip_prefix("infrastream listening on http://")
-                .map(str::to_owned)
-        })
-        .expect("the server prints its address");
-    std::thread::spawn(move || lines.for_each(drop));
-    let pid = server.0.id();
+        .set("ws_write_timeout_ms", "60000")
+        .quiet()
+        .spawn();
+    let addr = server.addr().to_owned();
+    let pid = server.pid();
 
     let mut stalled = Vec::new();
     for _ in 0..STALLED {
@@ -265,24 +213,10 @@ async fn stalled_sockets_are_bounded_closed_with_1013_and_resume_without_loss() 
 
     // A socket that never reads again does not hold up shutdown.
     let mut never = subscribe(&addr, true, None).await;
-    let _ = never.flush().await;
+    let _ = never.inner().flush().await;
     commit_events(&addr).await;
     let stop = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exited = loop {
-        if let Some(s) = server.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stop.elapsed() < Duration::from_secs(15),
-            "shutdown did not complete within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exited = server.stop(Duration::from_secs(15)).await;
     println!("shutdown with a stalled socket took {:?}", stop.elapsed());
     assert!(exited.success(), "{exited}");
     drop(never);

@@ -2,14 +2,12 @@
 //! generation from a saved query and a minijinja template, content storage, the artifact
 //! events in `InfrahubEvent` and on the `events` subscription, and bad input.
 
-mod common;
-use common::{ADMIN_TOKEN, TestServer};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use infrastream_testkit::{ADMIN_TOKEN, TestServer};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const CREATED: &str = "infrahub.artifact.created";
 const UPDATED: &str = "infrahub.artifact.updated";
@@ -515,50 +513,6 @@ async fn render_and_query_errors_set_status_error_without_events() {
     s.shutdown().await;
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_connect(s: &TestServer) -> Ws {
-    let url = s.url.replace("http://", "ws://") + "/graphql";
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws_send(
-        &mut ws,
-        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": ADMIN_TOKEN}}),
-    )
-    .await;
-    assert_eq!(ws_recv(&mut ws).await, json!({"type": "connection_ack"}));
-    ws
-}
-
-async fn ws_send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-/// The next text frame that is not a keep-alive.
-async fn ws_recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("no frame within 5 s");
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] != "ka" && v["type"] != "ping" {
-                    return v;
-                }
-            }
-            Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
-            Some(Ok(_)) => continue,
-            other => panic!("socket ended: {other:?}"),
-        }
-    }
-}
-
 /// Acceptance (c) for artifacts: the events are found by `InfrahubEvent` with `event_type`,
 /// `primary_node__ids` and `related_node__ids`, and delivered by the `events` subscription.
 #[tokio::test]
@@ -568,8 +522,8 @@ async fn artifact_events_are_queryable_and_delivered_by_the_subscription() {
     let def = create_definition(&s, "subs", "branch_names", BRANCH_TEMPLATE, json!({})).await;
     let target = branch_id(&s, "main").await;
 
-    let mut ws = ws_connect(&s).await;
-    ws_send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {
+    let mut ws = s.ws_admin().await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {
         "query": "subscription($t: [String!], $r: [String!]) { events(event_type: $t, related_node__ids: $r) { id event branch primary_node { id kind } related_nodes { id kind } ... on ArtifactEvent { artifact_definition_id checksum checksum_previous storage_id storage_id_previous } } }",
         "variables": {"t": [CREATED, UPDATED], "r": [target]},
     }}))
@@ -579,7 +533,7 @@ async fn artifact_events_are_queryable_and_delivered_by_the_subscription() {
     let first = generate(&s, &def, json!([target])).await;
     let a = only(&first);
     let artifact = a["object"]["id"].as_str().unwrap().to_string();
-    let frame = ws_recv(&mut ws).await;
+    let frame = ws.recv_data().await;
     assert_eq!(frame["type"], "next", "{frame}");
     let pushed = &frame["payload"]["data"]["events"];
     assert_eq!(pushed["id"], a["event_id"]);
@@ -601,7 +555,7 @@ async fn artifact_events_are_queryable_and_delivered_by_the_subscription() {
     let second = generate(&s, &def, json!([target])).await;
     let b = only(&second);
     assert_eq!(b["result"], "updated");
-    let frame = ws_recv(&mut ws).await;
+    let frame = ws.recv_data().await;
     let pushed = &frame["payload"]["data"]["events"];
     assert_eq!(pushed["id"], b["event_id"]);
     assert_eq!(pushed["event"], UPDATED);
@@ -632,7 +586,7 @@ async fn artifact_events_are_queryable_and_delivered_by_the_subscription() {
     let third = generate(&s, &def, json!([target])).await;
     assert_eq!(only(&third)["result"], "unchanged");
     if let Ok(Some(Ok(Message::Text(t)))) =
-        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+        tokio::time::timeout(Duration::from_millis(300), ws.inner().next()).await
     {
         let v: Value = serde_json::from_str(&t).unwrap();
         assert!(

@@ -2,13 +2,11 @@
 //! expired and revoked credentials get 401 with Infrahub-shaped errors; roles limit what an
 //! account may do; login, refresh, cookie and anonymous access behave as specified.
 
-mod common;
-mod support;
-
-use common::{ADMIN_PASSWORD, ADMIN_TOKEN, TestServer};
+use infrastream_testkit::http::send;
+use infrastream_testkit::{ADMIN_PASSWORD, ADMIN_TOKEN, TestServer};
+use infrastream_testkit::{Resp, assert_error_entry, assert_error_reply};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{Resp, assert_error_entry, assert_error_reply, send};
 
 /// A cheap query every role may run.
 const PROBE: &str = "{ InfrahubInfo { version } }";
@@ -102,31 +100,6 @@ fn assert_forbidden(what: &str, r: &Resp, field: &str) -> String {
     assert_error_entry(what, &r.json, "FORBIDDEN", 403)
 }
 
-async fn login(s: &TestServer, username: &str, password: &str) -> Resp {
-    send(
-        &s.http,
-        "POST",
-        &format!("{}/api/auth/login", s.url),
-        &[("content-type", "application/json")],
-        Some(
-            json!({"username": username, "password": password})
-                .to_string()
-                .into_bytes(),
-        ),
-    )
-    .await
-}
-
-/// Logs in and returns (access token, refresh token).
-async fn login_ok(s: &TestServer, username: &str, password: &str) -> (String, String) {
-    let r = login(s, username, password).await;
-    assert_eq!(r.status, 200, "login {username}: {}", r.text);
-    let access = r.json["access_token"].as_str().unwrap().to_string();
-    let refresh = r.json["refresh_token"].as_str().unwrap().to_string();
-    assert_ne!(access, refresh);
-    (access, refresh)
-}
-
 async fn refresh(s: &TestServer, headers: &[(&str, &str)]) -> Resp {
     send(
         &s.http,
@@ -214,7 +187,7 @@ async fn credentials_are_checked_on_every_request() {
         true
     );
 
-    let (access, refresh) = login_ok(&s, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh) = s.login_ok("admin", ADMIN_PASSWORD).await;
     let bogus = "bogus-token-5f0c9a1e7d3b4c2a8e6f1d0b9c7a5e3f".to_string();
 
     let cases: Vec<(&str, Cred, Option<&str>)> = vec![
@@ -353,7 +326,7 @@ async fn roles_limit_mutations() {
     )
     .await;
 
-    let (viewer_jwt, _) = login_ok(&s, "viewer", "viewer-password-1").await;
+    let (viewer_jwt, _) = s.login_ok("viewer", "viewer-password-1").await;
     let viewer = Cred::Bearer(viewer_jwt);
     // Any account may hold API tokens; the token carries the account's role.
     let (_, viewer_key) = create_token(&s, &viewer, None).await;
@@ -450,7 +423,7 @@ async fn roles_limit_mutations() {
     );
 
     // read-write: branch mutations yes, account management no.
-    let (writer_jwt, _) = login_ok(&s, "writer", "writer-password-1").await;
+    let (writer_jwt, _) = s.login_ok("writer", "writer-password-1").await;
     let writer = Cred::Bearer(writer_jwt);
     let r = post(
         &s,
@@ -549,7 +522,7 @@ async fn login_failures() {
         ("unknown user", "nobody", "viewer-password-1"),
         ("empty password", "admin", ""),
     ] {
-        let r = login(&s, user, password).await;
+        let r = s.login(user, password).await;
         let message = assert_error_reply(what, &r, 401, "UNAUTHENTICATED");
         assert_eq!(message, "Incorrect username or password", "{what}");
         assert!(r.json.get("access_token").is_none());
@@ -573,7 +546,7 @@ async fn login_failures() {
         assert_error_reply(what, &r, 400, "BAD_USER_INPUT");
     }
     // The right password still works after the failures.
-    login_ok(&s, "viewer", "viewer-password-1").await;
+    s.login_ok("viewer", "viewer-password-1").await;
     s.shutdown().await;
 }
 
@@ -582,7 +555,7 @@ async fn login_failures() {
 #[tokio::test]
 async fn refresh_issues_a_working_access_token() {
     let s = TestServer::start().await;
-    let (access, refresh_token) = login_ok(&s, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh_token) = s.login_ok("admin", ADMIN_PASSWORD).await;
     let bearer = format!("Bearer {refresh_token}");
     let r = refresh(&s, &[("authorization", bearer.as_str())]).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -654,8 +627,8 @@ async fn expired_jwt_says_expired_signature() {
         ("refresh_token_lifetime_secs", "1"),
     ])
     .await;
-    let (access, refresh_token) = login_ok(&s, "admin", ADMIN_PASSWORD).await;
-    let (_, short_refresh) = login_ok(&short, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh_token) = s.login_ok("admin", ADMIN_PASSWORD).await;
+    let (_, short_refresh) = short.login_ok("admin", ADMIN_PASSWORD).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // An expired refresh token says the same, so the SDK falls back to a password login.
@@ -663,7 +636,7 @@ async fn expired_jwt_says_expired_signature() {
     let r = refresh(&short, &[("authorization", bearer.as_str())]).await;
     let message = assert_error_reply("expired refresh token", &r, 401, "UNAUTHENTICATED");
     assert_eq!(message, "Expired Signature");
-    login_ok(&short, "admin", ADMIN_PASSWORD).await;
+    short.login_ok("admin", ADMIN_PASSWORD).await;
     short.shutdown().await;
     for (how, r) in [
         (
@@ -760,7 +733,7 @@ async fn anonymous_access_is_read_only() {
 async fn deleted_account_credentials_are_refused() {
     let s = TestServer::start().await;
     create_account(&s, "leaver", "leaver-password-1", "read-write").await;
-    let (access, refresh_token) = login_ok(&s, "leaver", "leaver-password-1").await;
+    let (access, refresh_token) = s.login_ok("leaver", "leaver-password-1").await;
     let jwt = Cred::Bearer(access.clone());
     let (_, key) = create_token(&s, &jwt, None).await;
     let key = Cred::Key(key);
@@ -787,7 +760,7 @@ async fn deleted_account_credentials_are_refused() {
     let bearer = format!("Bearer {refresh_token}");
     let r = refresh(&s, &[("authorization", bearer.as_str())]).await;
     assert_error_reply("refresh of a deleted account", &r, 401, "UNAUTHENTICATED");
-    let r = login(&s, "leaver", "leaver-password-1").await;
+    let r = s.login("leaver", "leaver-password-1").await;
     assert_error_reply("login of a deleted account", &r, 401, "UNAUTHENTICATED");
     s.shutdown().await;
 }

@@ -2,12 +2,10 @@
 //! documented status and an Infrahub-shaped error, the server keeps serving the next request,
 //! and nothing reaches the event log.
 
-mod common;
-mod support;
-
-use common::{ADMIN_TOKEN, TestServer};
+use infrastream_testkit::http::send;
+use infrastream_testkit::{ADMIN_TOKEN, TestServer};
+use infrastream_testkit::{Resp, assert_error_entry, assert_error_reply};
 use serde_json::{Value, json};
-use support::{Resp, assert_error_entry, assert_error_reply, send};
 
 /// Body limit of the server under test, small so the oversized case stays cheap.
 const MAX_BODY: usize = 64 * 1024;

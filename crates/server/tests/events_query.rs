@@ -5,9 +5,8 @@
 //! One fixture of 16 events with known names, branches, nodes, parents and accounts; a table of
 //! `(description, arguments, expected events in order, expected count)`.
 
-mod common;
 use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
-use common::{ADMIN_TOKEN, TestServer};
+use infrastream_testkit::{ADMIN_TOKEN, Auth, TestServer};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -45,52 +44,12 @@ struct Fixture {
     bob_id: String,
 }
 
-/// Runs a GraphQL request with an API token, asserting success; returns `data`.
-async fn run_as(s: &TestServer, token: &str, query: &str) -> Value {
-    let (status, body) = s.post("/graphql", Some(token), query, json!({})).await;
-    assert_eq!(status, 200, "{query}: {body}");
-    assert!(body.get("errors").is_none(), "{query}: {body}");
-    body["data"].clone()
-}
-
-/// Logs in with a password; returns the JWT access token.
-async fn login(s: &TestServer, username: &str, password: &str) -> String {
-    let resp = s
-        .http
-        .post(format!("{}/api/auth/login", s.url))
-        .header("content-type", "application/json")
-        .body(json!({"username": username, "password": password}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
-/// Runs a GraphQL request with `Authorization: Bearer <jwt>`, asserting success.
-async fn run_bearer(s: &TestServer, jwt: &str, query: &str) -> Value {
-    let resp = s
-        .http
-        .post(format!("{}/graphql", s.url))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {jwt}"))
-        .body(json!({"query": query}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let body: Value = resp.json().await.unwrap();
-    assert!(body.get("errors").is_none(), "{query}: {body}");
-    body["data"].clone()
-}
-
 /// Emits a custom event with `token`; returns its id.
 async fn emit(s: &TestServer, token: &str, event: &str, extra: &str) -> String {
     let q = format!(
         "mutation {{ EventEmit(data: {{event: \"{event}\" {extra}}}) {{ ok object {{ id event }} }} }}"
     );
-    let data = run_as(s, token, &q).await;
+    let data = s.run_as(Auth::Token(token), &q, json!({})).await;
     assert_eq!(data["EventEmit"]["ok"], true);
     assert_eq!(data["EventEmit"]["object"]["event"], event);
     data["EventEmit"]["object"]["id"]
@@ -116,10 +75,10 @@ async fn newest(s: &TestServer) -> (String, String) {
 
 /// Runs a branch mutation with `token` and returns the id of the event it produced.
 async fn branch_op(s: &TestServer, token: &str, verb: &str, name: &str, event: &str) -> String {
-    run_as(
-        s,
-        token,
+    s.run_as(
+        Auth::Token(token),
         &format!("mutation {{ Branch{verb}(data: {{name: \"{name}\"}}) {{ ok }} }}"),
+        json!({}),
     )
     .await;
     let (id, got) = newest(s).await;
@@ -165,18 +124,21 @@ impl Fixture {
             .as_str()
             .unwrap()
             .to_string();
-        let jwt = login(&s, "bob", BOB_PASSWORD).await;
-        let token = run_bearer(
-            &s,
-            &jwt,
-            r#"mutation { InfrahubAccountTokenCreate(data: {name: "t"}) { ok object { token { value } } } }"#,
-        )
+        let (jwt, _) = s.login_ok("bob", BOB_PASSWORD).await;
+        let token = s.run_as(Auth::Bearer(&jwt), r#"mutation { InfrahubAccountTokenCreate(data: {name: "t"}) { ok object { token { value } } } }"#,
+        json!({}))
         .await;
         let bob_token = token["InfrahubAccountTokenCreate"]["object"]["token"]["value"]
             .as_str()
             .unwrap()
             .to_string();
-        let profile = run_as(&s, &bob_token, "{ AccountProfile { id } }").await;
+        let profile = s
+            .run_as(
+                Auth::Token(&bob_token),
+                "{ AccountProfile { id } }",
+                json!({}),
+            )
+            .await;
         assert_eq!(profile["AccountProfile"]["id"], bob_id.as_str());
         assert_ne!(admin_id, bob_id);
 
@@ -257,12 +219,13 @@ impl Fixture {
         .await;
         ids.insert("audit", audit);
         tick().await;
-        let data = run_as(
-            &s,
-            bob,
-            r#"mutation { BranchCreate(data: {name: "feat-c"}) { ok object { id } } }"#,
-        )
-        .await;
+        let data = s
+            .run_as(
+                Auth::Token(bob),
+                r#"mutation { BranchCreate(data: {name: "feat-c"}) { ok object { id } } }"#,
+                json!({}),
+            )
+            .await;
         branch_ids.insert(
             "feat-c",
             data["BranchCreate"]["object"]["id"]

@@ -11,19 +11,16 @@
 //! the text frames. Everything of the protocol (init, ack, subscribe, next, complete, ping/pong,
 //! keep-alive) is the crate's.
 
-mod common;
-use common::{ADMIN_TOKEN, TestServer};
 use futures::{SinkExt, StreamExt};
 use graphql_ws_client::graphql::GraphqlOperation;
 use graphql_ws_client::{Client, ClientBuilder, Connection};
+use infrastream_testkit::ws::Ws;
+use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient};
 use serde_json::{Value, json};
 use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 const SETTLE: Duration = Duration::from_millis(300);
 const QUIET: Duration = Duration::from_millis(500);
@@ -117,20 +114,11 @@ impl GraphqlOperation for Op {
 /// Opens the socket: `offer` is the `Sec-WebSocket-Protocol` request header (None: no header).
 /// Returns the recording connection and the echoed subprotocol.
 async fn open(s: &TestServer, offer: Option<&str>) -> (Recorded, Frames, Option<String>) {
-    let url = s.url.replace("http://", "ws://") + "/graphql";
-    let mut req = url.into_client_request().unwrap();
-    if let Some(p) = offer {
-        req.headers_mut()
-            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
-    }
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let echoed = resp
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_string());
+    let client = WsClient::connect(&s.ws_url(), offer).await;
+    let echoed = client.protocol().map(str::to_owned);
     let frames = Frames::default();
     let conn = Recorded {
-        ws,
+        ws: client.into_inner(),
         frames: frames.clone(),
     };
     (conn, frames, echoed)

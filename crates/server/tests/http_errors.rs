@@ -4,12 +4,10 @@
 //! bodies over `max_body_bytes` (413) and refused WebSocket upgrades on `/graphql`. Success
 //! answers and error answers that are already JSON are left as they are.
 
-mod common;
-mod support;
-
-use common::{ADMIN_TOKEN, TestServer};
+use infrastream_testkit::http::send;
+use infrastream_testkit::{ADMIN_TOKEN, TestServer};
+use infrastream_testkit::{Resp, assert_error_reply};
 use serde_json::json;
-use support::{Resp, assert_error_reply, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Body limit of the servers under test.

@@ -2,8 +2,7 @@
 //! names, run unchanged against a real server: the declarations match, so they validate, and
 //! they do what they do on Infrahub.
 
-mod common;
-use common::TestServer;
+use infrastream_testkit::TestServer;
 use serde_json::{Value, json};
 
 /// Runs `query` as admin and returns `data.<field>`, asserting success.

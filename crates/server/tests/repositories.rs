@@ -3,14 +3,10 @@
 //! `update_commit` children), clean failures, the events in `InfrahubEvent` and on the
 //! `events` subscription, and the periodic sync.
 
-mod common;
-use common::{ADMIN_TOKEN, TestServer};
-use futures::{SinkExt, StreamExt};
+use infrastream_testkit::TestServer;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 // ---------------------------------------------------------------- git helpers
 
@@ -461,14 +457,11 @@ async fn repository_events_are_filtered_and_delivered_by_the_subscription() {
     let id = register(&s, "streamed", path.to_str().unwrap()).await;
     let other = register(&s, "other", "/nonexistent/other").await;
 
-    let (mut ws, _) = connect(&s).await;
-    init(&mut ws).await;
+    let mut ws = s.ws_admin().await;
     let sub = format!(
         "subscription($ids: [String!]) {{ events(primary_node__ids: $ids) {{ {EVENT_FIELDS} }} }}"
     );
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": sub, "variables": {"ids": [id]}}}),
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": sub, "variables": {"ids": [id]}}}),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -477,7 +470,7 @@ async fn repository_events_are_filtered_and_delivered_by_the_subscription() {
 
     let mut pushed = Vec::new();
     for _ in 0..3 {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         assert_eq!(f["type"], "next", "{f}");
         pushed.push(f["payload"]["data"]["events"].clone());
     }
@@ -486,7 +479,7 @@ async fn repository_events_are_filtered_and_delivered_by_the_subscription() {
     assert_eq!(pushed[2]["event"], "infrahub.repository.update_commit");
     assert_eq!(pushed[2]["commit"], head.as_str());
     assert_eq!(pushed[2]["parent_id"], pushed[1]["id"]);
-    assert_silent(&mut ws, 200).await;
+    ws.assert_silent(200).await;
 
     // event_type combined with primary_node__ids.
     let completed = page(&s, "infrahub.repository.sync_completed", vec![&id]).await;
@@ -509,9 +502,7 @@ async fn repository_events_are_filtered_and_delivered_by_the_subscription() {
         0
     );
     // A subscription filtered by event type sees the next sync's completion only.
-    send(
-        &mut ws,
-        json!({"id": "2", "type": "subscribe", "payload": {"query": "subscription { events(event_type: [\"infrahub.repository.sync_completed\"]) { event ... on RepositorySyncEvent { status commit } } }"}}),
+    ws.send(json!({"id": "2", "type": "subscribe", "payload": {"query": "subscription { events(event_type: [\"infrahub.repository.sync_completed\"]) { event ... on RepositorySyncEvent { status commit } } }"}}),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -519,7 +510,7 @@ async fn repository_events_are_filtered_and_delivered_by_the_subscription() {
     assert_eq!(sync(&s, &id).await["ok"], true);
     let mut by_op: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
     for _ in 0..4 {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         assert_eq!(f["type"], "next", "{f}");
         by_op
             .entry(f["id"].as_str().unwrap().to_string())
@@ -579,70 +570,4 @@ async fn wait_for_commit(s: &TestServer, id: &str, expected: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the periodic sync did not reach {expected}");
-}
-
-// ---------------------------------------------------------------- WebSocket helpers (from ws.rs)
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(s: &TestServer) -> (Ws, Option<String>) {
-    let url = s.url.replace("http://", "ws://") + "/graphql";
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let echoed = resp
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_string());
-    (ws, echoed)
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("no frame within 5 s");
-        match msg {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
-            Some(Ok(Message::Close(f))) => {
-                return json!({"close": f.as_ref().map(|f| u16::from(f.code)), "reason": f.map(|f| f.reason.to_string())});
-            }
-            Some(Ok(_)) => continue,
-            other => return json!({"closed": format!("{other:?}")}),
-        }
-    }
-}
-
-async fn recv_data(ws: &mut Ws) -> Value {
-    loop {
-        let v = recv(ws).await;
-        if v["type"] != "ka" && v["type"] != "ping" {
-            return v;
-        }
-    }
-}
-
-async fn init(ws: &mut Ws) {
-    send(
-        ws,
-        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": ADMIN_TOKEN}}),
-    )
-    .await;
-    assert_eq!(recv(ws).await, json!({"type": "connection_ack"}));
-}
-
-async fn assert_silent(ws: &mut Ws, ms: u64) {
-    if let Ok(Some(Ok(Message::Text(t)))) =
-        tokio::time::timeout(Duration::from_millis(ms), ws.next()).await
-    {
-        panic!("unexpected frame {t}");
-    }
 }

@@ -1,7 +1,6 @@
 //! Branch lifecycle details, saved queries and accounts through GraphQL, in Infrahub's shapes.
 
-mod common;
-use common::TestServer;
+use infrastream_testkit::{Auth, TestServer};
 use serde_json::json;
 
 #[tokio::test]
@@ -146,28 +145,15 @@ async fn accounts_and_their_tokens() {
         .await;
     assert!(bad_role.contains("Invalid role"), "{bad_role}");
     // carol logs in, creates her own API token and uses it.
-    let login: serde_json::Value = s
-        .http
-        .post(format!("{}/api/auth/login", s.url))
-        .json(&json!({"username": "carol", "password": "carolpassword"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = login["access_token"].as_str().unwrap();
-    let token: serde_json::Value = s
-        .http
-        .post(format!("{}/graphql", s.url))
-        .bearer_auth(access)
-        .json(&json!({"query": "mutation { InfrahubAccountTokenCreate(data: {name: \"ci\"}) { ok object { id token { value } } } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (access, _) = s.login_ok("carol", "carolpassword").await;
+    let (_, token) = s
+        .post_as(
+            "/graphql",
+            Auth::Bearer(&access),
+            "mutation { InfrahubAccountTokenCreate(data: {name: \"ci\"}) { ok object { id token { value } } } }",
+            json!({}),
+        )
+        .await;
     let secret = token["data"]["InfrahubAccountTokenCreate"]["object"]["token"]["value"]
         .as_str()
         .unwrap()

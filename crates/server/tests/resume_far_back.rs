@@ -3,16 +3,11 @@
 //! every event after its cursor, in log order, with no gap and no duplicate, then the live
 //! ones; the catch-up rate is printed. `RESUME_BACKLOG` changes the backlog size.
 
-mod common;
-
-use common::{ADMIN_TOKEN, TestServer};
-use futures::{SinkExt, StreamExt};
+use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PER_REQUEST: usize = 250;
 
@@ -50,19 +45,17 @@ async fn emit_batches(url: String, requests: usize) -> Vec<String> {
     ids
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// How long the catch-up may go without a frame (replay from far back under load).
+const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Appends the ids of `next` frames to `received` until it holds `total`.
-async fn receive_until(ws: &mut Ws, received: &mut Vec<String>, total: usize) {
+async fn receive_until(ws: &mut WsClient, received: &mut Vec<String>, total: usize) {
     while received.len() < total {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("events keep coming")
-            .unwrap()
-            .unwrap();
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(&t).unwrap();
+        let v = ws.recv_within(FRAME_TIMEOUT).await;
+        assert!(
+            v.get("close").is_none() && v.get("closed").is_none(),
+            "events keep coming: {v}"
+        );
         if v["type"] == "next" {
             received.push(
                 v["payload"]["data"]["events"]["id"]
@@ -106,25 +99,13 @@ async fn resuming_500000_events_back_receives_all_in_order_while_writers_commit(
         })
     };
 
-    let mut req = (s.url.replace("http://", "ws://") + "/graphql")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let init = json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": ADMIN_TOKEN}});
-    ws.send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    ws.next().await.unwrap().unwrap();
-    let sub = json!({"id": "r", "type": "subscribe", "payload": {
-        "query": "subscription($after: String) { events(event_type: [\"resume.x\"], after: $after) { id } }",
-        "variables": {"after": first}}});
-    ws.send(Message::Text(sub.to_string().into()))
-        .await
-        .unwrap();
+    let mut ws = s.ws_admin().await;
+    ws.subscribe(
+        "r",
+        "subscription($after: String) { events(event_type: [\"resume.x\"], after: $after) { id } }",
+        json!({"after": first}),
+    )
+    .await;
     let replay = Instant::now();
     let mut received: Vec<String> = Vec::with_capacity(committed + 10_000);
     receive_until(&mut ws, &mut received, committed).await;

@@ -1,7 +1,6 @@
 //! The server starts, answers health and info, and runs a branch lifecycle end to end.
 
-mod common;
-use common::TestServer;
+use infrastream_testkit::TestServer;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,116 +1,47 @@
 //! GraphQL over WebSocket against a real server: both protocols, the `events` subscription
 //! with filters and gap-free resume, `query` subscriptions, auth on the socket and limits.
 
-mod common;
-use common::{ADMIN_TOKEN, TestServer};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient, metric};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(s: &TestServer, protocol: Option<&str>) -> (Ws, Option<String>) {
-    let url = s.url.replace("http://", "ws://") + "/graphql";
-    let mut req = url.into_client_request().unwrap();
-    if let Some(p) = protocol {
-        req.headers_mut()
-            .insert("sec-websocket-protocol", p.parse().unwrap());
-    }
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let echoed = resp
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_string());
-    (ws, echoed)
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-/// The next text frame as JSON, or the close frame as `{"close": code, "reason": …}`.
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect(
-                "no frame within 20 s (a failure detector; frames normally arrive in milliseconds)",
-            );
-        match msg {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
-            Some(Ok(Message::Close(f))) => {
-                return json!({"close": f.as_ref().map(|f| u16::from(f.code)), "reason": f.map(|f| f.reason.to_string())});
-            }
-            Some(Ok(_)) => continue,
-            other => return json!({"closed": format!("{other:?}")}),
-        }
-    }
-}
-
-/// The next frame that is not a keep-alive.
-async fn recv_data(ws: &mut Ws) -> Value {
-    loop {
-        let v = recv(ws).await;
-        if v["type"] != "ka" && v["type"] != "ping" {
-            return v;
-        }
-    }
-}
-
-async fn init(ws: &mut Ws, token: &str) {
-    send(
-        ws,
-        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": token}}),
-    )
-    .await;
-    assert_eq!(recv(ws).await, json!({"type": "connection_ack"}));
-}
-
-async fn assert_silent(ws: &mut Ws, ms: u64) {
-    if let Ok(Some(Ok(Message::Text(t)))) =
-        tokio::time::timeout(Duration::from_millis(ms), ws.next()).await
-    {
-        panic!("unexpected frame {t}");
-    }
-}
 
 const EVENTS: &str = "subscription($types: [String!], $after: String) { events(event_type: $types, after: $after) { id event branch } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_pushed_in_order_and_only_matching_ones() {
     let s = TestServer::start().await;
-    let (mut ws, echoed) = connect(&s, Some("graphql-transport-ws")).await;
+    let mut ws = WsClient::connect(&s.ws_url(), Some("graphql-transport-ws")).await;
+    let echoed = ws.protocol().map(str::to_owned);
     assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["acme.a", "acme.b"]}}})).await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["acme.a", "acme.b"]}}})).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let a = s.emit("acme.a", "").await;
     s.emit("acme.other", "").await;
     let b = s.emit("acme.b", "").await;
     for expected in [(&a, "acme.a"), (&b, "acme.b")] {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         assert_eq!(f["type"], "next", "{f}");
         assert_eq!(f["id"], "1");
         assert_eq!(f["payload"]["data"]["events"]["id"], *expected.0);
         assert_eq!(f["payload"]["data"]["events"]["event"], expected.1);
     }
-    assert_silent(&mut ws, 200).await;
+    ws.assert_silent(200).await;
     // A client complete stops the operation and is not echoed.
-    send(&mut ws, json!({"id": "1", "type": "complete"})).await;
+    ws.send(json!({"id": "1", "type": "complete"})).await;
     s.emit("acme.a", "").await;
-    assert_silent(&mut ws, 300).await;
+    ws.assert_silent(300).await;
     s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
     let s = TestServer::start().await;
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(&mut ws, json!({"id": "a", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["resume.x"]}}})).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"id": "a", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["resume.x"]}}})).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut committed = Vec::new();
     for _ in 0..5 {
@@ -119,7 +50,7 @@ async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
     let mut received = Vec::new();
     for _ in 0..5 {
         received.push(
-            recv_data(&mut ws).await["payload"]["data"]["events"]["id"]
+            ws.recv_data().await["payload"]["data"]["events"]["id"]
                 .as_str()
                 .unwrap()
                 .to_string(),
@@ -159,13 +90,13 @@ async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
             ids
         })
     };
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
     let after = received.last().unwrap().clone();
-    send(&mut ws, json!({"id": "b", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["resume.x"], "after": after}}})).await;
+    ws.send(json!({"id": "b", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["resume.x"], "after": after}}})).await;
     committed.extend(writer.await.unwrap());
     while received.len() < committed.len() {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         assert_eq!(f["type"], "next", "{f}");
         received.push(
             f["payload"]["data"]["events"]["id"]
@@ -178,7 +109,7 @@ async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
         received, committed,
         "exactly the missed and new events, in order, no duplicate"
     );
-    assert_silent(&mut ws, 200).await;
+    ws.assert_silent(200).await;
     s.shutdown().await;
 }
 
@@ -186,112 +117,100 @@ async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
 async fn protocol_close_codes() {
     let s = TestServer::start_with(&[("ws_init_timeout_ms", "300")]).await;
     // 4401: subscribe before connection_ack.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["close"], 4401);
+    let mut ws = s.ws().await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}}))
+        .await;
+    assert_eq!(ws.recv().await["close"], 4401);
     // 4400: invalid JSON.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    ws.send(Message::Text("{not json".into())).await.unwrap();
-    assert_eq!(recv(&mut ws).await["close"], 4400);
+    let mut ws = s.ws().await;
+    ws.send_text("{not json").await;
+    assert_eq!(ws.recv().await["close"], 4400);
     // 4400: an unknown message type, and a subscribe without an id.
     for bad in [
         json!({"type": "nonsense"}),
         json!({"type": "subscribe", "payload": {"query": "{ __typename }"}}),
     ] {
-        let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-        init(&mut ws, ADMIN_TOKEN).await;
-        send(&mut ws, bad).await;
-        assert_eq!(recv(&mut ws).await["close"], 4400);
+        let mut ws = s.ws().await;
+        ws.init(ADMIN_TOKEN).await;
+        ws.send(bad).await;
+        assert_eq!(ws.recv().await["close"], 4400);
     }
     // 4403: bad credentials.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    send(
-        &mut ws,
-        json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": "wrong"}}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["close"], 4403);
+    let mut ws = s.ws().await;
+    ws.send(json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": "wrong"}}))
+        .await;
+    assert_eq!(ws.recv().await["close"], 4403);
     // 4408: no init within the timeout.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    assert_eq!(recv(&mut ws).await["close"], 4408);
+    let mut ws = s.ws().await;
+    assert_eq!(ws.recv().await["close"], 4408);
     // 4429: a second init.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(&mut ws, json!({"type": "connection_init"})).await;
-    assert_eq!(recv(&mut ws).await["close"], 4429);
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"type": "connection_init"})).await;
+    assert_eq!(ws.recv().await["close"], 4429);
     // 4409: an active id reused; ping/pong echoes the payload; queries run over the socket.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(&mut ws, json!({"type": "ping", "payload": {"k": 1}})).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"type": "ping", "payload": {"k": 1}})).await;
     assert_eq!(
-        recv_data(&mut ws).await,
+        ws.recv_data().await,
         json!({"type": "pong", "payload": {"k": 1}})
     );
-    send(
-        &mut ws,
-        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ Branch { name } }"}}),
-    )
-    .await;
+    ws.send(json!({"id": "q", "type": "subscribe", "payload": {"query": "{ Branch { name } }"}}))
+        .await;
     assert_eq!(
-        recv_data(&mut ws).await,
+        ws.recv_data().await,
         json!({"id": "q", "type": "next", "payload": {"data": {"Branch": [{"name": "main"}]}}})
     );
+    assert_eq!(ws.recv_data().await, json!({"id": "q", "type": "complete"}));
+    ws.send(json!({"id": "m", "type": "subscribe", "payload": {"query": "mutation { EventEmit(data: {event: \"ws.mutation\"}) { ok } }"}})).await;
     assert_eq!(
-        recv_data(&mut ws).await,
-        json!({"id": "q", "type": "complete"})
-    );
-    send(&mut ws, json!({"id": "m", "type": "subscribe", "payload": {"query": "mutation { EventEmit(data: {event: \"ws.mutation\"}) { ok } }"}})).await;
-    assert_eq!(
-        recv_data(&mut ws).await,
+        ws.recv_data().await,
         json!({"id": "m", "type": "next", "payload": {"data": {"EventEmit": {"ok": true}}}})
     );
-    assert_eq!(
-        recv_data(&mut ws).await,
-        json!({"id": "m", "type": "complete"})
-    );
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}),
-    )
-    .await;
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}),
-    )
-    .await;
-    let f = recv_data(&mut ws).await;
+    assert_eq!(ws.recv_data().await, json!({"id": "m", "type": "complete"}));
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
+        .await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
+        .await;
+    let f = ws.recv_data().await;
     assert_eq!(f["close"], 4409);
     assert_eq!(f["reason"], "Subscriber for 1 already exists");
     // A validation error is an `error` frame with an array payload and no complete.
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(
-        &mut ws,
-        json!({"id": "v", "type": "subscribe", "payload": {"query": "subscription { nope }"}}),
-    )
-    .await;
-    let f = recv_data(&mut ws).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"id": "v", "type": "subscribe", "payload": {"query": "subscription { nope }"}}))
+        .await;
+    let f = ws.recv_data().await;
     assert_eq!(f["type"], "error");
     assert!(f["payload"].is_array(), "{f}");
-    assert_silent(&mut ws, 200).await;
+    ws.assert_silent(200).await;
     s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subprotocol_negotiation() {
     let s = TestServer::start().await;
-    let (_, echoed) = connect(&s, Some("graphql-ws")).await;
+    let echoed = WsClient::connect(&s.ws_url(), Some("graphql-ws"))
+        .await
+        .protocol()
+        .map(str::to_owned);
     assert_eq!(echoed.as_deref(), Some("graphql-ws"));
     // Both offered: the client's first choice wins (RFC 6455 §4.2.2).
-    let (_, echoed) = connect(&s, Some("graphql-ws, graphql-transport-ws")).await;
+    let echoed = WsClient::connect(&s.ws_url(), Some("graphql-ws, graphql-transport-ws"))
+        .await
+        .protocol()
+        .map(str::to_owned);
     assert_eq!(echoed.as_deref(), Some("graphql-ws"));
-    let (_, echoed) = connect(&s, Some("graphql-transport-ws, graphql-ws")).await;
+    let echoed = WsClient::connect(&s.ws_url(), Some("graphql-transport-ws, graphql-ws"))
+        .await
+        .protocol()
+        .map(str::to_owned);
     assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
-    let (_, echoed) = connect(&s, Some("mqtt, graphql-transport-ws, graphql-ws")).await;
+    let echoed = WsClient::connect(&s.ws_url(), Some("mqtt, graphql-transport-ws, graphql-ws"))
+        .await
+        .protocol()
+        .map(str::to_owned);
     assert_eq!(echoed.as_deref(), Some("graphql-transport-ws"));
     // Strict clients abort a handshake without a subprotocol echo, so read the raw bytes.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -334,18 +253,15 @@ async fn legacy_protocol_start_stop_and_anonymous_start() {
         ("ws_keepalive_interval_ms", "200"),
     ])
     .await;
-    let (mut ws, _) = connect(&s, Some("graphql-ws")).await;
-    send(
-        &mut ws,
-        json!({"type": "connection_init", "payload": {"authToken": ADMIN_TOKEN}}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await, json!({"type": "connection_ack"}));
-    assert_eq!(recv(&mut ws).await, json!({"type": "ka"}));
-    send(&mut ws, json!({"id": "1", "type": "start", "payload": {"query": EVENTS, "variables": {"types": ["legacy.x"]}}})).await;
+    let mut ws = WsClient::connect(&s.ws_url(), Some("graphql-ws")).await;
+    ws.send(json!({"type": "connection_init", "payload": {"authToken": ADMIN_TOKEN}}))
+        .await;
+    assert_eq!(ws.recv().await, json!({"type": "connection_ack"}));
+    assert_eq!(ws.recv().await, json!({"type": "ka"}));
+    ws.send(json!({"id": "1", "type": "start", "payload": {"query": EVENTS, "variables": {"types": ["legacy.x"]}}})).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let id = s.emit("legacy.x", "").await;
-    let f = recv_data(&mut ws).await;
+    let f = ws.recv_data().await;
     assert_eq!(
         (
             f["type"].as_str(),
@@ -353,34 +269,25 @@ async fn legacy_protocol_start_stop_and_anonymous_start() {
         ),
         (Some("data"), Some(id.as_str()))
     );
-    send(&mut ws, json!({"id": "1", "type": "stop"})).await;
-    assert_eq!(
-        recv_data(&mut ws).await,
-        json!({"id": "1", "type": "complete"})
-    );
+    ws.send(json!({"id": "1", "type": "stop"})).await;
+    assert_eq!(ws.recv_data().await, json!({"id": "1", "type": "complete"}));
     // Legacy errors carry a single object (not an array).
-    send(
-        &mut ws,
-        json!({"id": "e", "type": "start", "payload": {"query": "subscription { nope }"}}),
-    )
-    .await;
-    let f = recv_data(&mut ws).await;
+    ws.send(json!({"id": "e", "type": "start", "payload": {"query": "subscription { nope }"}}))
+        .await;
+    let f = ws.recv_data().await;
     assert_eq!(f["type"], "error");
     assert!(
         f["payload"].is_object() && f["payload"]["message"].is_string(),
         "{f}"
     );
-    send(&mut ws, json!({"type": "connection_terminate"})).await;
-    assert!(recv_data(&mut ws).await.get("close").is_some());
+    ws.send(json!({"type": "connection_terminate"})).await;
+    assert!(ws.recv_data().await.get("close").is_some());
     // A start without init is an anonymous (read-only) session where anonymous access is on.
-    let (mut ws, _) = connect(&s, Some("graphql-ws")).await;
-    send(
-        &mut ws,
-        json!({"id": "2", "type": "start", "payload": {"query": "{ Branch { name } }"}}),
-    )
-    .await;
+    let mut ws = WsClient::connect(&s.ws_url(), Some("graphql-ws")).await;
+    ws.send(json!({"id": "2", "type": "start", "payload": {"query": "{ Branch { name } }"}}))
+        .await;
     assert_eq!(
-        recv_data(&mut ws).await["payload"]["data"]["Branch"][0]["name"],
+        ws.recv_data().await["payload"]["data"]["Branch"][0]["name"],
         "main"
     );
     s.shutdown().await;
@@ -389,12 +296,12 @@ async fn legacy_protocol_start_stop_and_anonymous_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
     let s = TestServer::start_with(&[("max_subscriptions_per_connection", "100")]).await;
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
     for id in 1..=101 {
-        send(&mut ws, json!({"id": id.to_string(), "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lim.x"]}}})).await;
+        ws.send(json!({"id": id.to_string(), "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lim.x"]}}})).await;
     }
-    let f = recv_data(&mut ws).await;
+    let f = ws.recv_data().await;
     assert_eq!(
         (f["type"].as_str(), f["id"].as_str()),
         (Some("error"), Some("101"))
@@ -407,7 +314,7 @@ async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
     s.emit("lim.x", "").await;
     let mut ids: Vec<u32> = Vec::new();
     for _ in 0..100 {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         assert_eq!(f["type"], "next", "{f}");
         ids.push(f["id"].as_str().unwrap().parse().unwrap());
     }
@@ -418,12 +325,9 @@ async fn per_connection_subscription_limit_rejects_only_the_extra_one() {
         "the first 100 keep receiving"
     );
     // The connection's other operations keep running: a query still works.
-    send(
-        &mut ws,
-        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ Branch { name } }"}}),
-    )
-    .await;
-    assert_eq!(recv_data(&mut ws).await["type"], "next");
+    ws.send(json!({"id": "q", "type": "subscribe", "payload": {"query": "{ Branch { name } }"}}))
+        .await;
+    assert_eq!(ws.recv_data().await["type"], "next");
     s.shutdown().await;
 }
 
@@ -435,31 +339,22 @@ async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats
     ])
     .await;
     s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "branches"}, query: {value: "query { Branch { name } }"}}) { ok } }"#, json!({})).await;
-    let metric = |body: &str| -> u64 {
-        body.lines()
-            .find_map(|l| l.strip_prefix("infrastream_stored_query_executions_total "))
-            .unwrap()
-            .parse()
-            .unwrap()
+    let executions = || async {
+        metric(
+            &s.metrics().await,
+            "infrastream_stored_query_executions_total",
+        )
     };
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
     let n = 500;
     for i in 0..n {
-        send(&mut ws, json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 500) }"}})).await;
+        ws.send(json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 500) }"}})).await;
     }
     let mut first_results = std::collections::HashSet::new();
     while first_results.len() < n {
-        let Ok(f) = tokio::time::timeout(Duration::from_secs(15), recv_data(&mut ws)).await else {
-            let m = s
-                .http
-                .get(format!("{}/metrics", s.url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+        let Ok(f) = tokio::time::timeout(Duration::from_secs(15), ws.recv_data()).await else {
+            let m = s.metrics().await;
             panic!(
                 "only {} of {n} subscriptions produced a result; metrics:\n{m}",
                 first_results.len()
@@ -471,36 +366,18 @@ async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats
         );
         first_results.insert(f["id"].as_str().unwrap().to_string());
     }
-    let before = metric(
-        &s.http
-            .get(format!("{}/metrics", s.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let before = executions().await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let after = metric(
-        &s.http
-            .get(format!("{}/metrics", s.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let after = executions().await;
     assert!(
         (2..=4).contains(&(after - before)),
         "{n} identical subscriptions ran {} executions in 3 ticks",
         after - before
     );
     // Unknown names fail only that operation.
-    send(&mut ws, json!({"id": "bad", "type": "subscribe", "payload": {"query": "subscription { query(name: \"missing\") }"}})).await;
+    ws.send(json!({"id": "bad", "type": "subscribe", "payload": {"query": "subscription { query(name: \"missing\") }"}})).await;
     loop {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         if f["id"] == "bad" {
             assert_eq!(f["type"], "error");
             assert!(
@@ -513,20 +390,20 @@ async fn query_subscriptions_are_multiplexed_and_only_changes_suppresses_repeats
         }
     }
     // only_changes: one result, then silence while nothing changes.
-    let (mut ws2, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws2, ADMIN_TOKEN).await;
-    send(&mut ws2, json!({"id": "c", "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 100, only_changes: true) }"}})).await;
+    let mut ws2 = s.ws().await;
+    ws2.init(ADMIN_TOKEN).await;
+    ws2.send(json!({"id": "c", "type": "subscribe", "payload": {"query": "subscription { query(name: \"branches\", interval: 100, only_changes: true) }"}})).await;
     assert_eq!(
-        recv_data(&mut ws2).await["payload"]["data"]["query"]["Branch"][0]["name"],
+        ws2.recv_data().await["payload"]["data"]["query"]["Branch"][0]["name"],
         "main"
     );
-    assert_silent(&mut ws2, 400).await;
+    ws2.assert_silent(400).await;
     s.admin(
         r#"mutation { BranchCreate(data: {name: "zz"}) { ok } }"#,
         json!({}),
     )
     .await;
-    let f = recv_data(&mut ws2).await;
+    let f = ws2.recv_data().await;
     assert_eq!(
         f["payload"]["data"]["query"]["Branch"]
             .as_array()
@@ -556,21 +433,18 @@ async fn expired_and_revoked_tokens_close_the_socket() {
         .to_string();
     let revocable_id = data["b"]["object"]["id"].as_str().unwrap().to_string();
 
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, &short).await;
+    let mut ws = s.ws().await;
+    ws.init(&short).await;
     let timed = "subscription { events(event_type: [\"exp.x\"]) { id occurred_at } }";
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": timed}}),
-    )
-    .await;
-    let (mut ws2, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws2, &revocable).await;
-    send(&mut ws2, json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["exp.x"]}}})).await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": timed}}))
+        .await;
+    let mut ws2 = s.ws().await;
+    ws2.init(&revocable).await;
+    ws2.send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["exp.x"]}}})).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.emit("exp.x", "").await;
-    assert_eq!(recv_data(&mut ws).await["type"], "next");
-    assert_eq!(recv_data(&mut ws2).await["type"], "next");
+    assert_eq!(ws.recv_data().await["type"], "next");
+    assert_eq!(ws2.recv_data().await["type"], "next");
     s.admin(
         &format!(
             r#"mutation {{ InfrahubAccountTokenDelete(data: {{id: "{revocable_id}"}}) {{ ok }} }}"#
@@ -578,7 +452,7 @@ async fn expired_and_revoked_tokens_close_the_socket() {
         json!({}),
     )
     .await;
-    let f = recv_data(&mut ws2).await;
+    let f = ws2.recv_data().await;
     assert_eq!(
         (f["close"].as_u64(), f["reason"].as_str()),
         (Some(4403), Some("Forbidden: credentials expired"))
@@ -606,7 +480,7 @@ async fn expired_and_revoked_tokens_close_the_socket() {
         })
     };
     loop {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         let at = chrono::Utc::now();
         if f["type"] == "next" {
             // Frames are only written under valid credentials, so nothing committed after the
@@ -639,15 +513,12 @@ async fn expired_and_revoked_tokens_close_the_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_sockets_with_1001() {
     let s = TestServer::start().await;
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}),
-    )
-    .await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
+        .await;
     let stop = tokio::spawn(s.shutdown());
-    assert_eq!(recv_data(&mut ws).await["close"], 1001);
+    assert_eq!(ws.recv_data().await["close"], 1001);
     stop.await.unwrap();
 }
 
@@ -655,17 +526,17 @@ async fn shutdown_closes_sockets_with_1001() {
 async fn resuming_far_behind_replays_everything_then_goes_live() {
     // The threshold bounds unsent frames of live delivery; replay is never refused for it.
     let s = TestServer::start_with(&[("subscriptions.lag_close_threshold", "20")]).await;
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
     let first = s.emit("lag.x", "").await;
     let mut expected = Vec::new();
     for _ in 0..300 {
         expected.push(s.emit("lag.x", "").await);
     }
-    send(&mut ws, json!({"id": "2", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lag.x"], "after": first}}})).await;
+    ws.send(json!({"id": "2", "type": "subscribe", "payload": {"query": EVENTS, "variables": {"types": ["lag.x"], "after": first}}})).await;
     let mut got = Vec::new();
     while got.len() < expected.len() {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         assert_eq!(f["type"], "next", "{f}");
         got.push(
             f["payload"]["data"]["events"]["id"]
@@ -677,9 +548,9 @@ async fn resuming_far_behind_replays_everything_then_goes_live() {
     assert_eq!(got, expected, "every event after `after`, in order");
     // Then live, with no gap or duplicate at the seam.
     let live = s.emit("lag.x", "").await;
-    let f = recv_data(&mut ws).await;
+    let f = ws.recv_data().await;
     assert_eq!(f["payload"]["data"]["events"]["id"], live.as_str(), "{f}");
-    assert_silent(&mut ws, 200).await;
+    ws.assert_silent(200).await;
     s.shutdown().await;
 }
 
@@ -695,13 +566,10 @@ async fn shared_rendering_equals_full_execution_for_every_subscriber() {
     let query = format!("subscription {{ events {{ {RICH_SELECTION} }} }}");
     let mut sockets = Vec::new();
     for _ in 0..3 {
-        let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-        init(&mut ws, ADMIN_TOKEN).await;
-        send(
-            &mut ws,
-            json!({"id": "x", "type": "subscribe", "payload": {"query": query}}),
-        )
-        .await;
+        let mut ws = s.ws().await;
+        ws.init(ADMIN_TOKEN).await;
+        ws.send(json!({"id": "x", "type": "subscribe", "payload": {"query": query}}))
+            .await;
         sockets.push(ws);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -727,7 +595,7 @@ async fn shared_rendering_equals_full_execution_for_every_subscriber() {
         let frames: Vec<Value> = {
             let mut v = Vec::new();
             for ws in &mut sockets {
-                v.push(recv_data(ws).await);
+                v.push(ws.recv_data().await);
             }
             v
         };
@@ -758,10 +626,10 @@ async fn query_subscription_errors_arrive_in_next_and_aliases_are_kept() {
     // Valid when saved, but refused when it runs: `limit` is over the page maximum.
     s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "too_big"}, query: {value: "query { InfrahubEvent(limit: 500) { count } }"}}) { ok } }"#, json!({})).await;
     s.admin(r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "info"}, query: {value: "query { InfrahubInfo { version } }"}}) { ok } }"#, json!({})).await;
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(&mut ws, json!({"id": "e", "type": "subscribe", "payload": {"query": "subscription { query(name: \"too_big\", interval: 100) }"}})).await;
-    let f = recv_data(&mut ws).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"id": "e", "type": "subscribe", "payload": {"query": "subscription { query(name: \"too_big\", interval: 100) }"}})).await;
+    let f = ws.recv_data().await;
     assert_eq!(f["type"], "next", "{f}");
     assert_eq!(f["id"], "e");
     let errors = f["payload"]["errors"]
@@ -769,13 +637,13 @@ async fn query_subscription_errors_arrive_in_next_and_aliases_are_kept() {
         .expect("errors in the payload");
     assert!(errors[0]["message"].as_str().unwrap().contains("50"), "{f}");
     assert_eq!(errors[0]["path"], json!(["query"]), "{f}");
-    send(&mut ws, json!({"id": "e", "type": "complete"})).await;
+    ws.send(json!({"id": "e", "type": "complete"})).await;
     // Two documents differing only by alias get their own response keys.
-    send(&mut ws, json!({"id": "a", "type": "subscribe", "payload": {"query": "subscription { mine: query(name: \"info\", interval: 100) }"}})).await;
-    send(&mut ws, json!({"id": "b", "type": "subscribe", "payload": {"query": "subscription { query(name: \"info\", interval: 100) }"}})).await;
+    ws.send(json!({"id": "a", "type": "subscribe", "payload": {"query": "subscription { mine: query(name: \"info\", interval: 100) }"}})).await;
+    ws.send(json!({"id": "b", "type": "subscribe", "payload": {"query": "subscription { query(name: \"info\", interval: 100) }"}})).await;
     let mut seen = std::collections::HashMap::new();
     while seen.len() < 2 {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         if f["id"] == "e" {
             continue; // a tick already on its way when `complete` was sent
         }
@@ -801,41 +669,25 @@ async fn one_query_document_for_two_accounts_shows_each_its_own_result() {
         json!({"d": {"name": {"value": "bob"}, "password": {"value": "bob-password-1"}, "role": {"value": "read-only"}}}),
     )
     .await;
-    let login: Value = s
-        .http
-        .post(format!("{}/api/auth/login", s.url))
-        .json(&json!({"username": "bob", "password": "bob-password-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bob = login["access_token"].as_str().unwrap().to_owned();
+    let (bob, _) = s.login_ok("bob", "bob-password-1").await;
     // The same document for both: the groups differ (by account), the rendering must too.
     let doc = "subscription { query(name: \"me\", interval: 50) }";
-    let (mut admin_ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut admin_ws, ADMIN_TOKEN).await;
-    let (mut bob_ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    send(
-        &mut bob_ws,
-        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {bob}")}}),
+    let mut admin_ws = s.ws().await;
+    admin_ws.init(ADMIN_TOKEN).await;
+    let mut bob_ws = s.ws().await;
+    bob_ws.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {bob}")}}),
     )
     .await;
-    assert_eq!(recv(&mut bob_ws).await, json!({"type": "connection_ack"}));
-    send(
-        &mut admin_ws,
-        json!({"id": "a", "type": "subscribe", "payload": {"query": doc}}),
-    )
-    .await;
-    send(
-        &mut bob_ws,
-        json!({"id": "b", "type": "subscribe", "payload": {"query": doc}}),
-    )
-    .await;
+    assert_eq!(bob_ws.recv().await, json!({"type": "connection_ack"}));
+    admin_ws
+        .send(json!({"id": "a", "type": "subscribe", "payload": {"query": doc}}))
+        .await;
+    bob_ws
+        .send(json!({"id": "b", "type": "subscribe", "payload": {"query": doc}}))
+        .await;
     for _ in 0..10 {
-        let a = recv_data(&mut admin_ws).await;
-        let b = recv_data(&mut bob_ws).await;
+        let a = admin_ws.recv_data().await;
+        let b = bob_ws.recv_data().await;
         let name =
             |f: &Value| f["payload"]["data"]["query"]["AccountProfile"]["name"]["value"].clone();
         assert_eq!(name(&a), "admin", "{a}");
@@ -851,36 +703,22 @@ async fn subscription_gauges_count_live_subscriptions() {
     let gauge = |field: &'static str| {
         let s = &s;
         async move {
-            let body = s
-                .http
-                .get(format!("{}/metrics", s.url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let line = format!("infrastream_subscriptions{{field=\"{field}\"}} ");
-            body.lines()
-                .find_map(|l| l.strip_prefix(line.as_str()))
-                .unwrap()
-                .parse::<i64>()
-                .unwrap()
+            metric(
+                &s.metrics().await,
+                &format!("infrastream_subscriptions{{field=\"{field}\"}}"),
+            )
         }
     };
-    let (mut ws, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut ws, ADMIN_TOKEN).await;
-    send(
-        &mut ws,
-        json!({"id": "e", "type": "subscribe", "payload": {"query": EVENTS}}),
-    )
-    .await;
-    send(&mut ws, json!({"id": "q", "type": "subscribe", "payload": {"query": "subscription { query(name: \"info\", interval: 50) }"}})).await;
+    let mut ws = s.ws().await;
+    ws.init(ADMIN_TOKEN).await;
+    ws.send(json!({"id": "e", "type": "subscribe", "payload": {"query": EVENTS}}))
+        .await;
+    ws.send(json!({"id": "q", "type": "subscribe", "payload": {"query": "subscription { query(name: \"info\", interval: 50) }"}})).await;
     // Both are live once an event and two ticks arrived.
     s.emit("gauge.x", "").await;
     let (mut events, mut ticks) = (0, 0);
     while events < 1 || ticks < 2 {
-        let f = recv_data(&mut ws).await;
+        let f = ws.recv_data().await;
         match f["id"].as_str() {
             Some("e") => events += 1,
             Some("q") => ticks += 1,
@@ -889,8 +727,8 @@ async fn subscription_gauges_count_live_subscriptions() {
     }
     assert_eq!(gauge("events").await, 1);
     assert_eq!(gauge("query").await, 1);
-    send(&mut ws, json!({"id": "e", "type": "complete"})).await;
-    send(&mut ws, json!({"id": "q", "type": "complete"})).await;
+    ws.send(json!({"id": "e", "type": "complete"})).await;
+    ws.send(json!({"id": "q", "type": "complete"})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(gauge("events").await, 0);
     assert_eq!(gauge("query").await, 0);
@@ -901,26 +739,24 @@ async fn subscription_gauges_count_live_subscriptions() {
 async fn keep_alives_arrive_every_interval_on_both_protocols() {
     let s = TestServer::start_with(&[("ws_keepalive_interval_ms", "200")]).await;
     // Legacy: `ka` messages after the one that follows the ack.
-    let (mut legacy, _) = connect(&s, Some("graphql-ws")).await;
-    send(
-        &mut legacy,
-        json!({"type": "connection_init", "payload": {"authToken": ADMIN_TOKEN}}),
-    )
-    .await;
-    assert_eq!(recv(&mut legacy).await, json!({"type": "connection_ack"}));
-    assert_eq!(recv(&mut legacy).await, json!({"type": "ka"}));
+    let mut legacy = WsClient::connect(&s.ws_url(), Some("graphql-ws")).await;
+    legacy
+        .send(json!({"type": "connection_init", "payload": {"authToken": ADMIN_TOKEN}}))
+        .await;
+    assert_eq!(legacy.recv().await, json!({"type": "connection_ack"}));
+    assert_eq!(legacy.recv().await, json!({"type": "ka"}));
     for _ in 0..3 {
-        let f = tokio::time::timeout(Duration::from_millis(1000), recv(&mut legacy))
+        let f = tokio::time::timeout(Duration::from_millis(1000), legacy.recv())
             .await
             .expect("a ka within 5 intervals");
         assert_eq!(f, json!({"type": "ka"}));
     }
     // graphql-transport-ws: WebSocket ping frames, and no protocol message.
-    let (mut modern, _) = connect(&s, Some("graphql-transport-ws")).await;
-    init(&mut modern, ADMIN_TOKEN).await;
+    let mut modern = s.ws().await;
+    modern.init(ADMIN_TOKEN).await;
     let mut pings = 0;
     let until = tokio::time::Instant::now() + Duration::from_millis(1000);
-    while let Ok(Some(msg)) = tokio::time::timeout_at(until, modern.next()).await {
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, modern.inner().next()).await {
         match msg.unwrap() {
             Message::Ping(_) => pings += 1,
             Message::Pong(_) => {}

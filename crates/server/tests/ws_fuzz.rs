@@ -5,9 +5,7 @@
 //! close code is one the input allows, and the server keeps serving afterwards. The number of
 //! sessions is bounded (`WS_FUZZ_SESSIONS`, default 150).
 
-mod common;
-
-use common::{ADMIN_TOKEN, TestServer};
+use infrastream_testkit::{ADMIN_TOKEN, TestServer};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

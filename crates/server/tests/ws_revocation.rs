@@ -3,49 +3,30 @@
 //! checked by one credential watcher, not a timer per socket. Sockets on another token stay
 //! open and keep receiving events.
 
-mod common;
-
-use common::{ADMIN_TOKEN, TestServer};
-use futures::{SinkExt, StreamExt};
+use infrastream_testkit::{ADMIN_TOKEN, TestServer, WS_TIMEOUT, WsClient};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SOCKETS: usize = 1000;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn subscribed(url: &str, token: &str) -> Ws {
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let init = json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": token}});
-    ws.send(Message::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    let ack = ws.next().await.unwrap().unwrap();
-    assert_eq!(ack.to_text().unwrap(), r#"{"type":"connection_ack"}"#);
-    let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { events { id } }"}});
-    ws.send(Message::Text(sub.to_string().into()))
-        .await
-        .unwrap();
+async fn subscribed(url: &str, token: &str) -> WsClient {
+    let mut ws = WsClient::connect(url, Some("graphql-transport-ws")).await;
+    ws.init(token).await;
+    ws.subscribe("1", "subscription { events { id } }", Value::Null)
+        .await;
     ws
 }
 
 /// Waits for the close frame; returns its code and when it arrived.
-async fn closed(mut ws: Ws) -> (Option<u16>, Instant) {
+async fn closed(mut ws: WsClient) -> (Option<u16>, Instant) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Close(f)))) => {
-                return (f.map(|f| u16::from(f.code)), Instant::now());
+        let f = ws.recv_timeout(WS_TIMEOUT).await;
+        match f {
+            Some(f) if f.get("close").is_some() => {
+                return (f["close"].as_u64().map(|c| c as u16), Instant::now());
             }
-            Ok(Some(Ok(_))) => continue,
-            Ok(_) | Err(_) => return (None, Instant::now()),
+            Some(f) if f.get("closed").is_none() => continue,
+            _ => return (None, Instant::now()),
         }
     }
 }
@@ -64,7 +45,7 @@ async fn revoking_a_token_closes_all_1000_of_its_sockets_within_a_second() {
         object["id"].as_str().unwrap().to_owned(),
         object["token"]["value"].as_str().unwrap().to_owned(),
     );
-    let url = s.url.replace("http://", "ws://") + "/graphql";
+    let url = s.ws_url();
     let mut sockets = Vec::with_capacity(SOCKETS);
     for _ in 0..SOCKETS {
         sockets.push(subscribed(&url, &secret).await);
@@ -99,13 +80,7 @@ async fn revoking_a_token_closes_all_1000_of_its_sockets_within_a_second() {
     // The admin's socket is unaffected.
     let emitted = s.emit("after.revocation", "").await;
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), other.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(&t).unwrap();
+        let v = other.recv().await;
         if v["type"] == "next" && v["payload"]["data"]["events"]["id"] == emitted.as_str() {
             break;
         }
