@@ -12,7 +12,7 @@ pub mod conformance;
 mod error;
 pub mod sqlite;
 
-pub use error::StoreError;
+pub use error::{BoxError, StoreError};
 
 use async_trait::async_trait;
 use infrastream_core::{

@@ -154,8 +154,13 @@ async fn write_batch(
             tracing::error!(error = %e, requests = batch.len(), "store batch failed; rolled back");
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
             *cursor = load_cursor(conn).await.unwrap_or(start);
+            // Every request of the batch gets the same cause.
+            let cause = std::sync::Arc::new(e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                let _ = reply.send(Err(StoreError::backend_context(
+                    "store batch failed; rolled back",
+                    cause.clone(),
+                )));
             }
         }
     }
@@ -469,7 +474,7 @@ async fn build_events(
                 (Some(out[*j].id), out[*j].level + 1)
             }
             Some(ParentRef::InBatch(j)) => {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::backend(format!(
                     "event {i} names a later event {j} of its commit as parent"
                 )));
             }
@@ -569,7 +574,7 @@ async fn insert_events(conn: &mut SqliteConnection, events: &[&Event]) -> Result
         let mut q = sqlx::query(INSERT_EVENTS[k].as_str());
         for e in chunk {
             let related = serde_json::to_string(&e.related_nodes)
-                .map_err(|err| StoreError::Backend(err.to_string()))?;
+                .map_err(|err| StoreError::backend_context("encoding related nodes", err))?;
             q = q
                 .bind(e.position.0 as i64)
                 .bind(e.id.to_string())
