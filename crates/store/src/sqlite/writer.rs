@@ -370,7 +370,36 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 ));
             }
         }
-        Change::PutNode(n) => {
+        Change::CreateNode(n) | Change::UpdateNode(n) | Change::PutNode(n) => {
+            // Inside the writer's transaction: nothing can change between check and write.
+            let stored: Option<String> = sqlx::query_scalar("SELECT kind FROM nodes WHERE id = ?")
+                .bind(&n.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match (change, stored) {
+                (Change::CreateNode(_), Some(_)) => {
+                    return Err(rejected(
+                        ErrorKind::AlreadyExists,
+                        format!("A node with id {} already exists", n.id),
+                    ));
+                }
+                (Change::UpdateNode(_), None) => {
+                    return Err(rejected(
+                        ErrorKind::NotFound,
+                        format!("Node {} not found", n.id),
+                    ));
+                }
+                (_, Some(kind)) if kind != n.kind => {
+                    return Err(rejected(
+                        ErrorKind::Conflict,
+                        format!(
+                            "Node {} is a {kind}; it cannot become a {} (a node's kind never changes)",
+                            n.id, n.kind
+                        ),
+                    ));
+                }
+                _ => {}
+            }
             let taken = sqlx::query("SELECT 1 FROM nodes WHERE kind = ? AND name = ? AND id <> ?")
                 .bind(&n.kind)
                 .bind(&n.name)
