@@ -3,7 +3,7 @@
 //! subscription, and after K `events` subscriptions on each of them; plus the server's CPU
 //! while it merely holds them.
 //!
-//! The connections are opened by `infrastream bench idle-client` child processes (so no
+//! The connections are opened by `infrastream-bench idle-client` child processes (so no
 //! process needs more than its 20,000 file descriptors), each binding its sockets to its own
 //! source address 127.0.0.2, 127.0.0.3, …, and driven through their stdin/stdout one phase at
 //! a time: connect → (parent measures) → subscribe → (parent measures) → one event that every
@@ -161,7 +161,7 @@ async fn one_run(
         left -= share;
         let bind = Ipv4Addr::new(127, 0, 0, 2 + i as u8);
         let mut child = Command::new(&exe)
-            .args(["bench", "idle-client"])
+            .arg("idle-client")
             .arg("--addr")
             .arg(server.addr.to_string())
             .arg("--init")
@@ -178,7 +178,7 @@ async fn one_run(
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .context("cannot start `infrastream bench idle-client`")?;
+            .context("cannot start `infrastream-bench idle-client`")?;
         let stdin = child.stdin.take().context("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("no stdout")?);
         procs.push(ClientProc {
@@ -287,7 +287,7 @@ async fn expect_all(procs: &mut [ClientProc], word: &str, timeout: Duration) -> 
     Ok(())
 }
 
-/// `infrastream bench idle-client`: one client process of the `idle` scenario.
+/// `infrastream-bench idle-client`: one client process of the `idle` scenario.
 #[derive(Args)]
 pub(crate) struct ClientArgs {
     /// Server address (loopback).

@@ -1,5 +1,6 @@
 //! A server under test for the WebSocket scenarios: either an `infrastream serve` child process
-//! of this binary on a fresh temporary data directory (so that the server has its own
+//! (the `infrastream` binary next to this one, or `--server-bin`) on a fresh temporary data
+//! directory (so that the server has its own
 //! file-descriptor budget and its memory can be read from `/proc/<pid>`), or an external
 //! server given by `--url`. Traffic goes to loopback only.
 
@@ -46,6 +47,10 @@ pub(crate) struct ServerArgs {
     /// access token (`Authorization: Bearer`). Events are emitted with the API token.
     #[arg(long, value_enum, default_value_t = Auth::Token)]
     auth: Auth,
+    /// The server binary to spawn (`infrastream`); by default the one next to this executable
+    /// (same target directory, e.g. target/release/infrastream).
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<std::path::PathBuf>,
     /// fsync on commit for the spawned server.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     fsync: bool,
@@ -80,6 +85,28 @@ impl ServerArgs {
         s
     }
 
+    /// The `infrastream` binary to spawn: `--server-bin`, else the one in this executable's
+    /// directory.
+    fn server_binary(&self) -> anyhow::Result<std::path::PathBuf> {
+        if let Some(path) = &self.server_bin {
+            if !path.is_file() {
+                bail!("--server-bin {}: no such file", path.display());
+            }
+            return Ok(path.clone());
+        }
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let dir = exe.parent().context("this executable has no directory")?;
+        let path = dir.join(format!("infrastream{}", std::env::consts::EXE_SUFFIX));
+        if !path.is_file() {
+            bail!(
+                "no server binary at {}: build it (`cargo build --release -p infrastream`, into \
+                 the same target directory) or pass --server-bin PATH",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
     /// Starts (or connects to) the server; `settings` are `--set` values the scenario needs.
     pub(crate) async fn start(&self, settings: &[(&str, String)]) -> anyhow::Result<Server> {
         let mut server = if let Some(url) = &self.url {
@@ -98,7 +125,7 @@ impl ServerArgs {
         } else {
             let mut all: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
             all.extend(self.set.iter().cloned());
-            let child = Spawned::start(self.fsync, &all)?;
+            let child = Spawned::start(&self.server_binary()?, self.fsync, &all)?;
             Server {
                 addr: child.addr,
                 token: TOKEN.to_string(),
@@ -328,8 +355,7 @@ struct Spawned {
 }
 
 impl Spawned {
-    fn start(fsync: bool, settings: &[String]) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find this executable")?;
+    fn start(exe: &std::path::Path, fsync: bool, settings: &[String]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let log = std::fs::File::create(dir.path().join("server.log"))?;
         let mut cmd = Command::new(exe);
@@ -349,7 +375,9 @@ impl Spawned {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        let mut child = cmd.spawn().context("cannot start `infrastream serve`")?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start `{} serve`", exe.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         // Reads the address, then keeps draining stdout so the server never blocks on it.

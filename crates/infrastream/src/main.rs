@@ -1,5 +1,5 @@
-//! The `infrastream` binary: `serve` (the default) runs the server; `bench` runs the load
-//! generator. Serve's flags are accepted with or without the word `serve`
+//! The `infrastream` binary: `serve` (the default) runs the server. (The load generator is a
+//! binary of its own, `infrastream-bench`, in `crates/bench`.) Serve's flags are accepted with or without the word `serve`
 //! (`infrastream --listen ADDR` is `infrastream serve --listen ADDR`). Settings come from defaults, `--config FILE`, `INFRASTREAM_*` variables and flags,
 //! in that order of precedence (later wins).
 
@@ -30,8 +30,6 @@ enum Command {
     /// Run the server (the default).
     #[command(after_long_help = settings_help())]
     Serve(ServeArgs),
-    /// Run a benchmark against a server (see docs/BENCHMARKS.md).
-    Bench(infrastream_bench::BenchArgs),
 }
 
 /// Every setting with its key, variable and default; the text starts with its own `SETTINGS`
@@ -81,7 +79,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
-        Some(Command::Bench(args)) => runtime.block_on(infrastream_bench::run(args)),
     }
 }
 

@@ -23,8 +23,6 @@ impl Close {
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// 1009: a frame exceeded the configured message size.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// 1011: the server hit an unexpected condition.
-    pub const INTERNAL_ERROR: u16 = 1011;
     /// 1013: the client should reconnect later (used for slow consumers).
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// 4400: invalid message.
@@ -63,11 +61,6 @@ impl Close {
     /// 1009 `Message too big`.
     pub fn message_too_big() -> Self {
         Close::new(Self::MESSAGE_TOO_BIG, "Message too big")
-    }
-
-    /// 1011 `Internal server error` (details belong in the log, not the reason).
-    pub fn internal_error() -> Self {
-        Close::new(Self::INTERNAL_ERROR, "Internal server error")
     }
 
     /// 1013 telling a subscriber that fell behind to resume with `after`.
@@ -167,7 +160,6 @@ mod tests {
             (Close::normal(), 1000, ""),
             (Close::going_away(), 1001, "Server shutting down"),
             (Close::message_too_big(), 1009, "Message too big"),
-            (Close::internal_error(), 1011, "Internal server error"),
             (
                 Close::bad_request("Invalid message received"),
                 4400,

@@ -1,5 +1,6 @@
 //! Who is calling: credentials from headers (`X-INFRAHUB-KEY`, `Authorization: Bearer`, cookie
-//! `access_token`, in that order), checked against the store; and the login / refresh
+//! `access_token`, in that order; a bearer value is a JWT or an API token by its shape, see
+//! [`bearer_credential`]), checked against the store; and the login / refresh
 //! endpoints that issue JWTs. Secrets are never logged or echoed.
 
 use crate::{AppState, reply};
@@ -32,6 +33,34 @@ fn unauthenticated(message: &str) -> Error {
     Error::new(ErrorKind::Unauthenticated, message)
 }
 
+/// The value of an `Authorization: Bearer <value>` header (scheme case-insensitive), if it is
+/// one.
+pub(crate) fn strip_bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// What a bearer value is — the one rule for `Authorization: Bearer <value>` over HTTP and in
+/// a WebSocket `connection_init` payload (`Authorization`, `authToken`): a value shaped like a
+/// JWT (three non-empty dot-separated base64url parts) is verified as a JWT access token;
+/// anything else is looked up as an API token. (`X-INFRAHUB-KEY` is always an API token, the
+/// `access_token` cookie always a JWT.) API tokens are hex, so they never look like a JWT.
+pub(crate) fn bearer_credential(value: &str) -> Credential {
+    let value = value.trim();
+    let base64url = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let parts: Vec<&str> = value.split('.').collect();
+    if parts.len() == 3 && parts.iter().all(|p| base64url(p)) {
+        Credential::Jwt(value.to_owned())
+    } else {
+        Credential::ApiToken(value.to_owned())
+    }
+}
+
 /// The first credential in the headers, in the order of SPEC §8.
 pub(crate) fn credential_from_headers(headers: &HeaderMap) -> Option<Credential> {
     let text = |name| {
@@ -45,12 +74,8 @@ pub(crate) fn credential_from_headers(headers: &HeaderMap) -> Option<Credential>
     {
         return Some(Credential::ApiToken(key.to_owned()));
     }
-    if let Some(auth) = text(header::AUTHORIZATION)
-        && let Some(token) = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))
-    {
-        return Some(Credential::Jwt(token.trim().to_owned()));
+    if let Some(token) = text(header::AUTHORIZATION).and_then(strip_bearer) {
+        return Some(bearer_credential(token));
     }
     let cookies = headers
         .get_all(header::COOKIE)
@@ -197,12 +222,19 @@ pub(crate) async fn login(State(state): State<AppState>, body: axum::body::Bytes
 
 /// `POST /api/auth/refresh` with `Authorization: Bearer <refresh token>` → `{"access_token"}`.
 pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(Credential::Jwt(token)) = credential_from_headers(&headers) else {
+    // Only a refresh token (a JWT) is meaningful here, so the bearer value is verified as one
+    // whatever its shape.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(strip_bearer)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
         return reply::error(&unauthenticated(
             "A refresh token is required in the Authorization header",
         ));
     };
-    let claims = match state.services.domain.jwt.verify(&token, TokenKind::Refresh) {
+    let claims = match state.services.domain.jwt.verify(token, TokenKind::Refresh) {
         Ok(c) => c,
         Err(e) => return reply::error(&jwt_error(e)),
     };
@@ -225,4 +257,35 @@ pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -
     };
     let body = serde_json::json!({"access_token": state.services.domain.jwt.sign(&access)});
     reply::json(StatusCode::OK, body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bearer_value_is_a_jwt_or_an_api_token_by_its_shape() {
+        let jwt = |v: &str| Credential::Jwt(v.into());
+        let api = |v: &str| Credential::ApiToken(v.into());
+        let cases = [
+            (
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+                jwt("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"),
+            ),
+            ("a-b.c_d.e", jwt("a-b.c_d.e")),
+            ("0123456789abcdef", api("0123456789abcdef")),
+            ("a.b", api("a.b")),
+            ("a..c", api("a..c")),
+            ("a.b.c.d", api("a.b.c.d")),
+            ("a.b+.c", api("a.b+.c")),
+            ("", api("")),
+        ];
+        for (value, want) in cases {
+            assert!(bearer_credential(value) == want, "{value}");
+        }
+        assert_eq!(strip_bearer("Bearer x"), Some("x"));
+        assert_eq!(strip_bearer("bEaReR  x "), Some("x"));
+        assert_eq!(strip_bearer("Basic x"), None);
+        assert_eq!(strip_bearer("x"), None);
+    }
 }

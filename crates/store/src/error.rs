@@ -1,4 +1,8 @@
 use infrastream_core::Error;
+use std::fmt;
+
+/// A backend failure's cause, kept for logs (`std::error::Error::source` walks the chain).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Failure of a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -6,9 +10,9 @@ pub enum StoreError {
     /// The change was refused for a reason the client can act on (conflict, not found, …).
     #[error(transparent)]
     Rejected(#[from] Error),
-    /// The backend failed; the text is for logs only.
+    /// The backend failed; the cause (and its own sources) are for logs only.
     #[error("storage backend failure: {0}")]
-    Backend(String),
+    Backend(#[source] BoxError),
     /// The database was written by a newer binary.
     #[error("database schema version {found} is newer than this binary supports ({supported})")]
     TooNew {
@@ -21,16 +25,75 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        StoreError::Backend(Box::new(e))
     }
 }
 
 impl StoreError {
+    /// A backend failure caused by `cause` (an error, or a message: `String` and `&str`
+    /// convert too).
+    pub fn backend(cause: impl Into<BoxError>) -> Self {
+        StoreError::Backend(cause.into())
+    }
+
+    /// A backend failure while doing `context`, caused by `source`: shown as
+    /// `context: source`, with `source` kept as the error's source.
+    pub fn backend_context(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Backend(Box::new(Context {
+            context: context.into(),
+            source: source.into(),
+        }))
+    }
+
     /// The user-visible error: rejections as they are, anything else as a generic internal error.
     pub fn to_user_error(&self) -> Error {
         match self {
             StoreError::Rejected(e) => e.clone(),
             _ => Error::internal(),
         }
+    }
+}
+
+/// What the backend was doing when `source` happened.
+#[derive(Debug)]
+struct Context {
+    context: String,
+    source: BoxError,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn backend_errors_keep_their_source() {
+        let e = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(e.source().is_some_and(|s| s.is::<sqlx::Error>()));
+        assert_eq!(e.to_user_error(), Error::internal());
+
+        let io = std::io::Error::other("disk on fire");
+        let e = StoreError::backend_context("reading the log head", io);
+        assert_eq!(
+            e.to_string(),
+            "storage backend failure: reading the log head: disk on fire"
+        );
+        let context = e.source().unwrap();
+        assert!(context.source().unwrap().is::<std::io::Error>());
+
+        let e = StoreError::backend("store is closed");
+        assert_eq!(e.to_string(), "storage backend failure: store is closed");
     }
 }

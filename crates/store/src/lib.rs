@@ -1,15 +1,18 @@
 //! The `Store`: the one place state lives. A state change and the events it produces are
 //! committed together ([`Store::commit`]); events get gap-free positions at commit; readers
 //! read by position range or by [`EventFilter`]. Backends: `sqlite` (embedded, default);
-//! PostgreSQL comes later and must pass the same [`conformance`] suite.
+//! PostgreSQL comes later and must pass the same `conformance` suite (behind the cargo feature
+//! `conformance`, off by default, so release builds do not carry it; the store's own tests turn
+//! it on).
 //!
 //! Neighbours: `core` below (types), `bus` and `graphql` above (they read and commit).
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
 pub mod sqlite;
 
-pub use error::StoreError;
+pub use error::{BoxError, StoreError};
 
 use async_trait::async_trait;
 use infrastream_core::{
@@ -64,7 +67,17 @@ pub enum Change {
         /// Owner the token must have.
         account_id: Option<String>,
     },
-    /// Adds or replaces (by id) a node; fails if another node of its kind has its name.
+    /// Adds a node. Fails with `AlreadyExists` (`A node with id X already exists`) if a node
+    /// of any kind has its id — checked inside the commit's transaction, so of two concurrent
+    /// creates with one id exactly one succeeds — or if another node of its kind has its name.
+    CreateNode(Node),
+    /// Replaces the stored node with its id. Fails with `NotFound` if there is none, with
+    /// `Conflict` if the stored node is of another kind (a node's kind never changes), and with
+    /// `AlreadyExists` if another node of its kind has its name.
+    UpdateNode(Node),
+    /// Adds or replaces (by id) a node: [`Change::UpdateNode`] if the id exists (so the kind
+    /// cannot change), else [`Change::CreateNode`]. A caller that knows which one it means
+    /// should say so: `PutNode` meant as a create silently replaces a node created meanwhile.
     PutNode(Node),
     /// Removes a node by id.
     DeleteNode {

@@ -1,8 +1,9 @@
 //! Credentials on the socket: the `connection_init` payload (keys `X-INFRAHUB-KEY`,
 //! `authToken`, `Authorization: Bearer …`, or a `headers` object with any of those) wins over
-//! the upgrade request's headers and cookie.
+//! the upgrade request's headers and cookie. A bearer value is a JWT or an API token by its shape,
+//! by the same rule as over HTTP ([`bearer_credential`]).
 
-use crate::auth::Credential;
+use crate::auth::{Credential, bearer_credential, strip_bearer};
 use serde_json::{Map, Value};
 
 fn from_object(obj: &Map<String, Value>) -> Option<Credential> {
@@ -18,16 +19,10 @@ fn from_object(obj: &Map<String, Value>) -> Option<Credential> {
     }
     for name in ["Authorization", "authToken"] {
         if let Some(v) = get(name) {
-            let token = v
-                .strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .unwrap_or(v);
-            // A bare `authToken` may be an API token or a JWT: JWTs have three dot-separated parts.
-            return Some(if token.split('.').count() == 3 {
-                Credential::Jwt(token.trim().to_owned())
-            } else {
-                Credential::ApiToken(token.trim().to_owned())
-            });
+            // `Bearer ` is optional here (clients put a bare token in `authToken`); the value
+            // is classified as over HTTP.
+            let token = strip_bearer(v).unwrap_or(v);
+            return Some(bearer_credential(token));
         }
     }
     None
@@ -75,6 +70,12 @@ mod tests {
             cred(json!({"headers": {"x-infrahub-key": "h"}})),
             Some("api:h".into())
         );
+        assert_eq!(
+            cred(json!({"Authorization": "bearer 0123abcd"})),
+            Some("api:0123abcd".into())
+        );
+        // Dots alone do not make a JWT.
+        assert_eq!(cred(json!({"authToken": "a..c"})), Some("api:a..c".into()));
         assert_eq!(cred(json!({"other": 1})), None);
     }
 }

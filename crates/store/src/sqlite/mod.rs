@@ -146,9 +146,9 @@ impl Store for SqliteStore {
         self.writer
             .send(Msg::Commit(Box::new(commit), tx))
             .await
-            .map_err(|_| StoreError::Backend("store is closed".into()))?;
+            .map_err(|_| StoreError::backend("store is closed"))?;
         rx.await
-            .map_err(|_| StoreError::Backend("store writer stopped".into()))?
+            .map_err(|_| StoreError::backend("store writer stopped"))?
     }
 
     fn head(&self) -> watch::Receiver<Position> {

@@ -16,15 +16,15 @@ pub(crate) fn micros(t: &Timestamp) -> i64 {
 
 fn from_micros(v: i64) -> Result<Timestamp, StoreError> {
     DateTime::<Utc>::from_timestamp_micros(v)
-        .ok_or_else(|| StoreError::Backend(format!("timestamp out of range: {v}")))
+        .ok_or_else(|| StoreError::backend(format!("timestamp out of range: {v}")))
 }
 
 fn uuid(s: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(s).map_err(|e| StoreError::Backend(format!("bad uuid in store: {e}")))
+    Uuid::parse_str(s).map_err(|e| StoreError::backend_context("bad uuid in store", e))
 }
 
 fn json(s: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("bad json in store: {e}")))
+    serde_json::from_str(s).map_err(|e| StoreError::backend_context("bad json in store", e))
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "position, id, name, branch, account_id, occurred_at, \
@@ -50,7 +50,7 @@ pub(crate) fn event(row: &SqliteRow) -> Result<Event, StoreError> {
             kind: primary_kind.unwrap_or_default(),
         }),
         related_nodes: serde_json::from_str::<Vec<RelatedNode>>(&related)
-            .map_err(|e| StoreError::Backend(format!("bad related nodes: {e}")))?,
+            .map_err(|e| StoreError::backend_context("bad related nodes in store", e))?,
         data: json(row.try_get("data")?)?,
         context: json(row.try_get("context")?)?,
     })
@@ -66,7 +66,7 @@ pub(crate) fn branch(row: &SqliteRow) -> Result<Branch, StoreError> {
         branched_from: from_micros(row.try_get("branched_from")?)?,
         created_at: from_micros(row.try_get("created_at")?)?,
         status: BranchStatus::parse(&status)
-            .ok_or_else(|| StoreError::Backend(format!("bad branch status {status}")))?,
+            .ok_or_else(|| StoreError::backend(format!("bad branch status {status}")))?,
         sync_with_git: row.try_get("sync_with_git")?,
         is_default: row.try_get("is_default")?,
         has_schema_changes: row.try_get("has_schema_changes")?,
@@ -88,7 +88,7 @@ pub(crate) fn account(row: &SqliteRow) -> Result<Account, StoreError> {
     Ok(Account {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::backend(format!("bad role {role}")))?,
         password_hash: row.try_get("password_hash")?,
     })
 }

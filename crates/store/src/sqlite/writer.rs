@@ -154,8 +154,13 @@ async fn write_batch(
             tracing::error!(error = %e, requests = batch.len(), "store batch failed; rolled back");
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
             *cursor = load_cursor(conn).await.unwrap_or(start);
+            // Every request of the batch gets the same cause.
+            let cause = std::sync::Arc::new(e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                let _ = reply.send(Err(StoreError::backend_context(
+                    "store batch failed; rolled back",
+                    cause.clone(),
+                )));
             }
         }
     }
@@ -365,7 +370,36 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 ));
             }
         }
-        Change::PutNode(n) => {
+        Change::CreateNode(n) | Change::UpdateNode(n) | Change::PutNode(n) => {
+            // Inside the writer's transaction: nothing can change between check and write.
+            let stored: Option<String> = sqlx::query_scalar("SELECT kind FROM nodes WHERE id = ?")
+                .bind(&n.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match (change, stored) {
+                (Change::CreateNode(_), Some(_)) => {
+                    return Err(rejected(
+                        ErrorKind::AlreadyExists,
+                        format!("A node with id {} already exists", n.id),
+                    ));
+                }
+                (Change::UpdateNode(_), None) => {
+                    return Err(rejected(
+                        ErrorKind::NotFound,
+                        format!("Node {} not found", n.id),
+                    ));
+                }
+                (_, Some(kind)) if kind != n.kind => {
+                    return Err(rejected(
+                        ErrorKind::Conflict,
+                        format!(
+                            "Node {} is a {kind}; it cannot become a {} (a node's kind never changes)",
+                            n.id, n.kind
+                        ),
+                    ));
+                }
+                _ => {}
+            }
             let taken = sqlx::query("SELECT 1 FROM nodes WHERE kind = ? AND name = ? AND id <> ?")
                 .bind(&n.kind)
                 .bind(&n.name)
@@ -469,7 +503,7 @@ async fn build_events(
                 (Some(out[*j].id), out[*j].level + 1)
             }
             Some(ParentRef::InBatch(j)) => {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::backend(format!(
                     "event {i} names a later event {j} of its commit as parent"
                 )));
             }
@@ -569,7 +603,7 @@ async fn insert_events(conn: &mut SqliteConnection, events: &[&Event]) -> Result
         let mut q = sqlx::query(INSERT_EVENTS[k].as_str());
         for e in chunk {
             let related = serde_json::to_string(&e.related_nodes)
-                .map_err(|err| StoreError::Backend(err.to_string()))?;
+                .map_err(|err| StoreError::backend_context("encoding related nodes", err))?;
             q = q
                 .bind(e.position.0 as i64)
                 .bind(e.id.to_string())

@@ -1,9 +1,13 @@
-//! The benchmark tool behind `infrastream bench …`. Each scenario runs several times and
-//! reports every run and the median. Without `--url` a server is started on a fresh temporary
-//! data directory (loopback, fsync as configured) — in this process for `ingest`, as a child
-//! `infrastream serve` process for the WebSocket scenarios (so that server and clients each
-//! have their own file descriptors and the server's memory can be measured) — so one command
-//! reproduces a number in docs/BENCHMARKS.md.
+//! `infrastream-bench`, the load generator (docs/BENCHMARKS.md). Each scenario runs several
+//! times and reports every run and the median. Without `--url` a server is started on a fresh
+//! temporary data directory (loopback, fsync as configured) — in this process for `ingest`, as
+//! a child `infrastream serve` process for the WebSocket scenarios (so that server and clients
+//! each have their own file descriptors and the server's memory can be measured): the
+//! `infrastream` binary next to this one (same target directory) unless `--server-bin` names
+//! another — so one command reproduces a number in docs/BENCHMARKS.md.
+//!
+//! A binary of its own, so that the server binary does not carry the load generator's HTTP and
+//! WebSocket clients.
 
 mod client;
 mod connect;
@@ -14,11 +18,16 @@ mod process;
 mod query;
 mod sustained;
 
-use clap::{Args, Subcommand};
+use clap::{Parser, Subcommand};
 
-/// `infrastream bench` arguments.
-#[derive(Args)]
-pub struct BenchArgs {
+/// `infrastream-bench` arguments.
+#[derive(Parser)]
+#[command(
+    name = "infrastream-bench",
+    version,
+    about = "Load generator for infrastream (see docs/BENCHMARKS.md)"
+)]
+struct BenchArgs {
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -42,8 +51,25 @@ enum Scenario {
     IdleClient(idle::ClientArgs),
 }
 
+fn main() -> anyhow::Result<()> {
+    let args = BenchArgs::parse();
+    // Logs of the in-process server of `ingest` (and of the bench itself) go to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
 /// Runs the chosen scenario and prints its report.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // On Ctrl-C or SIGTERM the scenario is dropped, which stops the servers and client
     // processes it started.
     tokio::select! {
