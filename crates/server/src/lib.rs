@@ -195,7 +195,8 @@ impl Server {
             self.state.services.domain.clone(),
             token.clone(),
         );
-        let drain = std::time::Duration::from_millis(self.state.settings().shutdown_http_drain_timeout_ms);
+        let drain =
+            std::time::Duration::from_millis(self.state.settings().shutdown_http_drain_timeout_ms);
         let result = serve_http(self.listener, app, token.clone(), drain, async move {
             shutdown.await;
             // WebSocket sessions are detached from hyper: tell them to close with 1001.

@@ -3,88 +3,35 @@
 //! token. The same values get the same outcome on a GraphQL POST (served or 401) and on a
 //! socket (`connection_ack` or a 4403 close), whether the socket carries the value in its
 //! `connection_init` payload or in the upgrade request's header.
-//!
-//! Self-contained: the server setup is copied from `tests/common/mod.rs`.
 
 use futures::{SinkExt, StreamExt};
+use infrastream_testkit::{ADMIN_PASSWORD, ADMIN_TOKEN, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const ADMIN_TOKEN: &str = "test-admin-token-00000000000000000000000000000000";
-const ADMIN_PASSWORD: &str = "test-admin-password";
 const PROBE: &str = "{ InfrahubInfo { version } }";
 
-/// A real server on 127.0.0.1:0 with a fresh data directory; stopped when dropped.
-struct Server {
-    url: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+/// A real server on 127.0.0.1:0 (the test kit's), probed three ways.
+struct Server(TestServer);
 
 impl Server {
     async fn start(overrides: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut all = vec![
-            ("listen".to_string(), "127.0.0.1:0".to_string()),
-            ("data_dir".to_string(), dir.path().display().to_string()),
-            ("initial_admin_token".to_string(), ADMIN_TOKEN.to_string()),
-            (
-                "initial_admin_password".to_string(),
-                ADMIN_PASSWORD.to_string(),
-            ),
-            ("fsync".to_string(), "false".to_string()),
-        ];
-        all.extend(
-            overrides
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        let settings = infrastream_config::load(None, Vec::new(), &all).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = infrastream_server::Server::start(settings, listener)
-            .await
-            .unwrap();
-        let url = format!("http://{}", server.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            server
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self {
-            url,
-            http: reqwest::Client::new(),
-            _dir: dir,
-            _stop: stop,
-        }
+        Self(TestServer::start_with(overrides).await)
     }
 
     /// A JWT access token of admin, from `POST /api/auth/login`.
     async fn login(&self) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/api/auth/login", self.url))
-            .header("content-type", "application/json")
-            .body(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let body: Value = resp.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_string()
+        self.0.login_ok("admin", ADMIN_PASSWORD).await.0
     }
 
     /// Served or not over HTTP: a GraphQL POST with `Authorization: <authorization>`.
     async fn http(&self, authorization: &str) -> Outcome {
         let resp = self
+            .0
             .http
-            .post(format!("{}/graphql", self.url))
+            .post(format!("{}/graphql", self.0.url))
             .header("content-type", "application/json")
             .header("authorization", authorization)
             .body(json!({"query": PROBE}).to_string())
@@ -110,7 +57,7 @@ impl Server {
     /// Served or not over WebSocket (graphql-transport-ws): the value in the
     /// `connection_init` payload, or in the upgrade request's `Authorization` header.
     async fn ws(&self, authorization: &str, in_header: bool) -> Outcome {
-        let url = self.url.replace("http://", "ws://") + "/graphql";
+        let url = self.0.ws_url();
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert(
             "sec-websocket-protocol",

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-
 /// A cached verification: when it was made, the caller, and the credential's own expiry.
 type Entry = (Instant, Caller, Option<Timestamp>);
 

@@ -167,8 +167,9 @@ pub(crate) async fn upgrade(
             Err(close) => {
                 socket.send_raw(&close_frame(&close), true);
                 let wait = state.settings().ws_refusal_close_timeout_ms;
-                let _ = tokio::time::timeout(std::time::Duration::from_millis(wait), socket.drain())
-                    .await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_millis(wait), socket.drain())
+                        .await;
                 drop(permit);
             }
             Ok(n) => {
