@@ -14,7 +14,6 @@ mod git_sync;
 mod info;
 mod metrics;
 mod node;
-pub mod object_store;
 mod query_hub;
 mod repositories;
 mod runner;
@@ -23,10 +22,6 @@ mod scalars;
 mod subscriptions;
 mod surrogates;
 
-pub use artifacts::{
-    Artifact, ArtifactContent, ArtifactData, GenerateOutcome, GeneratedArtifact, artifact_content,
-    generate_artifacts,
-};
 pub use context::{Caller, Services, UrlBranch};
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
 pub use fanout::{EventRenderer, Renderers, is_events_subscription, is_query_subscription};

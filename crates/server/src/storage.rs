@@ -15,9 +15,11 @@ use crate::{AppState, reply};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use infrastream_core::error::DomainError;
 use infrastream_core::{Error, ErrorKind};
-use infrastream_graphql::Caller;
-use infrastream_graphql::object_store::{ObjectStore, md5_hex};
+use infrastream_services::Caller;
+use infrastream_services::artifacts::{self, ArtifactError, GenerateOutcome};
+use infrastream_services::object_store::{ObjectStore, md5_hex};
 use serde_json::{Value, json};
 
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
@@ -61,8 +63,7 @@ fn objects(state: &AppState) -> ObjectStore {
 }
 
 fn storage_failure(e: std::io::Error) -> Response {
-    tracing::error!(error = %e, "object storage failure");
-    reply::error(&Error::internal())
+    reply::error(&ArtifactError::Objects(e).user_error())
 }
 
 /// `POST /api/storage/upload/content`.
@@ -135,9 +136,9 @@ pub(crate) async fn artifact(
     if let Err(r) = caller(&state, &headers).await {
         return r;
     }
-    match infrastream_graphql::artifact_content(&state.services.domain, &id).await {
+    match artifacts::content(&state.services.domain, &id).await {
         Ok(c) => bytes_reply(c.bytes, &c.content_type),
-        Err(e) => reply::error(&e),
+        Err(e) => reply::error(&e.user_error()),
     }
 }
 
@@ -193,19 +194,13 @@ pub(crate) async fn generate(
             return reply::bad_request("'nodes' must be a list of node ids (or Kind:id strings)");
         }
     };
-    let done = match infrastream_graphql::generate_artifacts(
-        &state.services.domain,
-        &state.schema,
-        &caller,
-        &branch,
-        &definition,
-        nodes,
-    )
-    .await
-    {
-        Ok(d) => d,
-        Err(e) => return reply::error(&e),
-    };
+    let done =
+        match artifacts::generate(&state.services.domain, &caller, &branch, &definition, nodes)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return reply::error(&e.user_error()),
+        };
     let artifacts: Vec<Value> = done
         .iter()
         .map(|g| {
@@ -224,9 +219,7 @@ pub(crate) async fn generate(
             })
         })
         .collect();
-    let ok = done
-        .iter()
-        .all(|g| g.outcome != infrastream_graphql::GenerateOutcome::Error);
+    let ok = done.iter().all(|g| g.outcome != GenerateOutcome::Error);
     reply::json(
         StatusCode::OK,
         json!({"ok": ok, "count": artifacts.len(), "artifacts": artifacts}).to_string(),

@@ -8,9 +8,11 @@
 //! saved GraphQL queries (implemented by the `graphql` crate), [`Locks`] serializes work on one
 //! thing (in-process today; database-level for a shared PostgreSQL).
 
+pub mod artifacts;
 mod caller;
 pub mod credentials;
 pub mod locks;
+pub mod object_store;
 pub mod queries;
 
 pub use caller::{Actor, Caller};

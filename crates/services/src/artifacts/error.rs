@@ -1,0 +1,227 @@
+//! What can go wrong with definitions, artifacts, their generation and their content. Every
+//! variant names its registered code; the messages of the non-internal ones are what clients
+//! see (and what tests compare), the internal ones keep their source for the log.
+
+use super::{CONTENT_TYPES, STATUSES};
+use infrastream_core::codes::{self, Code};
+use infrastream_core::error::DomainError;
+use infrastream_store::StoreError;
+
+/// An error of the artifact domain.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// A required attribute is missing (or blank).
+    #[error("{0}.value is required")]
+    Required(&'static str),
+    /// A definition's `artifact_name` is blank.
+    #[error("artifact_name.value must not be empty")]
+    EmptyArtifactName,
+    /// An artifact's `name` is blank.
+    #[error("name.value must not be empty")]
+    EmptyName,
+    /// A content type outside [`CONTENT_TYPES`].
+    #[error("content_type '{0}' is not supported; expected one of: {types}", types = CONTENT_TYPES.join(", "))]
+    UnsupportedContentType(String),
+    /// A status outside [`STATUSES`].
+    #[error("status '{0}' is not valid; expected one of: {statuses}", statuses = STATUSES.join(", "))]
+    InvalidStatus(String),
+    /// A definition's `parameters` is not a JSON object.
+    #[error(
+        "parameters.value must be a JSON object (its keys are passed to the query as variables)"
+    )]
+    ParametersNotObject,
+    /// A definition names a saved query that does not exist.
+    #[error("The saved query '{0}' does not exist (query.value names a CoreGraphQLQuery)")]
+    UnknownSavedQuery(String),
+    /// A definition names a saved mutation or subscription.
+    #[error("The saved query '{0}' is not a query operation")]
+    NotAQuery(String),
+    /// A definition's template does not compile.
+    #[error("The template does not compile: {0}")]
+    TemplateDoesNotCompile(String),
+    /// A target string that is neither an id nor `Kind:id`.
+    #[error("Invalid target '{0}': expected a node id or Kind:id")]
+    InvalidTarget(String),
+    /// An artifact input without its definition.
+    #[error("definition.id is required")]
+    DefinitionRequired,
+    /// An artifact input without its target.
+    #[error("object.id is required (the artifact's target)")]
+    TargetRequired,
+    /// An update that would move an artifact to another definition.
+    #[error("The definition of an artifact cannot be changed")]
+    DefinitionChanged,
+    /// An update that would move an artifact to another target.
+    #[error("The target of an artifact cannot be changed")]
+    TargetChanged,
+    /// A checksum without the storage id it is the checksum of.
+    #[error("checksum can only be set together with storage_id")]
+    ChecksumWithoutStorageId,
+    /// A storage id that is not 64 lowercase hex characters.
+    #[error("storage_id '{0}' is not a valid object identifier (64 hexadecimal characters)")]
+    InvalidStorageId(String),
+    /// A checksum that is not the one of the object named.
+    #[error("checksum {given} does not match the content of object {storage_id} ({actual})")]
+    ChecksumMismatch {
+        /// The checksum given.
+        given: String,
+        /// The object.
+        storage_id: String,
+        /// The object's checksum.
+        actual: String,
+    },
+    /// A generation request with more targets than `artifact_max_targets_per_request`.
+    #[error(
+        "The request names {given} targets; at most {max} are allowed per request (setting artifact_max_targets_per_request)"
+    )]
+    TooManyTargets {
+        /// Targets named.
+        given: usize,
+        /// The setting.
+        max: usize,
+    },
+    /// A read-only caller asked for a generation.
+    #[error("You do not have permission to generate artifacts (read-only access)")]
+    ReadOnly,
+    /// No definition with that id or name (the text is the key as given).
+    #[error("Artifact definition {0} not found")]
+    DefinitionNotFound(String),
+    /// No artifact with that id.
+    #[error("Artifact {0} not found")]
+    ArtifactNotFound(String),
+    /// A target that is not stored and was given without its kind.
+    #[error("Target {0} not found: give the id of a stored node, or its kind as Kind:{0}")]
+    TargetNotFound(String),
+    /// A storage id naming no stored object.
+    #[error("Object {0} not found")]
+    ObjectNotFound(String),
+    /// An artifact without content.
+    #[error("Artifact {id} has no content (status {status})")]
+    NoContent {
+        /// The artifact.
+        id: String,
+        /// Its status.
+        status: String,
+    },
+    /// A new node would take an id already in use.
+    #[error("A node with id {0} already exists")]
+    IdTaken(String),
+    /// A definition would take another one's name.
+    #[error("An artifact definition named {0} already exists")]
+    DefinitionNameTaken(String),
+    /// A second artifact for the same (definition, target, branch).
+    #[error(
+        "An artifact of definition {definition} for target {target} already exists on branch {branch}"
+    )]
+    ArtifactExists {
+        /// Name of the definition.
+        definition: String,
+        /// Id of the target.
+        target: String,
+        /// The branch.
+        branch: String,
+    },
+    /// The recorded storage id of an artifact is malformed.
+    #[error("The content of artifact {0} is unavailable: its storage id is malformed")]
+    MalformedStorageId(String),
+    /// The object an artifact records is not stored.
+    #[error("The content of artifact {id} is missing from storage (object {storage_id})")]
+    ContentMissing {
+        /// The artifact.
+        id: String,
+        /// The object.
+        storage_id: String,
+    },
+    /// The stored bytes do not match the artifact's checksum.
+    #[error(
+        "The stored content of artifact {id} does not match its checksum (expected {expected}, found {actual})"
+    )]
+    ContentCorrupt {
+        /// The artifact.
+        id: String,
+        /// The recorded checksum.
+        expected: String,
+        /// The checksum of the stored bytes.
+        actual: String,
+    },
+    /// The store refused a change (its message is the client's) or failed (internal).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading or writing the object store failed.
+    #[error("object storage failure")]
+    Objects(#[source] std::io::Error),
+    /// A stored definition or artifact node does not decode.
+    #[error("stored artifact node {id} does not decode")]
+    Corrupt {
+        /// The node.
+        id: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Results of the artifact domain.
+pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
+
+impl DomainError for ArtifactError {
+    fn code(&self) -> &'static Code {
+        use ArtifactError::*;
+        match self {
+            Required(_)
+            | EmptyArtifactName
+            | EmptyName
+            | UnsupportedContentType(_)
+            | InvalidStatus(_)
+            | ParametersNotObject
+            | UnknownSavedQuery(_)
+            | NotAQuery(_)
+            | TemplateDoesNotCompile(_)
+            | InvalidTarget(_)
+            | DefinitionRequired
+            | TargetRequired
+            | DefinitionChanged
+            | TargetChanged
+            | ChecksumWithoutStorageId
+            | InvalidStorageId(_)
+            | ChecksumMismatch { .. } => &codes::BAD_USER_INPUT,
+            TooManyTargets { .. } => &codes::LIMIT_EXCEEDED,
+            ReadOnly => &codes::FORBIDDEN,
+            DefinitionNotFound(_)
+            | ArtifactNotFound(_)
+            | TargetNotFound(_)
+            | ObjectNotFound(_)
+            | NoContent { .. } => &codes::NOT_FOUND,
+            IdTaken(_) | DefinitionNameTaken(_) | ArtifactExists { .. } => &codes::ALREADY_EXISTS,
+            MalformedStorageId(_) | ContentMissing { .. } | ContentCorrupt { .. } => {
+                &codes::CONFLICT
+            }
+            Store(StoreError::Rejected(e)) => e.code(),
+            Store(_) | Objects(_) | Corrupt { .. } => &codes::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infrastream_core::Error;
+
+    #[test]
+    fn messages_and_codes() {
+        let e = ArtifactError::TooManyTargets { given: 3, max: 2 }.user_error();
+        assert_eq!((e.code, e.http_status()), ("LIMIT_EXCEEDED", 429));
+        assert!(
+            e.message.contains("artifact_max_targets_per_request"),
+            "{e}"
+        );
+        let e = ArtifactError::DefinitionNotFound("[\"d\"]".into()).user_error();
+        assert_eq!(e, Error::not_found("Artifact definition [\"d\"] not found"));
+        let rejected = Error::conflict("no");
+        let e = ArtifactError::Store(StoreError::Rejected(rejected.clone())).user_error();
+        assert_eq!(e, rejected);
+        let e = ArtifactError::Store(StoreError::Backend("disk /x".into())).user_error();
+        assert_eq!(e.code, "INTERNAL_SERVER_ERROR");
+        assert!(!e.message.contains("/x"), "{e}");
+    }
+}
