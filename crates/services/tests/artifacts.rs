@@ -76,7 +76,7 @@ async fn fixture(settings: Settings) -> Fixture {
         settings: Arc::new(settings),
         jwt: Arc::new(JwtKeys::new(b"test secret")),
         deployment_id: "test".into(),
-        credentials: Arc::new(CredentialCache::new(Duration::from_secs(1))),
+        credentials: Arc::new(CredentialCache::new(Duration::from_secs(1), 1000)),
         locks: Arc::new(InProcessLocks::default()),
         queries: Default::default(),
     };

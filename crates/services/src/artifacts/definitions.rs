@@ -118,9 +118,16 @@ async fn save(services: &Services, d: Definition, is_new: bool) -> Result<Defini
     {
         return Err(ArtifactError::DefinitionNameTaken(d.name));
     }
+    // The store checks again inside its transaction: of two concurrent creates with one id,
+    // exactly one wins and the other gets `ALREADY_EXISTS`.
+    let change = if is_new {
+        Change::CreateNode(d.to_node())
+    } else {
+        Change::UpdateNode(d.to_node())
+    };
     store
         .commit(Commit {
-            changes: vec![Change::PutNode(d.to_node())],
+            changes: vec![change],
             events: vec![],
         })
         .await?;

@@ -256,9 +256,15 @@ pub(crate) async fn commit_artifact(
     } else {
         vec![]
     };
+    // Created or updated inside the store's transaction: a concurrent create with the same id
+    // fails there instead of overwriting, and an artifact deleted meanwhile is not recreated.
+    let change = match before {
+        None => Change::CreateNode(a.to_node()),
+        Some(_) => Change::UpdateNode(a.to_node()),
+    };
     let stored = store
         .commit(Commit {
-            changes: vec![Change::PutNode(a.to_node())],
+            changes: vec![change],
             events,
         })
         .await?;
