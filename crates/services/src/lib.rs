@@ -11,7 +11,9 @@
 mod caller;
 pub mod credentials;
 pub mod locks;
+pub mod nodes;
 pub mod queries;
+pub mod saved_queries;
 
 pub use caller::{Actor, Caller};
 pub use credentials::CredentialCache;
