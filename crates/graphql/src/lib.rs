@@ -10,7 +10,6 @@ mod context;
 mod events;
 mod extension;
 mod fanout;
-mod git_sync;
 mod info;
 mod metrics;
 mod node;
@@ -33,7 +32,6 @@ pub use fanout::{EventRenderer, Renderers, is_events_subscription, is_query_subs
 pub use infrastream_services::CredentialCache;
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{Latest, QueryHub, TickResult};
-pub use repositories::spawn_periodic_repository_sync;
 pub use subscriptions::{
     CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, QueryFeed, SingleEvent,
     SingleTick, Subscription, SubscriptionGauge,

@@ -523,5 +523,6 @@ mod tests {
     fn node_kinds_are_served_as_declared() {
         let sdl = crate::schema_sdl();
         served_as_declared::<infrastream_core::SavedQuery>(&sdl);
+        served_as_declared::<infrastream_services::repositories::Repository>(&sdl);
     }
 }

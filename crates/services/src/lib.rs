@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod locks;
 pub mod nodes;
 pub mod queries;
+pub mod repositories;
 pub mod saved_queries;
 
 pub use caller::{Actor, Caller};
