@@ -47,6 +47,7 @@ pub struct Query(
     branches::BranchQuery,
     events::EventQuery,
     saved_queries::SavedQueryQuery,
+    accounts::AccountProfileQuery,
     accounts::AccountQuery,
     info::InfoQuery,
     artifacts::ArtifactQuery,

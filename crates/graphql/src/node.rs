@@ -134,14 +134,6 @@ impl NodeKey {
         Self::from_input(id, hfid, kind)?
             .ok_or_else(|| domain(NodeError::KeyRequired(kind.to_owned())))
     }
-
-    /// Whether a node with this id and name is the one designated.
-    pub(crate) fn matches(&self, id: &str, name: &str) -> bool {
-        match self {
-            NodeKey::Id(i) => i == id,
-            NodeKey::Name(n) => n == name,
-        }
-    }
 }
 
 impl std::fmt::Display for NodeKey {
@@ -524,5 +516,6 @@ mod tests {
         let sdl = crate::schema_sdl();
         served_as_declared::<infrastream_core::SavedQuery>(&sdl);
         served_as_declared::<infrastream_services::repositories::Repository>(&sdl);
+        served_as_declared::<infrastream_core::Account>(&sdl);
     }
 }

@@ -8,6 +8,7 @@
 //! saved GraphQL queries (implemented by the `graphql` crate), [`Locks`] serializes work on one
 //! thing (in-process today; database-level for a shared PostgreSQL).
 
+pub mod accounts;
 mod caller;
 pub mod credentials;
 pub mod locks;
