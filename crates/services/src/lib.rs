@@ -9,6 +9,7 @@
 //! thing (in-process today; database-level for a shared PostgreSQL).
 
 pub mod accounts;
+pub mod branches;
 mod caller;
 pub mod credentials;
 pub mod locks;
