@@ -350,3 +350,66 @@ async fn git(
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "infrastream-git-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn timeouts_come_from_the_settings() {
+        let settings = infrastream_config::Settings {
+            git_fetch_timeout_secs: 7,
+            git_local_timeout_secs: 3,
+            ..Default::default()
+        };
+        let git = Git::new(&settings);
+        assert_eq!(git.fetch_timeout, Duration::from_secs(7));
+        assert_eq!(git.local_timeout, Duration::from_secs(3));
+        assert_eq!(git.repos_dir, settings.data_dir.join("repositories"));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_past_its_timeout_fails_clearly_and_leaves_nothing() {
+        let source = scratch("source");
+        let repos_dir = scratch("mirrors");
+        let git = Git {
+            repos_dir: repos_dir.clone(),
+            fetch_timeout: Duration::ZERO,
+            local_timeout: Duration::from_secs(60),
+        };
+        let location = Location::parse(source.to_str().unwrap()).unwrap();
+        let e = git
+            .sync_mirror("r1", &location, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Fetching from {} timed out after 0 s", source.display())
+        );
+        assert_eq!(
+            std::fs::read_dir(&repos_dir).unwrap().count(),
+            0,
+            "no partial clone is left"
+        );
+        let missing = Location::parse("/nonexistent/infrastream-repo").unwrap();
+        let e = git
+            .sync_mirror("r2", &missing, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Repository location /nonexistent/infrastream-repo does not exist"
+        );
+        let _ = std::fs::remove_dir_all(source);
+        let _ = std::fs::remove_dir_all(repos_dir);
+    }
+}
