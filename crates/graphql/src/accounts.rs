@@ -1,9 +1,10 @@
 //! Accounts (`CoreAccount`, admin-managed) in Infrahub's node shape, produced by
-//! [`node_kind!`](crate::node::node_kind) from the domain's description
+//! [`node_kind!`](crate::node_kind::node_kind) from the domain's description
 //! ([`infrastream_services::accounts`]), the caller's profile and its API tokens.
 
 use crate::context::{Res, domain, require_account, require_admin, services};
-use crate::node::{TextAttribute, node_kind, ok_result};
+use crate::node::{TextAttribute, ok_result};
+use crate::node_kind::node_kind;
 use async_graphql::{Context, InputObject, Interface, Object, SimpleObject};
 use infrastream_core::Account;
 use infrastream_services::accounts::{self, Values};

@@ -13,6 +13,7 @@ mod fanout;
 mod info;
 mod metrics;
 mod node;
+mod node_kind;
 pub mod object_store;
 mod query_hub;
 mod repositories;

@@ -1,10 +1,11 @@
 //! Git repositories (`CoreRepository`) in Infrahub's node shape, produced by
-//! [`node_kind!`](crate::node::node_kind) from the domain's description
+//! [`node_kind!`](crate::node_kind::node_kind) from the domain's description
 //! ([`infrastream_services::repositories`]), and their sync on demand (`RepositorySync`),
 //! which returns once the sync has been committed, with `ok` telling whether it succeeded.
 
 use crate::context::{Res, domain, require_write, services, url_branch};
-use crate::node::{Dropdown, TextAttribute, anyone, node_kind};
+use crate::node::{Dropdown, TextAttribute};
+use crate::node_kind::{anyone, node_kind};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use infrastream_services::repositories::{Repository, Values, sync_repository};
 use tokio_util::sync::CancellationToken;

@@ -1,10 +1,11 @@
 //! Saved queries (`CoreGraphQLQuery`) in Infrahub's node shape, produced by
-//! [`node_kind!`](crate::node::node_kind) from the domain's description
+//! [`node_kind!`](crate::node_kind::node_kind) from the domain's description
 //! ([`infrastream_services::saved_queries`]); documents are validated against the schema when
 //! saved.
 
 use crate::context::require_write;
-use crate::node::{TextAttribute, anyone, node_kind, ok_result};
+use crate::node::{TextAttribute, ok_result};
+use crate::node_kind::{anyone, node_kind};
 use async_graphql::Object;
 use infrastream_core::SavedQuery;
 use infrastream_services::saved_queries::Values;
