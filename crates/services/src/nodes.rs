@@ -17,9 +17,15 @@
 //! Saved queries ([`crate::saved_queries`]), repositories ([`crate::repositories`]) and
 //! accounts ([`crate::accounts`]) are produced this way; the GraphQL layer turns the same
 //! description into the kind's query field and four mutations with one macro
-//! (`node_kind!` in the `graphql` crate), so a kind's GraphQL file holds only declarations.
-//! Schema-defined nodes are the next step: a kind whose `Values` and attributes come from a
-//! schema rather than from Rust.
+//! (`node_kind!`, in the `graphql` crate's `node_kind.rs`), so a kind's GraphQL file holds only
+//! declarations.
+//!
+//! Error messages are the kind's: "`<LABEL> <key> not found`", "`<attr>.value is required`",
+//! "`id or hfid is required for <KIND>`" come from [`NodeError`], wrapped by the kind's own
+//! error enum. Authorization stays with the caller of an operation (the GraphQL guard);
+//! rules that need the caller (an account never deletes itself) get it in
+//! [`NodeKind::remove`]. Schema-defined nodes are the next step: a kind whose `Values` and
+//! attributes come from a schema rather than from Rust.
 
 use crate::{Caller, Services};
 use async_trait::async_trait;
