@@ -1,18 +1,11 @@
-//! Branches: the `Branch` query and the branch lifecycle mutations, each committed together
-//! with its event (SPEC §2, §3, §5).
+//! Branches: the `Branch` query and the branch lifecycle mutations; the rules and the events
+//! they commit are the domain's ([`infrastream_services::branches`]).
 
-use crate::context::{Res, caller, event_context, gql, require_write, services, store_err};
+use crate::context::{Res, caller, domain, require_write, services, url_branch};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
-use infrastream_core::branch::DEFAULT_BRANCH;
-use infrastream_core::{
-    Branch as CoreBranch, BranchStatus, Error, EventName, NewEvent, RelatedNode, now,
-    validate_branch_name,
-};
-use infrastream_store::{Change, Commit};
-use serde_json::json;
-
-/// Node kind used for branches in events.
-pub(crate) const BRANCH_KIND: &str = "Branch";
+use infrastream_core::{Branch as CoreBranch, BranchStatus};
+use infrastream_services::branches::{self, NewBranch};
+use infrastream_services::nodes::NodeFilter;
 
 /// Lifecycle state of a branch: Infrahub's values, plus `MERGE_FAILED` (a merge that failed
 /// leaves the branch open to another attempt). `NEED_UPGRADE_REBASE` is never reached here
@@ -103,14 +96,14 @@ impl BranchQuery {
         ids: Option<Vec<Option<ID>>>,
         name: Option<String>,
     ) -> Res<Vec<Branch>> {
-        let all = services(ctx).store.branches().await.map_err(store_err)?;
-        let ids: Option<Vec<String>> = ids.map(|v| v.into_iter().flatten().map(|i| i.0).collect());
-        Ok(all
-            .into_iter()
-            .filter(|b| name.as_ref().is_none_or(|n| *n == b.name))
-            .filter(|b| ids.as_ref().is_none_or(|ids| ids.contains(&b.id)))
-            .map(Branch)
-            .collect())
+        let filter = NodeFilter {
+            ids: crate::node::id_list(ids),
+            name,
+        };
+        let all = branches::list(services(ctx), &filter)
+            .await
+            .map_err(domain)?;
+        Ok(all.into_iter().map(Branch).collect())
     }
 }
 
@@ -215,61 +208,9 @@ pub(crate) struct BranchUpdate {
     object: Option<Branch>,
 }
 
-/// The branch name of a `BranchNameInput` or `BranchDeleteInput`: Infrahub declares it
-/// optional, but every operation needs it.
-fn required_name(name: Option<String>) -> Res<String> {
-    name.ok_or_else(|| gql(Error::invalid("The branch name is required (data.name)")))
-}
-
-async fn existing(ctx: &Context<'_>, name: &str) -> Res<CoreBranch> {
-    services(ctx)
-        .store
-        .branch(name)
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| gql(Error::branch_not_found(name)))
-}
-
-fn refuse_default(b: &CoreBranch, verb: &str) -> Res<()> {
-    if b.is_default {
-        return Err(gql(Error::invalid(format!(
-            "The default branch {} cannot be {verb}",
-            b.name
-        ))));
-    }
-    Ok(())
-}
-
-fn branch_event(
-    ctx: &Context<'_>,
-    name: &str,
-    b: &CoreBranch,
-    data: serde_json::Value,
-) -> NewEvent {
-    NewEvent {
-        account_id: caller(ctx).account_id(),
-        primary_node: Some(RelatedNode {
-            id: b.id.clone(),
-            kind: BRANCH_KIND.into(),
-        }),
-        data,
-        context: event_context(ctx),
-        ..NewEvent::new(name)
-    }
-}
-
-/// Commits `change` with `event`, returning the branch and the id of the (first) event.
-async fn commit(
-    ctx: &Context<'_>,
-    changes: Vec<Change>,
-    events: Vec<NewEvent>,
-) -> Res<Option<String>> {
-    let stored = services(ctx)
-        .store
-        .commit(Commit { changes, events })
-        .await
-        .map_err(store_err)?;
-    Ok(stored.first().map(|e| e.id.to_string()))
+/// The actor of a change the request makes.
+fn actor(ctx: &Context<'_>) -> infrastream_services::Actor {
+    caller(ctx).actor(&url_branch(ctx))
 }
 
 #[derive(Default)]
@@ -295,28 +236,14 @@ impl BranchMutation {
             data.is_isolated,
             background_execution,
         );
-        validate_branch_name(&data.name).map_err(gql)?;
-        let t = now();
-        let b = CoreBranch {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: data.name.clone(),
+        let new = NewBranch {
+            name: data.name,
             description: data.description,
-            origin_branch: DEFAULT_BRANCH.into(),
-            branched_from: t,
-            created_at: t,
-            status: BranchStatus::Open,
-            sync_with_git: data.sync_with_git.unwrap_or(false),
-            is_default: false,
-            has_schema_changes: false,
-            graph_version: 0,
+            sync_with_git: data.sync_with_git,
         };
-        let event = branch_event(
-            ctx,
-            EventName::BRANCH_CREATED,
-            &b,
-            json!({"created_branch": b.name, "branch_id": b.id, "sync_with_git": b.sync_with_git}),
-        );
-        let task = commit(ctx, vec![Change::InsertBranch(b.clone())], vec![event]).await?;
+        let (b, task) = branches::create(services(ctx), &actor(ctx), new)
+            .await
+            .map_err(domain)?;
         Ok(BranchCreate::done(b, wait_until_completion, task))
     }
 
@@ -331,22 +258,9 @@ impl BranchMutation {
         require_write(ctx)?;
         // Deletion completes before the reply whether or not the caller waits.
         let _ = (wait_until_completion, data.delete_from_git);
-        let b = existing(ctx, &required_name(data.name)?).await?;
-        refuse_default(&b, "deleted")?;
-        let event = branch_event(
-            ctx,
-            EventName::BRANCH_DELETED,
-            &b,
-            json!({"deleted_branch": b.name, "branch_id": b.id, "proposed_change_id": null}),
-        );
-        let task = commit(
-            ctx,
-            vec![Change::DeleteBranch {
-                name: b.name.clone(),
-            }],
-            vec![event],
-        )
-        .await?;
+        let task = branches::delete(services(ctx), &actor(ctx), data.name.as_deref())
+            .await
+            .map_err(domain)?;
         Ok(Some(BranchDelete {
             ok: Some(true),
             task: TaskInfo::of(task),
@@ -362,34 +276,9 @@ impl BranchMutation {
         wait_until_completion: Option<bool>,
     ) -> Res<Option<BranchMerge>> {
         require_write(ctx)?;
-        let b = existing(ctx, &required_name(data.name)?).await?;
-        refuse_default(&b, "merged")?;
-        if !matches!(
-            b.status,
-            BranchStatus::Open | BranchStatus::NeedRebase | BranchStatus::MergeFailed
-        ) {
-            return Err(gql(Error::conflict(format!(
-                "Branch {} cannot be merged: its status is {}",
-                b.name,
-                b.status.as_str()
-            ))));
-        }
-        let merged = CoreBranch {
-            status: BranchStatus::Merged,
-            graph_version: b.graph_version + 1,
-            ..b.clone()
-        };
-        let event = branch_event(
-            ctx,
-            EventName::BRANCH_MERGED,
-            &b,
-            json!({"source_branch": b.name, "branch_id": b.id}),
-        );
-        let change = Change::UpdateBranch {
-            branch: merged.clone(),
-            expect_status: Some(b.status),
-        };
-        let task = commit(ctx, vec![change], vec![event]).await?;
+        let (merged, task) = branches::merge(services(ctx), &actor(ctx), data.name.as_deref())
+            .await
+            .map_err(domain)?;
         Ok(BranchMerge::done(merged, wait_until_completion, task))
     }
 
@@ -402,33 +291,9 @@ impl BranchMutation {
         wait_until_completion: Option<bool>,
     ) -> Res<Option<BranchRebase>> {
         require_write(ctx)?;
-        let b = existing(ctx, &required_name(data.name)?).await?;
-        refuse_default(&b, "rebased")?;
-        if !matches!(b.status, BranchStatus::Open | BranchStatus::NeedRebase) {
-            return Err(gql(Error::conflict(format!(
-                "Branch {} cannot be rebased: its status is {}",
-                b.name,
-                b.status.as_str()
-            ))));
-        }
-        let rebased = CoreBranch {
-            status: BranchStatus::Open,
-            branched_from: now(),
-            graph_version: b.graph_version + 1,
-            ..b.clone()
-        };
-        let mut event = branch_event(
-            ctx,
-            EventName::BRANCH_REBASED,
-            &b,
-            json!({"rebased_branch": b.name, "branch_id": b.id}),
-        );
-        event.branch = Some(b.name.clone());
-        let change = Change::UpdateBranch {
-            branch: rebased.clone(),
-            expect_status: Some(b.status),
-        };
-        let task = commit(ctx, vec![change], vec![event]).await?;
+        let (rebased, task) = branches::rebase(services(ctx), &actor(ctx), data.name.as_deref())
+            .await
+            .map_err(domain)?;
         Ok(BranchRebase::done(rebased, wait_until_completion, task))
     }
 
@@ -441,7 +306,9 @@ impl BranchMutation {
         wait_until_completion: Option<bool>,
     ) -> Res<Option<BranchValidate>> {
         require_write(ctx)?;
-        let b = existing(ctx, &required_name(data.name)?).await?;
+        let b = branches::validate(services(ctx), data.name.as_deref())
+            .await
+            .map_err(domain)?;
         Ok(BranchValidate::done(b, wait_until_completion, None))
     }
 
@@ -454,20 +321,9 @@ impl BranchMutation {
     ) -> Res<Option<BranchUpdate>> {
         require_write(ctx)?;
         let _ = data.is_isolated;
-        let b = existing(ctx, &data.name).await?;
-        let updated = CoreBranch {
-            description: data.description,
-            ..b.clone()
-        };
-        commit(
-            ctx,
-            vec![Change::UpdateBranch {
-                branch: updated.clone(),
-                expect_status: Some(b.status),
-            }],
-            vec![],
-        )
-        .await?;
+        let updated = branches::update(services(ctx), &data.name, data.description)
+            .await
+            .map_err(domain)?;
         Ok(Some(BranchUpdate {
             ok: Some(true),
             object: Some(Branch(updated)),

@@ -33,6 +33,11 @@ pub(crate) fn gql(e: Error) -> async_graphql::Error {
     })
 }
 
+/// A domain error as a GraphQL error (internal failures are logged with a correlation id).
+pub(crate) fn domain<E: infrastream_core::DomainError>(e: E) -> async_graphql::Error {
+    gql(e.user_error())
+}
+
 /// Store failures: rejections as they are; backend failures logged once and hidden.
 pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
     if !matches!(e, StoreError::Rejected(_)) {

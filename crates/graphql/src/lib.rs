@@ -10,10 +10,10 @@ mod context;
 mod events;
 mod extension;
 mod fanout;
-mod git_sync;
 mod info;
 mod metrics;
 mod node;
+mod node_kind;
 mod query_hub;
 mod repositories;
 mod runner;
@@ -28,7 +28,6 @@ pub use fanout::{EventRenderer, Renderers, is_events_subscription, is_query_subs
 pub use infrastream_services::CredentialCache;
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use query_hub::{Latest, QueryHub, TickResult};
-pub use repositories::spawn_periodic_repository_sync;
 pub use subscriptions::{
     CaptureEventsPlan, CaptureQueryPlan, CursorStep, EventCursor, QueryFeed, SingleEvent,
     SingleTick, Subscription, SubscriptionGauge,
@@ -36,7 +35,7 @@ pub use subscriptions::{
 pub use surrogates::decode_surrogate_pairs;
 
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Root query type.
 #[derive(MergedObject, Default)]
@@ -44,6 +43,7 @@ pub struct Query(
     branches::BranchQuery,
     events::EventQuery,
     saved_queries::SavedQueryQuery,
+    accounts::AccountProfileQuery,
     accounts::AccountQuery,
     info::InfoQuery,
     artifacts::ArtifactQuery,
@@ -64,19 +64,6 @@ pub struct Mutation(
 /// The executable schema.
 pub type InfraSchema = Schema<Query, Mutation, Subscription>;
 
-/// Lets resolvers reach the schema they run in (to validate saved queries).
-#[derive(Clone, Default)]
-pub(crate) struct SchemaHandle(Arc<OnceLock<InfraSchema>>);
-
-impl SchemaHandle {
-    pub(crate) fn get(&self) -> InfraSchema {
-        self.0
-            .get()
-            .expect("schema handle is set by build_schema")
-            .clone()
-    }
-}
-
 /// The root types: the one place that decides which types the schema has, so that
 /// [`build_schema`] and [`schema_sdl`] cannot disagree.
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
@@ -92,17 +79,14 @@ pub fn schema_sdl() -> String {
 /// Builds the schema with the limits of `services.settings`.
 pub fn build_schema(services: Services) -> InfraSchema {
     let s = services.domain.settings.clone();
-    let handle = SchemaHandle::default();
     let hub = services.query_hub.clone();
     let schema = builder()
         .data(services.clone())
-        .data(handle.clone())
         .extension(extension::TagRequestErrors)
         .limit_depth(s.max_query_depth)
         .limit_complexity(s.max_query_complexity)
         .limit_recursive_depth(s.max_query_recursion)
         .finish();
-    let _ = handle.0.set(schema.clone());
     hub.set_schema(schema.clone());
     services
         .domain

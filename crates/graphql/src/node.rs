@@ -2,10 +2,11 @@
 //! create inputs with `<Attr>Create` and update/upsert inputs with `<Attr>Update` attributes,
 //! nodes designated by `id` or by `hfid` (human friendly id), mutation results named after
 //! their mutation.
+//! [`crate::node_kind`] builds a whole kind from these.
 
-use crate::context::{Res, gql};
-use async_graphql::{InputObject, SimpleObject};
-use infrastream_core::Error;
+use crate::context::{Res, domain};
+use async_graphql::{ID, InputObject, SimpleObject};
+use infrastream_services::nodes::NodeError;
 
 /// A text attribute.
 #[derive(SimpleObject, Clone)]
@@ -92,8 +93,10 @@ impl TextValue for Option<TextAttributeUpdate> {
     }
 }
 
-/// How a mutation designates an existing node: by `id`, or by its human friendly id. Every
-/// kind served here whose nodes have an hfid uses the name alone (`hfid: [name]`).
+/// How a mutation designates an existing node: by `id`, or by its human friendly id
+/// (`hfid: [name]`); parsed by the domain's [`infrastream_services::nodes::NodeKey`]. Kinds
+/// produced by [`crate::node_kind`] use the domain's key directly; this one serves the resolvers
+/// written by hand (artifacts) until they adopt it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NodeKey {
     Id(String),
@@ -107,18 +110,12 @@ impl NodeKey {
         hfid: Option<Vec<Option<String>>>,
         kind: &str,
     ) -> Res<Option<NodeKey>> {
-        if let Some(id) = id {
-            return Ok(Some(NodeKey::Id(id)));
-        }
-        match hfid {
-            None => Ok(None),
-            Some(parts) => match parts.as_slice() {
-                [Some(name)] => Ok(Some(NodeKey::Name(name.clone()))),
-                _ => Err(gql(Error::invalid(format!(
-                    "Invalid hfid for {kind}: expected [name], got {parts:?}"
-                )))),
-            },
-        }
+        use infrastream_services::nodes::NodeKey as Key;
+        Ok(match Key::parse(id, hfid, kind).map_err(domain)? {
+            None => None,
+            Some(Key::Id(id)) => Some(NodeKey::Id(id)),
+            Some(Key::Name(name)) => Some(NodeKey::Name(name)),
+        })
     }
 
     /// Like [`NodeKey::from_input`], but one of `id` and `hfid` is required.
@@ -128,15 +125,7 @@ impl NodeKey {
         kind: &str,
     ) -> Res<NodeKey> {
         Self::from_input(id, hfid, kind)?
-            .ok_or_else(|| gql(Error::invalid(format!("id or hfid is required for {kind}"))))
-    }
-
-    /// Whether a node with this id and name is the one designated.
-    pub(crate) fn matches(&self, id: &str, name: &str) -> bool {
-        match self {
-            NodeKey::Id(i) => i == id,
-            NodeKey::Name(n) => n == name,
-        }
+            .ok_or_else(|| domain(NodeError::KeyRequired(kind.to_owned())))
     }
 }
 
@@ -266,3 +255,8 @@ macro_rules! ok_result {
     };
 }
 pub(crate) use ok_result;
+
+/// The ids of an `ids` filter, nulls dropped.
+pub(crate) fn id_list(ids: Option<Vec<Option<ID>>>) -> Option<Vec<String>> {
+    ids.map(|v| v.into_iter().flatten().map(|i| i.0).collect())
+}

@@ -191,7 +191,7 @@ impl Server {
     ) -> Result<(), ServerError> {
         let app = routes::router(self.state.clone());
         let token = self.state.shutdown.clone();
-        let repository_sync = infrastream_graphql::spawn_periodic_repository_sync(
+        let repository_sync = infrastream_services::repositories::spawn_periodic_repository_sync(
             self.state.services.domain.clone(),
             token.clone(),
         );

@@ -72,3 +72,40 @@ async fn two_concurrent_creates_with_one_id_have_exactly_one_winner() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_id_taken_by_one_kind_is_refused_to_another_and_the_node_keeps_its_kind() {
+    let s = TestServer::start().await;
+    s.admin(
+        "mutation { CoreGraphQLQueryCreate(data: {name: {value: \"q\"}, query: {value: \"{ InfrahubInfo { version } }\"}}) { ok } }",
+        json!({}),
+    )
+    .await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let created = create_definition(&s, &id, "holder").await;
+    assert_eq!(
+        created["data"]["CoreArtifactDefinitionCreate"]["ok"], true,
+        "{created}"
+    );
+    let (status, body) = s
+        .post(
+            "/graphql",
+            Some(ADMIN_TOKEN),
+            "mutation($id: String, $loc: String!) { CoreRepositoryCreate(data: {id: $id, name: {value: \"r\"}, location: {value: $loc}}) { ok } }",
+            json!({"id": id, "loc": "file:///nonexistent"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "ALREADY_EXISTS",
+        "{body}"
+    );
+    let stored = s
+        .admin(
+            "query($ids: [ID]) { CoreArtifactDefinition(ids: $ids) { count } CoreRepository(ids: $ids) { count } }",
+            json!({"ids": [id]}),
+        )
+        .await;
+    assert_eq!(stored["CoreArtifactDefinition"]["count"], 1, "{stored}");
+    assert_eq!(stored["CoreRepository"]["count"], 0, "{stored}");
+}

@@ -8,12 +8,17 @@
 //! saved GraphQL queries (implemented by the `graphql` crate), [`Locks`] serializes work on one
 //! thing (in-process today; database-level for a shared PostgreSQL).
 
+pub mod accounts;
 pub mod artifacts;
+pub mod branches;
 mod caller;
 pub mod credentials;
 pub mod locks;
+pub mod nodes;
 pub mod object_store;
 pub mod queries;
+pub mod repositories;
+pub mod saved_queries;
 
 pub use caller::{Actor, Caller};
 pub use credentials::CredentialCache;

@@ -1,0 +1,263 @@
+//! A node kind's GraphQL surface, produced from its description in the domain layer
+//! ([`infrastream_services::nodes::NodeKind`]) by [`node_kind!`]: the list query with its
+//! `ids` and `name__value` filters, the create, update and upsert inputs (one
+//! `<Attr>Create`/`<Attr>Update` field per declared attribute), and the Create, Update,
+//! Upsert and Delete mutations, each a call to the generic operation of
+//! [`infrastream_services::nodes`]. A kind's GraphQL file declares its node type, its names
+//! and docs, and any mutation of its own; a test checks that what is served matches the
+//! attributes each kind declares.
+
+use crate::context::Res;
+use async_graphql::Context;
+
+/// The guard of a list anyone may read.
+pub(crate) fn anyone(_: &Context<'_>) -> Res<()> {
+    Ok(())
+}
+
+/// Produces a node kind's GraphQL surface from its domain description (see the module
+/// documentation): the paginated list types, the query object `$query` with the list field
+/// (`name__value`, `ids`), the create/update/upsert input types (`id`, `hfid` and one text
+/// attribute per name in `attributes`, whose values fill the kind's `Values`), their
+/// `{object, ok}` results, and the mutation object `$mutation` with the four mutations (each
+/// behind `guard`) followed by `extra_mutations`. Names and descriptions are given as they
+/// are served.
+macro_rules! node_kind {
+    (
+        kind: $kind:ty,
+        values: $values:ident,
+        object: $object:ident,
+        query: $query:ident,
+        list: $list_name:tt => ($paginated:ident, $edged:ident),
+        list_guard: $list_guard:path,
+        mutation: $mutation:ident,
+        guard: $guard:path,
+        attributes: [$($attr:ident),+ $(,)?],
+        create: $create_name:tt => ($create:ident, $create_input:tt),
+        update: $update_name:tt => ($update:ident, $update_input:tt),
+        upsert: $upsert_name:tt => ($upsert:ident, $upsert_input:tt),
+        delete: $delete_name:tt => ($delete:ty, $deleted:expr),
+        docs: {
+            list: $list_doc:tt,
+            create_input: $create_input_doc:tt,
+            update_input: $update_input_doc:tt,
+            upsert_input: $upsert_input_doc:tt,
+            create: $create_doc:tt,
+            update: $update_doc:tt,
+            upsert: $upsert_doc:tt,
+            delete: $delete_doc:tt $(,)?
+        },
+        extra_mutations: { $($extra:tt)* } $(,)?
+    ) => {
+        $crate::node::paginated!($paginated, $edged, $object);
+
+        #[derive(Default)]
+        pub(crate) struct $query;
+
+        #[async_graphql::Object(rename_args = "snake_case")]
+        impl $query {
+            #[doc = $list_doc]
+            #[graphql(name = $list_name)]
+            async fn list(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+                #[graphql(name = "name__value")] name_value: Option<String>,
+                ids: Option<Vec<Option<async_graphql::ID>>>,
+            ) -> $crate::context::Res<$paginated> {
+                $list_guard(ctx)?;
+                let filter = infrastream_services::nodes::NodeFilter {
+                    ids: $crate::node::id_list(ids),
+                    name: name_value,
+                };
+                let s = $crate::context::services(ctx);
+                let nodes = infrastream_services::nodes::list::<$kind>(s, &filter)
+                    .await
+                    .map_err($crate::context::domain)?;
+                Ok($paginated::of(nodes.into_iter().map($object).collect()))
+            }
+        }
+
+        #[doc = $create_input_doc]
+        #[derive(async_graphql::InputObject)]
+        #[graphql(name = $create_input, rename_fields = "snake_case")]
+        pub(crate) struct CreateInput {
+            id: Option<String>,
+            $($attr: Option<$crate::node::TextAttributeCreate>,)+
+        }
+
+        #[doc = $update_input_doc]
+        #[derive(async_graphql::InputObject)]
+        #[graphql(name = $update_input, rename_fields = "snake_case")]
+        pub(crate) struct UpdateInput {
+            id: Option<String>,
+            hfid: Option<Vec<Option<String>>>,
+            $($attr: Option<$crate::node::TextAttributeUpdate>,)+
+        }
+
+        #[doc = $upsert_input_doc]
+        #[derive(async_graphql::InputObject)]
+        #[graphql(name = $upsert_input, rename_fields = "snake_case")]
+        pub(crate) struct UpsertInput {
+            id: Option<String>,
+            hfid: Option<Vec<Option<String>>>,
+            $($attr: Option<$crate::node::TextAttributeUpdate>,)+
+        }
+
+        $crate::node::object_result!($create, $object);
+        $crate::node::object_result!($update, $object);
+        $crate::node::object_result!($upsert, $object);
+
+        #[derive(Default)]
+        pub(crate) struct $mutation;
+
+        #[async_graphql::Object(rename_args = "snake_case")]
+        impl $mutation {
+            #[doc = $create_doc]
+            #[graphql(name = $create_name)]
+            async fn create(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+                data: CreateInput,
+            ) -> $crate::context::Res<Option<$create>> {
+                $guard(ctx)?;
+                let values = $values {
+                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                };
+                let s = $crate::context::services(ctx);
+                let node = infrastream_services::nodes::create::<$kind>(s, data.id, values)
+                    .await
+                    .map_err($crate::context::domain)?;
+                Ok($create::done($object(node)))
+            }
+
+            #[doc = $update_doc]
+            #[graphql(name = $update_name)]
+            async fn update(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+                data: UpdateInput,
+            ) -> $crate::context::Res<Option<$update>> {
+                $guard(ctx)?;
+                let values = $values {
+                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                };
+                let s = $crate::context::services(ctx);
+                let node =
+                    infrastream_services::nodes::update::<$kind>(s, data.id, data.hfid, values)
+                        .await
+                        .map_err($crate::context::domain)?;
+                Ok($update::done($object(node)))
+            }
+
+            #[doc = $upsert_doc]
+            #[graphql(name = $upsert_name)]
+            async fn upsert(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+                data: UpsertInput,
+            ) -> $crate::context::Res<Option<$upsert>> {
+                $guard(ctx)?;
+                let values = $values {
+                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                };
+                let s = $crate::context::services(ctx);
+                let node =
+                    infrastream_services::nodes::upsert::<$kind>(s, data.id, data.hfid, values)
+                        .await
+                        .map_err($crate::context::domain)?;
+                Ok($upsert::done($object(node)))
+            }
+
+            #[doc = $delete_doc]
+            #[graphql(name = $delete_name)]
+            async fn delete(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+                data: $crate::node::DeleteInput,
+            ) -> $crate::context::Res<Option<$delete>> {
+                let caller = $guard(ctx)?;
+                let s = $crate::context::services(ctx);
+                let removed = infrastream_services::nodes::delete::<$kind>(
+                    s, caller, data.id, data.hfid,
+                )
+                .await
+                .map_err($crate::context::domain)?;
+                let deleted = $deleted;
+                Ok(deleted(removed.map($object)))
+            }
+
+            $($extra)*
+        }
+    };
+}
+pub(crate) use node_kind;
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_schema;
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    use infrastream_services::nodes::NodeKind;
+
+    /// Names of the fields of the object or input type `name` in `sdl`.
+    fn fields(sdl: &str, name: &str) -> Vec<String> {
+        let doc = parse_schema(sdl).expect("the served SDL parses");
+        for def in doc.definitions {
+            let TypeSystemDefinition::Type(t) = def else {
+                continue;
+            };
+            if t.node.name.node.as_str() != name {
+                continue;
+            }
+            return match t.node.kind {
+                TypeKind::Object(o) => o
+                    .fields
+                    .iter()
+                    .map(|f| f.node.name.node.to_string())
+                    .collect(),
+                TypeKind::InputObject(i) => i
+                    .fields
+                    .iter()
+                    .map(|f| f.node.name.node.to_string())
+                    .collect(),
+                _ => panic!("{name} is neither an object nor an input"),
+            };
+        }
+        panic!("{name} is not served")
+    }
+
+    /// The served node type and inputs of `K` are its declared attributes.
+    fn served_as_declared<K: NodeKind>(sdl: &str) {
+        let writable = K::ATTRIBUTES.iter().filter(|a| a.writable).map(|a| a.name);
+        for (input, keys) in [
+            ("CreateInput", &["id"][..]),
+            ("UpdateInput", &["id", "hfid"][..]),
+            ("UpsertInput", &["id", "hfid"][..]),
+        ] {
+            let want: Vec<String> = keys
+                .iter()
+                .copied()
+                .chain(writable.clone())
+                .map(String::from)
+                .collect();
+            assert_eq!(fields(sdl, &format!("{}{input}", K::KIND)), want);
+        }
+        let shown = fields(sdl, K::KIND);
+        for a in K::ATTRIBUTES {
+            assert_eq!(
+                shown.iter().any(|f| f == a.name),
+                !a.secret,
+                "{}.{}",
+                K::KIND,
+                a.name
+            );
+        }
+    }
+
+    #[test]
+    fn node_kinds_are_served_as_declared() {
+        let sdl = crate::schema_sdl();
+        served_as_declared::<infrastream_core::SavedQuery>(&sdl);
+        served_as_declared::<infrastream_services::repositories::Repository>(&sdl);
+        served_as_declared::<infrastream_core::Account>(&sdl);
+    }
+}
