@@ -212,10 +212,8 @@ async fn dispatch(
     candidates: &mut Vec<Arc<LiveSubscription>>,
     metrics: &Metrics,
 ) {
-    // Payloads rendered for this event, by renderer (usually one document for everyone).
-    let mut rendered: Vec<(usize, Arc<str>)> = Vec::new();
+    let mut deliveries = Deliveries::default();
     let now_us = infrastream_core::now().timestamp_micros();
-    let mut delivered = 0u64;
     for sub in candidates.drain(..) {
         if sub.at.load(Ordering::Relaxed) >= event.position.0 {
             continue;
@@ -224,24 +222,56 @@ async fn dispatch(
         if !sub.filter.matches(event) || !sub.socket.may_deliver(now_us) {
             continue;
         }
-        let key = Arc::as_ptr(&sub.renderer) as usize;
-        let payload = match rendered.iter().find(|(k, _)| *k == key) {
-            Some((_, p)) => p.clone(),
-            None => {
-                let p = sub.renderer.render(event, &sub.caller).await;
-                rendered.push((key, p.clone()));
-                p
-            }
-        };
-        let frame: [&[u8]; 3] = [&sub.prefix, payload.as_bytes(), b"}"];
-        if sub.socket.send_text_unless(Some(&sub.cancelled), &frame) == Sent::Accepted {
-            delivered += 1;
-        }
+        deliveries
+            .send(
+                &sub.socket,
+                &sub.prefix,
+                &sub.cancelled,
+                &sub.renderer,
+                || sub.renderer.render(event, &sub.caller),
+            )
+            .await;
     }
+    let delivered = deliveries.delivered;
     if delivered > 0 {
         metrics.deliveries.fetch_add(delivered, Ordering::Relaxed);
         // Commit → last frame of this event written (an upper bound for every frame).
         let age = infrastream_core::now() - event.occurred_at;
         metrics.observe_latencies(age.num_microseconds().unwrap_or(0) as f64 / 1e6, delivered);
+    }
+}
+
+/// The writes for one event or tick: each payload rendered once per renderer (usually one
+/// document for everyone), and how many frames the sockets accepted.
+#[derive(Default)]
+pub(super) struct Deliveries {
+    rendered: Vec<(usize, Arc<str>)>,
+    pub(super) delivered: u64,
+}
+
+impl Deliveries {
+    /// Writes `prefix`, the payload and `}` to `socket` unless `cancelled` is set. The payload
+    /// is the one `renderer` already rendered here, or else what `render` makes.
+    pub(super) async fn send<F: Future<Output = Arc<str>>>(
+        &mut self,
+        socket: &Socket,
+        prefix: &[u8],
+        cancelled: &AtomicBool,
+        renderer: &Arc<EventRenderer>,
+        render: impl FnOnce() -> F,
+    ) {
+        let key = Arc::as_ptr(renderer) as usize;
+        let payload = match self.rendered.iter().find(|(k, _)| *k == key) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = render().await;
+                self.rendered.push((key, p.clone()));
+                p
+            }
+        };
+        let frame: [&[u8]; 3] = [prefix, payload.as_bytes(), b"}"];
+        if socket.send_text_unless(Some(cancelled), &frame) == Sent::Accepted {
+            self.delivered += 1;
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! is refused while the group's task has already dispatched a newer tick than the one the
 //! session delivered, so no tick is skipped or sent twice at the seam.
 
-use super::socket::{Sent, Socket};
+use super::fanout::Deliveries;
+use super::socket::Socket;
 use infrastream_graphql::{Caller, EventRenderer, Latest, Metrics, TickResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -139,9 +140,7 @@ impl TickFanout {
 
     async fn dispatch(&self, result: &Arc<TickResult>, subs: &[Arc<LiveQuery>]) {
         let now_us = infrastream_core::now().timestamp_micros();
-        let mut delivered = 0;
-        // Payloads rendered for this result, by renderer (usually one document for all).
-        let mut rendered: Vec<(usize, Arc<str>)> = Vec::new();
+        let mut deliveries = Deliveries::default();
         for sub in subs {
             {
                 let mut last = sub.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,22 +155,18 @@ impl TickFanout {
             if !sub.socket.may_deliver(now_us) {
                 continue;
             }
-            let key = Arc::as_ptr(&sub.renderer) as usize;
-            let payload = match rendered.iter().find(|(k, _)| *k == key) {
-                Some((_, p)) => p.clone(),
-                None => {
-                    let p = sub.renderer.render_tick(result, &sub.caller).await;
-                    rendered.push((key, p.clone()));
-                    p
-                }
-            };
-            let frame: [&[u8]; 3] = [&sub.prefix, payload.as_bytes(), b"}"];
-            if sub.socket.send_text_unless(Some(&sub.cancelled), &frame) == Sent::Accepted {
-                delivered += 1;
-            }
+            deliveries
+                .send(
+                    &sub.socket,
+                    &sub.prefix,
+                    &sub.cancelled,
+                    &sub.renderer,
+                    || sub.renderer.render_tick(result, &sub.caller),
+                )
+                .await;
         }
         self.metrics
             .deliveries
-            .fetch_add(delivered, Ordering::Relaxed);
+            .fetch_add(deliveries.delivered, Ordering::Relaxed);
     }
 }
