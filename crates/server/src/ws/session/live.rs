@@ -126,15 +126,21 @@ impl Session {
                 });
                 Flow::Continue
             }
-            Err(_) => {
-                op.streams += 1;
-                let abort = self.push_stream(id, catch_up_stream(catch_up));
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.aborts.push(abort);
-                }
-                Flow::Continue
-            }
+            Err(_) => self.stay_on_stream(id, catch_up_stream(catch_up)),
         }
+    }
+
+    /// Keeps operation `id` on its own stream of `responses` when the shared fanout refuses
+    /// it.
+    fn stay_on_stream(&mut self, id: &str, responses: BoxStream<'static, Output>) -> Flow {
+        if let Some(op) = self.ops.get_mut(id) {
+            op.streams += 1;
+        }
+        let abort = self.push_stream(id, responses);
+        if let Some(op) = self.ops.get_mut(id) {
+            op.aborts.push(abort);
+        }
+        Flow::Continue
     }
 
     /// Hands a `query` subscription whose latest result was delivered to its group's tick
@@ -163,14 +169,7 @@ impl Session {
                 op.live = Some(Live::Query(Box::new((registration, start.feed))));
                 Flow::Continue
             }
-            Err(_) => {
-                op.streams += 1;
-                let abort = self.push_stream(id, query_stream(start));
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.aborts.push(abort);
-                }
-                Flow::Continue
-            }
+            Err(_) => self.stay_on_stream(id, query_stream(start)),
         }
     }
 }
