@@ -8,26 +8,19 @@
 //! is refused while the group's task has already dispatched a newer tick than the one the
 //! session delivered, so no tick is skipped or sent twice at the seam.
 
-use super::fanout::Deliveries;
-use super::socket::Socket;
-use infrastream_graphql::{Caller, EventRenderer, Latest, Metrics, TickResult};
+use super::fanout::{Deliveries, Outlet};
+use infrastream_graphql::{Latest, Metrics, TickResult};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// A live `query` subscription.
 pub(crate) struct LiveQuery {
-    pub(crate) socket: Arc<Socket>,
-    /// `{"type":"next","id":…,"payload":` (or `data`) of this operation.
-    pub(crate) prefix: Box<[u8]>,
-    pub(crate) renderer: Arc<EventRenderer>,
-    pub(crate) caller: Arc<Caller>,
+    pub(crate) outlet: Outlet,
     pub(crate) only_changes: bool,
     /// The last result delivered (for `only_changes`).
     pub(crate) last: Mutex<Option<Arc<TickResult>>>,
-    /// Set when the session stops the operation: no frame of it is written after that.
-    pub(crate) cancelled: AtomicBool,
 }
 
 struct Members {
@@ -59,7 +52,7 @@ impl Drop for QueryRegistration {
     fn drop(&mut self) {
         let mut m = self.group.members.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sub) = m.subs.remove(&self.key) {
-            sub.cancelled.store(true, Ordering::Relaxed);
+            sub.outlet.cancelled.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -152,18 +145,12 @@ impl TickFanout {
                 }
                 *last = Some(result.clone());
             }
-            if !sub.socket.may_deliver(now_us) {
+            let out = &sub.outlet;
+            if !out.socket.may_deliver(now_us) {
                 continue;
             }
-            deliveries
-                .send(
-                    &sub.socket,
-                    &sub.prefix,
-                    &sub.cancelled,
-                    &sub.renderer,
-                    || sub.renderer.render_tick(result, &sub.caller),
-                )
-                .await;
+            let render = || out.renderer.render_tick(result, &out.caller);
+            deliveries.send(out, render).await;
         }
         self.metrics
             .deliveries
