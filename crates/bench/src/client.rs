@@ -32,7 +32,6 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// `connection_init` message `init` and waits for `connection_ack`.
 pub(crate) async fn connect(
     addr: SocketAddr,
-    ws_url: &str,
     init: &str,
     bind: Option<IpAddr>,
 ) -> anyhow::Result<Ws> {
@@ -48,7 +47,7 @@ pub(crate) async fn connect(
         .await
         .context("TCP connect timed out")??;
     stream.set_nodelay(true)?;
-    let mut request = ws_url.into_client_request()?;
+    let mut request = format!("ws://{addr}/graphql").into_client_request()?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static("graphql-transport-ws"),
@@ -260,16 +259,10 @@ impl Group {
         let (stop, stopped) = watch::channel(false);
         let gate = Arc::new(Semaphore::new(concurrency.max(1)));
         let started = Instant::now();
-        let ws_url = server.ws_url();
         let mut tasks = Vec::with_capacity(n);
         for _ in 0..n {
             let (shared, gate, mut stopped) = (shared.clone(), gate.clone(), stopped.clone());
-            let (addr, ws_url, init, query) = (
-                server.addr,
-                ws_url.clone(),
-                server.init.clone(),
-                query.to_string(),
-            );
+            let (addr, init, query) = (server.addr, server.init.clone(), query.to_string());
             tasks.push(tokio::spawn(async move {
                 let mut received = Received {
                     latencies: Vec::with_capacity(expected_frames),
@@ -277,7 +270,7 @@ impl Group {
                 };
                 let setup = async {
                     let _permit = gate.acquire().await?;
-                    let mut ws = connect(addr, &ws_url, &init, None).await?;
+                    let mut ws = connect(addr, &init, None).await?;
                     subscribe(&mut ws, "1", &query).await?;
                     barrier(&mut ws).await?;
                     anyhow::Ok(ws)

@@ -63,7 +63,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         let mut tasks = Vec::with_capacity(args.connections);
         for i in 0..args.connections {
             let gate = gate.clone();
-            let (addr, url, init) = (server.addr, server.ws_url(), server.init.clone());
+            let (addr, init) = (server.addr, server.init.clone());
             let block = (run - 1) * args.connections.div_ceil(1_000) + i / 1_000;
             let source = IpAddr::V4(Ipv4Addr::new(
                 127,
@@ -73,7 +73,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
             ));
             tasks.push(tokio::spawn(async move {
                 let _permit = gate.acquire().await?;
-                let mut ws = connect(addr, &url, &init, Some(source)).await?;
+                let mut ws = connect(addr, &init, Some(source)).await?;
                 subscribe(&mut ws, "1", QUERY).await?;
                 barrier(&mut ws).await?;
                 anyhow::Ok(ws)

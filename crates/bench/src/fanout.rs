@@ -179,18 +179,14 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 
 async fn one_run(args: &FanoutArgs, server: Server) -> anyhow::Result<RunResult> {
     let n = args.subscribers as u64;
-    let group = match Group::open(
+    let opened = Group::open(
         &server,
         args.subscribers,
         QUERY,
         args.connect_concurrency,
         args.events + 1,
-    )
-    .await
-    {
-        Ok(g) => g,
-        Err(e) => anyhow::bail!("{e:#}\nserver log:\n{}", server.log_tail()),
-    };
+    );
+    let group = opened.await.map_err(|e| server.with_log_tail(e))?;
     let emitter = Emitter::new(&server);
     // Warm-up: one event every subscriber must receive (not measured).
     emitter.emit("bench.fanout").await?;

@@ -104,7 +104,7 @@ pub(crate) async fn run(args: IdleArgs) -> anyhow::Result<()> {
         let server = args.server.start(&settings).await?;
         let r = match one_run(&args, &server, clients, run).await {
             Ok(r) => r,
-            Err(e) => bail!("{e:#}\nserver log:\n{}", server.log_tail()),
+            Err(e) => return Err(server.with_log_tail(e)),
         };
         drop(server);
         let cpu = |c: Option<f64>| c.map_or("?".into(), |c| format!("{:.0}%", c * 100.0));
@@ -349,20 +349,13 @@ pub(crate) async fn client(args: ClientArgs) -> anyhow::Result<()> {
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
-    let ws_url = format!("ws://{}/graphql", args.addr);
     let mut tasks = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         let (c, gate, mut phase) = (counters.clone(), gate.clone(), phase_rx.clone());
-        let (ws_url, init, addr, bind, subs) = (
-            ws_url.clone(),
-            args.init.clone(),
-            args.addr,
-            args.bind,
-            args.subs,
-        );
+        let (init, addr, bind, subs) = (args.init.clone(), args.addr, args.bind, args.subs);
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire().await;
-            let mut ws = match connect(addr, &ws_url, &init, Some(bind)).await {
+            let mut ws = match connect(addr, &init, Some(bind)).await {
                 Ok(ws) => ws,
                 Err(e) => return c.fail(format!("connect: {e:#}")),
             };

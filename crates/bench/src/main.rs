@@ -54,14 +54,7 @@ enum Scenario {
 fn main() -> anyhow::Result<()> {
     let args = BenchArgs::parse();
     // Logs of the in-process server of `ingest` (and of the bench itself) go to stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    infrastream_server::init_logging();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -277,8 +277,9 @@ impl Server {
         format!("http://{}/graphql", self.addr)
     }
 
-    pub(crate) fn ws_url(&self) -> String {
-        format!("ws://{}/graphql", self.addr)
+    /// `error`, followed by the end of the server's log (when this process started it).
+    pub(crate) fn with_log_tail(&self, error: anyhow::Error) -> anyhow::Error {
+        anyhow::anyhow!("{error:#}\nserver log:\n{}", self.log_tail())
     }
 
     /// The server's resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).

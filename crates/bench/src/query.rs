@@ -134,16 +134,11 @@ async fn one_run(args: &QueryArgs, server: &Server) -> anyhow::Result<RunResult>
     let mut tasks = Vec::with_capacity(args.subscribers);
     for _ in 0..args.subscribers {
         let (gate, mut stopped, ready) = (gate.clone(), stopped.clone(), ready.clone());
-        let (addr, url, init, document) = (
-            server.addr,
-            server.ws_url(),
-            server.init.clone(),
-            document.clone(),
-        );
+        let (addr, init, document) = (server.addr, server.init.clone(), document.clone());
         tasks.push(tokio::spawn(async move {
             let mut ws = {
                 let _permit = gate.acquire().await?;
-                let mut ws = connect(addr, &url, &init, None).await?;
+                let mut ws = connect(addr, &init, None).await?;
                 subscribe(&mut ws, "q", &document).await?;
                 ws
             };

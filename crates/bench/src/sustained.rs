@@ -118,18 +118,14 @@ async fn one_run(args: &SustainedArgs, settings: &[(&str, String)]) -> anyhow::R
     let server = args.server.start(settings).await?;
     let n = args.subscribers as u64;
     let events = u64::from(args.rate) * u64::from(args.seconds);
-    let group = match Group::open(
+    let opened = Group::open(
         &server,
         args.subscribers,
         QUERY,
         args.connect_concurrency,
         events as usize + 1,
-    )
-    .await
-    {
-        Ok(g) => g,
-        Err(e) => anyhow::bail!("{e:#}\nserver log:\n{}", server.log_tail()),
-    };
+    );
+    let group = opened.await.map_err(|e| server.with_log_tail(e))?;
     let emitter = Emitter::new(&server);
     emitter.emit("bench.fanout").await?;
     group.wait_frames(n, Duration::from_secs(60)).await?;

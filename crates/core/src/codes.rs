@@ -122,17 +122,7 @@ mod tests {
 
     #[test]
     fn every_error_kind_names_a_registered_code_of_its_own_kind() {
-        use ErrorKind::*;
-        for kind in [
-            InvalidInput,
-            NotFound,
-            AlreadyExists,
-            Conflict,
-            Unauthenticated,
-            Forbidden,
-            LimitExceeded,
-            Internal,
-        ] {
+        for kind in ErrorKind::ALL {
             let code = find(kind.code()).unwrap_or_else(|| panic!("{kind:?} has no code"));
             assert_eq!(code.kind, kind);
         }

@@ -29,6 +29,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 8] = [
+        Self::InvalidInput,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::Conflict,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::LimitExceeded,
+        Self::Internal,
+    ];
+
     /// The general code of the kind (the registry may have more specific ones).
     pub fn general_code(self) -> &'static Code {
         match self {

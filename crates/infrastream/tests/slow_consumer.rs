@@ -10,9 +10,10 @@
 //! - a socket that never reads does not hold up shutdown.
 
 use futures::SinkExt;
+use infrastream_testkit::http::admin_data;
 use infrastream_testkit::ws::TRANSPORT_WS;
 use infrastream_testkit::{ADMIN_TOKEN, Binary, WsClient};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 const EVENTS: usize = 10_000;
@@ -93,29 +94,18 @@ async fn commit_events(addr: &str) -> Vec<String> {
                 )
             })
             .collect();
-        json!({"query": format!("mutation {{ {} }}", fields.join(" "))}).to_string()
+        format!("mutation {{ {} }}", fields.join(" "))
     };
     let writers: Vec<_> = (0..4)
         .map(|_| {
-            let (addr, body) = (addr.to_owned(), mutation.clone());
+            let (url, mutation) = (format!("http://{addr}/graphql"), mutation.clone());
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut ids = Vec::new();
                 for _ in 0..EVENTS / PER_REQUEST / 4 {
-                    let r: Value = http
-                        .post(format!("http://{addr}/graphql"))
-                        .header("x-infrahub-key", ADMIN_TOKEN)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    assert!(r.get("errors").is_none(), "{r}");
+                    let data = admin_data(&http, &url, &mutation).await;
                     for i in 0..PER_REQUEST {
-                        let id = r["data"][format!("e{i}")]["object"]["id"].as_str();
+                        let id = data[format!("e{i}")]["object"]["id"].as_str();
                         ids.push(id.unwrap().to_string());
                     }
                 }

@@ -53,5 +53,6 @@ pub use frames::{
 pub use incoming::{Closing, Incoming, InitState, SubscribePayload};
 pub use negotiate::{Negotiated, Subprotocol, negotiate};
 pub use wire::{
-    Decoder, FrameHeader, WireMessage, close_frame, ping_frame, pong_frame, text_frame,
+    Decoder, FrameHeader, WireMessage, client_frame, close_frame, ping_frame, pong_frame,
+    text_frame,
 };

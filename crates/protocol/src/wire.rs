@@ -238,6 +238,23 @@ pub fn text_frame(text: &str) -> Vec<u8> {
     out
 }
 
+/// A frame as a client sends it: `first` is its first byte as given (FIN, RSV bits, opcode);
+/// the payload is masked with `mask` when there is one (RFC 6455 requires it of clients; an
+/// unmasked frame is for testing that servers refuse it).
+pub fn client_frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = FrameHeader::new(0, payload.len()).as_bytes().to_vec();
+    out[0] = first;
+    match mask {
+        Some(mask) => {
+            out[1] |= 0x80;
+            out.extend_from_slice(&mask);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
 fn control_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let payload = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
     let mut out = FrameHeader::new(opcode, payload.len()).as_bytes().to_vec();
@@ -268,22 +285,7 @@ mod tests {
 
     /// A masked client frame.
     fn client(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x11, 0x22, 0x33, 0x44];
-        let mut out = vec![first];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 65535 => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
+        client_frame(first, payload, Some([0x11, 0x22, 0x33, 0x44]))
     }
 
     fn decode_all(bytes: &[u8], max: usize) -> Result<Vec<WireMessage>, Close> {

@@ -8,27 +8,11 @@
 //! `PROTOCOL_FUZZ_CASES` to run more.
 
 use infrastream_protocol::{
-    Close, Connection, Decoder, Incoming, InitState, Subprotocol, WireMessage, graphql_error,
+    Close, Connection, Decoder, Incoming, InitState, Subprotocol, WireMessage, client_frame,
+    graphql_error,
 };
+use infrastream_testkit::Rng;
 use serde_json::Value;
-
-/// xorshift64*: small, deterministic, good enough to explore inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn cases() -> u64 {
     std::env::var("PROTOCOL_FUZZ_CASES")
@@ -38,22 +22,8 @@ fn cases() -> u64 {
 }
 
 fn masked(first: u8, payload: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mask = rng.bytes(4);
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 65535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+    let mask = rng.bytes(4).try_into().unwrap();
+    client_frame(first, payload, Some(mask))
 }
 
 /// Feeds `bytes` in random chunks; returns the messages and the error, if any.

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use infrastream_auth::{Claims, JwtError, TokenKind};
-use infrastream_core::{Error, ErrorKind, Timestamp, now};
+use infrastream_core::{Account, Error, ErrorKind, Timestamp, now};
 use infrastream_graphql::Caller;
 use std::time::Duration;
 
@@ -63,12 +63,7 @@ pub(crate) fn bearer_credential(value: &str) -> Credential {
 
 /// The first credential in the headers, in the order of SPEC §8.
 pub(crate) fn credential_from_headers(headers: &HeaderMap) -> Option<Credential> {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let text = |name| reply::header_text(headers, name).map(str::trim);
     if let Some(key) =
         text(header::HeaderName::from_static("x-infrahub-key")).filter(|k| !k.is_empty())
     {
@@ -122,18 +117,7 @@ pub(crate) async fn authenticate(
                 return Err(unauthenticated("The API token has expired"));
             }
             let account = store.account(&token.account_id).await.map_err(internal)?;
-            let Some(account) = account else {
-                return Err(unauthenticated("Invalid token"));
-            };
-            let caller = Caller {
-                role: account.role,
-                account: Some(account),
-            };
-            state
-                .services
-                .domain
-                .credentials
-                .insert(key, caller.clone(), token.expires_at);
+            let caller = cache_account_caller(state, key, account, token.expires_at)?;
             Ok(Authenticated {
                 caller,
                 expires_at: token.expires_at,
@@ -152,21 +136,33 @@ pub(crate) async fn authenticate(
                 return Ok(Authenticated { caller, expires_at });
             }
             let account = store.account(&claims.sub).await.map_err(internal)?;
-            let Some(account) = account else {
-                return Err(unauthenticated("Invalid token"));
-            };
-            let caller = Caller {
-                role: account.role,
-                account: Some(account),
-            };
-            state
-                .services
-                .domain
-                .credentials
-                .insert(key, caller.clone(), None);
+            let caller = cache_account_caller(state, key, account, None)?;
             Ok(Authenticated { caller, expires_at })
         }
     }
+}
+
+/// The caller a credential's account makes, cached under `key` until `expires_at` (or the
+/// cache's own expiry); a credential whose account is gone is invalid.
+fn cache_account_caller(
+    state: &AppState,
+    key: String,
+    account: Option<Account>,
+    expires_at: Option<Timestamp>,
+) -> Result<Caller, Error> {
+    let Some(account) = account else {
+        return Err(unauthenticated("Invalid token"));
+    };
+    let caller = Caller {
+        role: account.role,
+        account: Some(account),
+    };
+    state
+        .services
+        .domain
+        .credentials
+        .insert(key, caller.clone(), expires_at);
+    Ok(caller)
 }
 
 fn jwt_error(e: JwtError) -> Error {

@@ -24,18 +24,9 @@ enum MediaType {
 
 /// Walks the `Accept` list in order (ignoring `q`), like graphql-http's reference handler.
 fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("*/*");
+    let accept = reply::header_text(headers, header::ACCEPT).unwrap_or("*/*");
     for part in accept.split(',') {
-        let media = part
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match media.as_str() {
+        match reply::media_essence(part).as_str() {
             "application/graphql-response+json" => return Some(MediaType::GraphqlResponseJson),
             "application/json" | "application/*" | "*/*" | "" => return Some(MediaType::Json),
             _ => {}
@@ -45,14 +36,11 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .next()
-                .is_some_and(|first| first.trim().starts_with("text/html"))
-        })
+    reply::header_text(headers, header::ACCEPT).is_some_and(|a| {
+        a.split(',')
+            .next()
+            .is_some_and(|first| first.trim().starts_with("text/html"))
+    })
 }
 
 /// A GraphQL request as sent over HTTP.

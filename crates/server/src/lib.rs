@@ -7,6 +7,7 @@ mod auth;
 mod bootstrap;
 mod graphiql;
 mod graphql_http;
+mod logging;
 mod metrics;
 mod reply;
 mod routes;
@@ -14,6 +15,7 @@ mod storage;
 mod ws;
 
 pub use bootstrap::FirstStart;
+pub use logging::init_logging;
 
 use infrastream_auth::JwtKeys;
 use infrastream_config::{Settings, StoreBackend};

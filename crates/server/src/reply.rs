@@ -79,17 +79,24 @@ pub(crate) fn code_for(status: StatusCode) -> String {
 /// Whether a response already carries JSON (`application/json` or any `+json` type, e.g.
 /// `application/graphql-response+json`).
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+    header_text(headers, header::CONTENT_TYPE)
+        .map(media_essence)
         .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
+/// A header's value, if it is present and text.
+pub(crate) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A media type without its parameters, lowercased: `Text/HTML; charset=utf-8` → `text/html`.
+pub(crate) fn media_essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Longest plain-text error body taken over as the message; axum's rejection texts are short.

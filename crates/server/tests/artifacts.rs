@@ -105,6 +105,16 @@ async fn artifact_events(s: &TestServer, ids: Value, related: Value) -> Value {
         .clone()
 }
 
+/// The count of artifact events whose primary node is `artifact`.
+async fn artifact_event_count(s: &TestServer, artifact: &str) -> Value {
+    artifact_events(s, json!([artifact]), Value::Null).await["count"].clone()
+}
+
+/// `GET /api/artifact/{id}` as admin.
+async fn get_artifact(s: &TestServer, id: &str) -> reqwest::Response {
+    get(s, &format!("/api/artifact/{id}"), Some(ADMIN_TOKEN)).await
+}
+
 async fn get(s: &TestServer, path: &str, token: Option<&str>) -> reqwest::Response {
     let mut req = s.http.get(format!("{}{path}", s.url));
     if let Some(t) = token {
@@ -235,18 +245,10 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
     // Regenerating again changes nothing.
     let fourth = generate(&s, &def, json!([target])).await;
     assert_eq!(only(&fourth)["result"], "unchanged");
-    assert_eq!(
-        artifact_events(&s, json!([artifact_id]), Value::Null).await["count"],
-        2
-    );
+    assert_eq!(artifact_event_count(&s, &artifact_id).await, 2);
 
     // The served content: the artifact's content type, and an MD5 equal to the checksum.
-    let resp = get(
-        &s,
-        &format!("/api/artifact/{artifact_id}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let resp = get_artifact(&s, &artifact_id).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/plain");
     let bytes = resp.bytes().await.unwrap();
@@ -264,12 +266,7 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
 
     // Tampering with the stored file: 409 with a clear error.
     std::fs::write(s.data_dir().join("objects").join(&storage2), b"tampered\n").unwrap();
-    let resp = get(
-        &s,
-        &format!("/api/artifact/{artifact_id}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let resp = get_artifact(&s, &artifact_id).await;
     assert_eq!(resp.status(), 409);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
@@ -282,28 +279,15 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
     );
     // A missing file is refused the same way.
     std::fs::remove_file(s.data_dir().join("objects").join(&storage2)).unwrap();
-    let resp = get(
-        &s,
-        &format!("/api/artifact/{artifact_id}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let resp = get_artifact(&s, &artifact_id).await;
     assert_eq!(resp.status(), 409);
     // Regeneration with the same checksum restores the object, without an event.
     let fifth = generate(&s, &def, json!([target])).await;
     assert_eq!(only(&fifth)["result"], "unchanged");
-    let resp = get(
-        &s,
-        &format!("/api/artifact/{artifact_id}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let resp = get_artifact(&s, &artifact_id).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap(), bytes);
-    assert_eq!(
-        artifact_events(&s, json!([artifact_id]), Value::Null).await["count"],
-        2
-    );
+    assert_eq!(artifact_event_count(&s, &artifact_id).await, 2);
 
     // The list query.
     let list = s
@@ -349,11 +333,7 @@ async fn target_id_and_parameters_are_query_variables() {
         json!({"greeting": "hello"})
     );
     let id = a["object"]["id"].as_str().unwrap().to_string();
-    let body = get(&s, &format!("/api/artifact/{id}"), Some(ADMIN_TOKEN))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let body = get_artifact(&s, &id).await.text().await.unwrap();
     assert_eq!(body, "feature-y");
 
     // A definition whose parameter selects the data.
@@ -435,16 +415,8 @@ async fn render_and_query_errors_set_status_error_without_events() {
         "{message}"
     );
     let bad_artifact = a["object"]["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        artifact_events(&s, json!([bad_artifact]), Value::Null).await["count"],
-        0
-    );
-    let resp = get(
-        &s,
-        &format!("/api/artifact/{bad_artifact}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    assert_eq!(artifact_event_count(&s, &bad_artifact).await, 0);
+    let resp = get_artifact(&s, &bad_artifact).await;
     assert_eq!(resp.status(), 404);
 
     // Good content first, then a failing template: status Error, no event, content kept.
@@ -471,11 +443,8 @@ async fn render_and_query_errors_set_status_error_without_events() {
             .contains("nosuchfilter"),
         "{a}"
     );
-    assert_eq!(
-        artifact_events(&s, json!([id]), Value::Null).await["count"],
-        1
-    );
-    let resp = get(&s, &format!("/api/artifact/{id}"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(artifact_event_count(&s, &id).await, 1);
+    let resp = get_artifact(&s, &id).await;
     assert_eq!(resp.status(), 200);
 
     // Fixing the template with the same output: back to Ready, still no new event.
@@ -489,10 +458,7 @@ async fn render_and_query_errors_set_status_error_without_events() {
     assert_eq!(a["result"], "unchanged", "{a}");
     assert_eq!(a["object"]["status"]["value"], "Ready");
     assert!(a["object"]["error_message"]["value"].is_null());
-    assert_eq!(
-        artifact_events(&s, json!([id]), Value::Null).await["count"],
-        1
-    );
+    assert_eq!(artifact_event_count(&s, &id).await, 1);
 
     // A query that fails at execution (a required variable is missing).
     save_query(
@@ -657,12 +623,7 @@ async fn storage_endpoints_and_rest_generation() {
     let events = artifact_events(&s, json!([uploaded_artifact]), json!(["dev-9"])).await;
     assert_eq!(events["count"], 1);
     assert_eq!(events["edges"][0]["node"]["event"], CREATED);
-    let resp = get(
-        &s,
-        &format!("/api/artifact/{uploaded_artifact}"),
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let resp = get_artifact(&s, &uploaded_artifact).await;
     assert_eq!(resp.text().await.unwrap(), "hello artifact");
     // A second artifact for the same (definition, target, branch) is refused.
     let message = s
@@ -878,7 +839,7 @@ async fn bad_input_is_refused_clearly() {
     let resp = get(&s, "/api/artifact/no-such-artifact", Some(ADMIN_TOKEN)).await;
     assert_eq!(resp.status(), 404);
     // A definition id is not an artifact.
-    let resp = get(&s, &format!("/api/artifact/{def}"), Some(ADMIN_TOKEN)).await;
+    let resp = get_artifact(&s, &def).await;
     assert_eq!(resp.status(), 404);
 
     // Authentication is required on every endpoint; uploads need the write role.

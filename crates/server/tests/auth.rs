@@ -2,7 +2,7 @@
 //! expired and revoked credentials get 401 with Infrahub-shaped errors; roles limit what an
 //! account may do; login, refresh, cookie and anonymous access behave as specified.
 
-use infrastream_testkit::http::send;
+use infrastream_testkit::http::{send, tamper_jwt};
 use infrastream_testkit::{ADMIN_PASSWORD, ADMIN_TOKEN, TestServer};
 use infrastream_testkit::{Resp, assert_error_entry, assert_error_reply};
 use serde_json::{Value, json};
@@ -144,14 +144,6 @@ async fn event_count(s: &TestServer) -> i64 {
         .unwrap()
 }
 
-/// Breaks a JWT's signature while keeping its shape.
-fn tamper(jwt: &str) -> String {
-    let (head, sig) = jwt.rsplit_once('.').unwrap();
-    let mut sig: Vec<char> = sig.chars().collect();
-    sig[0] = if sig[0] == 'A' { 'B' } else { 'A' };
-    format!("{head}.{}", sig.into_iter().collect::<String>())
-}
-
 /// Every credential case on `/graphql`, by POST and by GET: good ones are served, bad ones
 /// get 401 UNAUTHENTICATED with a message that never echoes the secret.
 #[tokio::test]
@@ -226,7 +218,7 @@ async fn credentials_are_checked_on_every_request() {
         ),
         (
             "tampered JWT signature",
-            Cred::Bearer(tamper(&access)),
+            Cred::Bearer(tamper_jwt(&access)),
             Some("Invalid token"),
         ),
         (
@@ -578,7 +570,7 @@ async fn refresh_issues_a_working_access_token() {
     );
 
     let access_bearer = format!("Bearer {access}");
-    let tampered = format!("Bearer {}", tamper(&refresh_token));
+    let tampered = format!("Bearer {}", tamper_jwt(&refresh_token));
     let cases: [(&str, Headers, &str); 5] = [
         (
             "access token instead of refresh token",

@@ -5,6 +5,7 @@
 //! `connection_init` payload or in the upgrade request's header.
 
 use futures::{SinkExt, StreamExt};
+use infrastream_testkit::http::tamper_jwt;
 use infrastream_testkit::{ADMIN_PASSWORD, ADMIN_TOKEN, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -122,14 +123,6 @@ enum Outcome {
     Refused,
 }
 
-/// `jwt` with its signature's first character changed.
-fn tamper(jwt: &str) -> String {
-    let (head, sig) = jwt.rsplit_once('.').unwrap();
-    let mut sig: Vec<char> = sig.chars().collect();
-    sig[0] = if sig[0] == 'A' { 'B' } else { 'A' };
-    format!("{head}.{}", sig.into_iter().collect::<String>())
-}
-
 #[tokio::test]
 async fn the_same_authorization_value_means_the_same_over_http_and_websocket() {
     let s = Server::start(&[]).await;
@@ -159,7 +152,7 @@ async fn the_same_authorization_value_means_the_same_over_http_and_websocket() {
         ),
         (
             "tampered JWT",
-            format!("Bearer {}", tamper(&jwt)),
+            format!("Bearer {}", tamper_jwt(&jwt)),
             Outcome::Refused,
         ),
     ];

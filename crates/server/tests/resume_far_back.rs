@@ -3,8 +3,9 @@
 //! every event after its cursor, in log order, with no gap and no duplicate, then the live
 //! ones; the catch-up rate is printed. `RESUME_BACKLOG` changes the backlog size.
 
-use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient};
-use serde_json::{Value, json};
+use infrastream_testkit::http::admin_data;
+use infrastream_testkit::{TestServer, WsClient};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,25 +18,14 @@ async fn emit_batches(url: String, requests: usize) -> Vec<String> {
     let fields: Vec<String> = (0..PER_REQUEST)
         .map(|i| format!("e{i}: EventEmit(data: {{event: \"resume.x\"}}) {{ object {{ id }} }}"))
         .collect();
-    let body = json!({"query": format!("mutation {{ {} }}", fields.join(" "))}).to_string();
-    let http = reqwest::Client::new();
+    let mutation = format!("mutation {{ {} }}", fields.join(" "));
+    let (http, url) = (reqwest::Client::new(), format!("{url}/graphql"));
     let mut ids = Vec::with_capacity(requests * PER_REQUEST);
     for _ in 0..requests {
-        let r: Value = http
-            .post(format!("{url}/graphql"))
-            .header("x-infrahub-key", ADMIN_TOKEN)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(r.get("errors").is_none(), "{r}");
+        let data = admin_data(&http, &url, &mutation).await;
         for i in 0..PER_REQUEST {
             ids.push(
-                r["data"][format!("e{i}")]["object"]["id"]
+                data[format!("e{i}")]["object"]["id"]
                     .as_str()
                     .unwrap()
                     .to_owned(),

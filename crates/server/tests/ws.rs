@@ -2,6 +2,7 @@
 //! with filters and gap-free resume, `query` subscriptions, auth on the socket and limits.
 
 use futures::StreamExt;
+use infrastream_testkit::http::admin_data;
 use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient, metric};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -63,25 +64,15 @@ async fn resume_with_after_loses_nothing_while_writers_keep_committing() {
     }
     // Writers keep committing while the subscriber reconnects and replays.
     let writer = {
-        let url = s.url.clone();
+        let url = format!("{}/graphql", s.url);
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut ids = Vec::new();
+            let emit = r#"mutation { EventEmit(data: {event: "resume.x"}) { object { id } } }"#;
             for _ in 0..700 {
-                let body = json!({"query": "mutation { EventEmit(data: {event: \"resume.x\"}) { object { id } } }"});
-                let r: Value = http
-                    .post(format!("{url}/graphql"))
-                    .header("x-infrahub-key", ADMIN_TOKEN)
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let data = admin_data(&http, &url, emit).await;
                 ids.push(
-                    r["data"]["EventEmit"]["object"]["id"]
+                    data["EventEmit"]["object"]["id"]
                         .as_str()
                         .unwrap()
                         .to_string(),

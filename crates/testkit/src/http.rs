@@ -108,12 +108,7 @@ pub async fn post_graphql(
     query: &str,
     variables: Value,
 ) -> (u16, Value) {
-    let req = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(json!({"query": query, "variables": variables}).to_string());
-    let resp = auth
-        .apply(req)
+    let resp = graphql_request(http, url, auth, query, variables)
         .send()
         .await
         .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
@@ -134,17 +129,53 @@ pub async fn try_graphql(
     query: &str,
     variables: Value,
 ) -> Result<Value, String> {
-    let req = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(json!({"query": query, "variables": variables}).to_string());
-    let resp = auth.apply(req).send().await.map_err(|e| e.to_string())?;
+    let req = graphql_request(http, url, auth, query, variables);
+    let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.map_err(|e| e.to_string())?;
     if status != 200 || body.get("errors").is_some() {
         return Err(format!("status {status}: {body}"));
     }
     Ok(body)
+}
+
+/// Runs `query` as admin ([`ADMIN_TOKEN`](crate::ADMIN_TOKEN)) at `url` (e.g.
+/// `http://…/graphql`), without variables; returns `data`.
+///
+/// # Panics
+/// When the request fails, the status is not 200 or the answer has `errors`.
+pub async fn admin_data(http: &reqwest::Client, url: &str, query: &str) -> Value {
+    let auth = Auth::Token(crate::ADMIN_TOKEN);
+    match try_graphql(http, url, auth, query, json!({})).await {
+        Ok(mut body) => body["data"].take(),
+        Err(e) => panic!("{query} at {url}: {e}"),
+    }
+}
+
+/// A GraphQL POST of `{"query", "variables"}` as JSON to `url` with `auth`.
+fn graphql_request(
+    http: &reqwest::Client,
+    url: &str,
+    auth: Auth<'_>,
+    query: &str,
+    variables: Value,
+) -> reqwest::RequestBuilder {
+    let req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(json!({"query": query, "variables": variables}).to_string());
+    auth.apply(req)
+}
+
+/// `jwt` with its signature broken (its first character changed), its shape kept.
+///
+/// # Panics
+/// When `jwt` has no `.`-separated signature.
+pub fn tamper_jwt(jwt: &str) -> String {
+    let (head, sig) = jwt.rsplit_once('.').unwrap();
+    let mut sig: Vec<char> = sig.chars().collect();
+    sig[0] = if sig[0] == 'A' { 'B' } else { 'A' };
+    format!("{head}.{}", sig.into_iter().collect::<String>())
 }
 
 /// `POST /api/auth/login` with a username and password.

@@ -1,5 +1,5 @@
-//! The test kit of the integration tests of `infrastream-server` and `infrastream` (a
-//! dev-dependency only):
+//! The test kit of the integration tests of `infrastream-server`, `infrastream` and
+//! `infrastream-protocol` (a dev-dependency only):
 //!
 //! - [`TestServer`]: the server in-process on `127.0.0.1:0` with a fresh data directory;
 //! - [`Binary`]: the real binary (its path given by the caller, `env!("CARGO_BIN_EXE_infrastream")`),
@@ -8,18 +8,21 @@
 //! - [`WsClient`]: one WebSocket client for `graphql-transport-ws` and the legacy `graphql-ws`,
 //!   with one default timeout ([`WS_TIMEOUT`]) that each call may override;
 //! - HTTP helpers ([`http`]): GraphQL POSTs with an API token or a JWT, login, raw requests and
-//!   the Infrahub error-envelope assertions.
+//!   the Infrahub error-envelope assertions;
+//! - [`Rng`]: the deterministic random numbers of the fuzz tests.
 //!
 //! Every server started through the kit (in-process or binary) has the same admin credentials,
 //! [`ADMIN_TOKEN`] and [`ADMIN_PASSWORD`], unless a test sets its own.
 
 pub mod binary;
 pub mod http;
+pub mod rng;
 pub mod server;
 pub mod ws;
 
 pub use binary::{Binary, BinaryBuilder};
 pub use http::{Auth, Resp, assert_error_entry, assert_error_reply};
+pub use rng::Rng;
 pub use server::TestServer;
 pub use ws::{WS_TIMEOUT, WsClient};
 

@@ -156,12 +156,8 @@ impl TestServer {
     /// # Panics
     /// When the request fails.
     pub async fn admin(&self, query: &str, variables: Value) -> Value {
-        let (status, body) = self
-            .post("/graphql", Some(ADMIN_TOKEN), query, variables)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
+        self.run_as(Auth::Token(ADMIN_TOKEN), query, variables)
+            .await
     }
 
     /// Runs a query as admin and returns the first error message.

@@ -21,18 +21,40 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A live `events` subscription.
-pub(crate) struct LiveSubscription {
+/// Where the frames of a live subscription (`events` or `query`) go, and how they are made.
+pub(crate) struct Outlet {
     pub(crate) socket: Arc<Socket>,
     /// `{"type":"next","id":…,"payload":` (or `data`) of this operation.
     pub(crate) prefix: Box<[u8]>,
-    pub(crate) filter: EventFilter,
     pub(crate) renderer: Arc<EventRenderer>,
     pub(crate) caller: Arc<Caller>,
-    /// Position of the last event written for this subscription (or skipped as not matching).
-    pub(crate) at: AtomicU64,
     /// Set when the session stops the operation: no frame of it is written after that.
     pub(crate) cancelled: AtomicBool,
+}
+
+impl Outlet {
+    pub(crate) fn new(
+        socket: Arc<Socket>,
+        prefix: &str,
+        renderer: &Arc<EventRenderer>,
+        caller: &Arc<Caller>,
+    ) -> Self {
+        Self {
+            socket,
+            prefix: prefix.as_bytes().into(),
+            renderer: renderer.clone(),
+            caller: caller.clone(),
+            cancelled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A live `events` subscription.
+pub(crate) struct LiveSubscription {
+    pub(crate) outlet: Outlet,
+    pub(crate) filter: EventFilter,
+    /// Position of the last event written for this subscription (or skipped as not matching).
+    pub(crate) at: AtomicU64,
 }
 
 #[derive(Default)]
@@ -124,7 +146,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut index = self.shard.index.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sub) = index.subs.get(&self.key) {
-            sub.cancelled.store(true, Ordering::Relaxed);
+            sub.outlet.cancelled.store(true, Ordering::Relaxed);
         }
         index.remove(self.key);
     }
@@ -212,36 +234,57 @@ async fn dispatch(
     candidates: &mut Vec<Arc<LiveSubscription>>,
     metrics: &Metrics,
 ) {
-    // Payloads rendered for this event, by renderer (usually one document for everyone).
-    let mut rendered: Vec<(usize, Arc<str>)> = Vec::new();
+    let mut deliveries = Deliveries::default();
     let now_us = infrastream_core::now().timestamp_micros();
-    let mut delivered = 0u64;
     for sub in candidates.drain(..) {
         if sub.at.load(Ordering::Relaxed) >= event.position.0 {
             continue;
         }
         sub.at.store(event.position.0, Ordering::Relaxed);
-        if !sub.filter.matches(event) || !sub.socket.may_deliver(now_us) {
+        let out = &sub.outlet;
+        if !sub.filter.matches(event) || !out.socket.may_deliver(now_us) {
             continue;
         }
-        let key = Arc::as_ptr(&sub.renderer) as usize;
-        let payload = match rendered.iter().find(|(k, _)| *k == key) {
-            Some((_, p)) => p.clone(),
-            None => {
-                let p = sub.renderer.render(event, &sub.caller).await;
-                rendered.push((key, p.clone()));
-                p
-            }
-        };
-        let frame: [&[u8]; 3] = [&sub.prefix, payload.as_bytes(), b"}"];
-        if sub.socket.send_text_unless(Some(&sub.cancelled), &frame) == Sent::Accepted {
-            delivered += 1;
-        }
+        let render = || out.renderer.render(event, &out.caller);
+        deliveries.send(out, render).await;
     }
+    let delivered = deliveries.delivered;
     if delivered > 0 {
         metrics.deliveries.fetch_add(delivered, Ordering::Relaxed);
         // Commit → last frame of this event written (an upper bound for every frame).
         let age = infrastream_core::now() - event.occurred_at;
         metrics.observe_latencies(age.num_microseconds().unwrap_or(0) as f64 / 1e6, delivered);
+    }
+}
+
+/// The writes for one event or tick: each payload rendered once per renderer (usually one
+/// document for everyone), and how many frames the sockets accepted.
+#[derive(Default)]
+pub(super) struct Deliveries {
+    rendered: Vec<(usize, Arc<str>)>,
+    pub(super) delivered: u64,
+}
+
+impl Deliveries {
+    /// Writes the outlet's prefix, the payload and `}` to its socket unless it is cancelled.
+    /// The payload is the one its renderer already rendered here, or else what `render` makes.
+    pub(super) async fn send<F: Future<Output = Arc<str>>>(
+        &mut self,
+        out: &Outlet,
+        render: impl FnOnce() -> F,
+    ) {
+        let key = Arc::as_ptr(&out.renderer) as usize;
+        let payload = match self.rendered.iter().find(|(k, _)| *k == key) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = render().await;
+                self.rendered.push((key, p.clone()));
+                p
+            }
+        };
+        let frame: [&[u8]; 3] = [&out.prefix, payload.as_bytes(), b"}"];
+        if out.socket.send_text_unless(Some(&out.cancelled), &frame) == Sent::Accepted {
+            self.delivered += 1;
+        }
     }
 }

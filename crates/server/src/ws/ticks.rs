@@ -8,25 +8,19 @@
 //! is refused while the group's task has already dispatched a newer tick than the one the
 //! session delivered, so no tick is skipped or sent twice at the seam.
 
-use super::socket::{Sent, Socket};
-use infrastream_graphql::{Caller, EventRenderer, Latest, Metrics, TickResult};
+use super::fanout::{Deliveries, Outlet};
+use infrastream_graphql::{Latest, Metrics, TickResult};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// A live `query` subscription.
 pub(crate) struct LiveQuery {
-    pub(crate) socket: Arc<Socket>,
-    /// `{"type":"next","id":…,"payload":` (or `data`) of this operation.
-    pub(crate) prefix: Box<[u8]>,
-    pub(crate) renderer: Arc<EventRenderer>,
-    pub(crate) caller: Arc<Caller>,
+    pub(crate) outlet: Outlet,
     pub(crate) only_changes: bool,
     /// The last result delivered (for `only_changes`).
     pub(crate) last: Mutex<Option<Arc<TickResult>>>,
-    /// Set when the session stops the operation: no frame of it is written after that.
-    pub(crate) cancelled: AtomicBool,
 }
 
 struct Members {
@@ -58,7 +52,7 @@ impl Drop for QueryRegistration {
     fn drop(&mut self) {
         let mut m = self.group.members.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sub) = m.subs.remove(&self.key) {
-            sub.cancelled.store(true, Ordering::Relaxed);
+            sub.outlet.cancelled.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -139,9 +133,7 @@ impl TickFanout {
 
     async fn dispatch(&self, result: &Arc<TickResult>, subs: &[Arc<LiveQuery>]) {
         let now_us = infrastream_core::now().timestamp_micros();
-        let mut delivered = 0;
-        // Payloads rendered for this result, by renderer (usually one document for all).
-        let mut rendered: Vec<(usize, Arc<str>)> = Vec::new();
+        let mut deliveries = Deliveries::default();
         for sub in subs {
             {
                 let mut last = sub.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,25 +145,15 @@ impl TickFanout {
                 }
                 *last = Some(result.clone());
             }
-            if !sub.socket.may_deliver(now_us) {
+            let out = &sub.outlet;
+            if !out.socket.may_deliver(now_us) {
                 continue;
             }
-            let key = Arc::as_ptr(&sub.renderer) as usize;
-            let payload = match rendered.iter().find(|(k, _)| *k == key) {
-                Some((_, p)) => p.clone(),
-                None => {
-                    let p = sub.renderer.render_tick(result, &sub.caller).await;
-                    rendered.push((key, p.clone()));
-                    p
-                }
-            };
-            let frame: [&[u8]; 3] = [&sub.prefix, payload.as_bytes(), b"}"];
-            if sub.socket.send_text_unless(Some(&sub.cancelled), &frame) == Sent::Accepted {
-                delivered += 1;
-            }
+            let render = || out.renderer.render_tick(result, &out.caller);
+            deliveries.send(out, render).await;
         }
         self.metrics
             .deliveries
-            .fetch_add(delivered, Ordering::Relaxed);
+            .fetch_add(deliveries.delivered, Ordering::Relaxed);
     }
 }

@@ -7,7 +7,7 @@ use crate::{Change, Commit, StoreError};
 use infrastream_core::{
     Error, ErrorKind, Event, NewEvent, ParentRef, Position, Timestamp, event::subject_branch, now,
 };
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{SqliteConnection, SqliteQueryResult};
 use sqlx::{Row, SqliteExecutor};
 use std::sync::LazyLock;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -267,17 +267,8 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
             }
         }
         Change::InsertSavedQuery(q) | Change::UpdateSavedQuery(q) => {
-            let taken = sqlx::query("SELECT 1 FROM saved_queries WHERE name = ? AND id <> ?")
-                .bind(&q.name)
-                .bind(&q.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if taken.is_some() {
-                return Err(rejected(
-                    ErrorKind::AlreadyExists,
-                    format!("A GraphQL query named {} already exists", q.name),
-                ));
-            }
+            let taken = "SELECT 1 FROM saved_queries WHERE name = ? AND id <> ?";
+            name_free(conn, taken, &q.name, &q.id, "A GraphQL query").await?;
             let sql = if matches!(change, Change::InsertSavedQuery(_)) {
                 "INSERT INTO saved_queries (id, name, query, description) VALUES (?1, ?2, ?3, ?4)"
             } else {
@@ -290,12 +281,7 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 .bind(&q.description)
                 .execute(&mut *conn)
                 .await?;
-            if done.rows_affected() == 0 {
-                return Err(rejected(
-                    ErrorKind::NotFound,
-                    format!("GraphQL query {} not found", q.id),
-                ));
-            }
+            found(&done, "GraphQL query", &q.id)?;
         }
         Change::DeleteSavedQuery { id } => {
             delete_by_id(
@@ -307,17 +293,8 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
             .await?;
         }
         Change::InsertAccount(a) | Change::UpdateAccount(a) => {
-            let taken = sqlx::query("SELECT 1 FROM accounts WHERE name = ? AND id <> ?")
-                .bind(&a.name)
-                .bind(&a.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if taken.is_some() {
-                return Err(rejected(
-                    ErrorKind::AlreadyExists,
-                    format!("An account named {} already exists", a.name),
-                ));
-            }
+            let taken = "SELECT 1 FROM accounts WHERE name = ? AND id <> ?";
+            name_free(conn, taken, &a.name, &a.id, "An account").await?;
             let sql = if matches!(change, Change::InsertAccount(_)) {
                 "INSERT INTO accounts (id, name, role, password_hash) VALUES (?1, ?2, ?3, ?4)"
             } else {
@@ -330,12 +307,7 @@ async fn apply_change(conn: &mut SqliteConnection, change: &Change) -> Result<()
                 .bind(&a.password_hash)
                 .execute(&mut *conn)
                 .await?;
-            if done.rows_affected() == 0 {
-                return Err(rejected(
-                    ErrorKind::NotFound,
-                    format!("Account {} not found", a.id),
-                ));
-            }
+            found(&done, "Account", &a.id)?;
         }
         Change::DeleteAccount { id } => {
             delete_by_id(conn, "DELETE FROM accounts WHERE id = ?", id, "Account").await?;
@@ -453,10 +425,38 @@ async fn delete_by_id(
     what: &str,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    found(&done, what, id)
+}
+
+/// `{what} {id} not found` when a write by id touched no row.
+fn found(done: &SqliteQueryResult, what: &str, id: &str) -> Result<(), StoreError> {
     if done.rows_affected() == 0 {
         return Err(rejected(
             ErrorKind::NotFound,
             format!("{what} {id} not found"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses `name` for row `id` when another row has it: `taken` selects such a row by name
+/// and id; `what` names the kind of row with its article (`An account`).
+async fn name_free(
+    conn: &mut SqliteConnection,
+    taken: &'static str,
+    name: &str,
+    id: &str,
+    what: &str,
+) -> Result<(), StoreError> {
+    let row = sqlx::query(taken)
+        .bind(name)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if row.is_some() {
+        return Err(rejected(
+            ErrorKind::AlreadyExists,
+            format!("{what} named {name} already exists"),
         ));
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! refused (and retried after more catching up) whenever it could skip or repeat anything.
 
 use super::{Flow, Output, Session};
-use crate::ws::fanout::{LiveSubscription, Registration};
+use crate::ws::fanout::{LiveSubscription, Outlet, Registration};
 use crate::ws::ticks::{LiveQuery, QueryRegistration};
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
@@ -13,7 +13,7 @@ use infrastream_graphql::{
     InfraSchema, QueryFeed, SubscriptionGauge,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 
 /// A `query` subscription whose latest result the session delivered.
 pub(super) struct QueryStart {
@@ -109,14 +109,11 @@ impl Session {
         let Some(op) = self.ops.get_mut(id) else {
             return Flow::Continue;
         };
+        let (renderer, caller) = (&catch_up.renderer, &catch_up.caller);
         let live = LiveSubscription {
-            socket: self.socket.clone(),
-            prefix: op.prefix.as_str().as_bytes().into(),
+            outlet: Outlet::new(self.socket.clone(), op.prefix.as_str(), renderer, caller),
             filter: catch_up.cursor.filter().clone(),
-            renderer: catch_up.renderer.clone(),
-            caller: catch_up.caller.clone(),
             at: AtomicU64::new(catch_up.cursor.position().0),
-            cancelled: AtomicBool::new(false),
         };
         match self.state.fanout.register(live) {
             Ok(registration) => {
@@ -126,15 +123,21 @@ impl Session {
                 });
                 Flow::Continue
             }
-            Err(_) => {
-                op.streams += 1;
-                let abort = self.push_stream(id, catch_up_stream(catch_up));
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.aborts.push(abort);
-                }
-                Flow::Continue
-            }
+            Err(_) => self.stay_on_stream(id, catch_up_stream(catch_up)),
         }
+    }
+
+    /// Keeps operation `id` on its own stream of `responses` when the shared fanout refuses
+    /// it.
+    fn stay_on_stream(&mut self, id: &str, responses: BoxStream<'static, Output>) -> Flow {
+        if let Some(op) = self.ops.get_mut(id) {
+            op.streams += 1;
+        }
+        let abort = self.push_stream(id, responses);
+        if let Some(op) = self.ops.get_mut(id) {
+            op.aborts.push(abort);
+        }
+        Flow::Continue
     }
 
     /// Hands a `query` subscription whose latest result was delivered to its group's tick
@@ -143,14 +146,11 @@ impl Session {
         let Some(op) = self.ops.get_mut(id) else {
             return Flow::Continue;
         };
+        let (renderer, caller) = (&start.renderer, &start.caller);
         let live = LiveQuery {
-            socket: self.socket.clone(),
-            prefix: op.prefix.as_str().as_bytes().into(),
-            renderer: start.renderer.clone(),
-            caller: start.caller.clone(),
+            outlet: Outlet::new(self.socket.clone(), op.prefix.as_str(), renderer, caller),
             only_changes: start.feed.only_changes(),
             last: std::sync::Mutex::new(start.feed.last()),
-            cancelled: AtomicBool::new(false),
         };
         let group = start.feed.group();
         let seen = start.feed.seen();
@@ -163,14 +163,7 @@ impl Session {
                 op.live = Some(Live::Query(Box::new((registration, start.feed))));
                 Flow::Continue
             }
-            Err(_) => {
-                op.streams += 1;
-                let abort = self.push_stream(id, query_stream(start));
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.aborts.push(abort);
-                }
-                Flow::Continue
-            }
+            Err(_) => self.stay_on_stream(id, query_stream(start)),
         }
     }
 }
