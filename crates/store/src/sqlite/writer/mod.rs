@@ -1,0 +1,374 @@
+//! The single writer task: group commit. Every commit request queued while the previous batch
+//! was being written joins the next batch; a batch is one SQLite transaction (one fsync), and
+//! each request inside it is a savepoint, so one refused request does not undo its neighbours.
+//!
+//! Applying one change is in [`changes`]; turning requested events into rows, in [`events`].
+
+use crate::{Commit, StoreError};
+use infrastream_core::{Error, ErrorKind, Event, ParentRef, Position, Timestamp};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Row, SqliteExecutor};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Reply channel of one commit.
+mod changes;
+mod events;
+
+use changes::apply_change;
+use events::{build_events, insert_events};
+
+pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
+
+/// Messages to the writer task.
+pub(crate) enum Msg {
+    /// Commit this and reply.
+    Commit(Box<Commit>, Reply),
+    /// Finish what is queued before this message, close the connection, then reply.
+    Close(oneshot::Sender<()>),
+}
+
+/// What the writer publishes after each committed batch.
+pub(crate) struct Published {
+    /// The position of the last committed event.
+    pub(crate) head: watch::Sender<Position>,
+    /// The committed events themselves (the receiver may be gone: nobody takes the feed).
+    pub(crate) feed: mpsc::UnboundedSender<Vec<Event>>,
+}
+
+/// Where the next event goes.
+#[derive(Clone, Copy)]
+struct Cursor {
+    next: Position,
+    last_time: Option<Timestamp>,
+}
+
+pub(crate) async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Msg>,
+    head: Published,
+    max_batch: usize,
+) {
+    let mut cursor = match load_cursor(&mut conn).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "store writer could not read the log head");
+            return;
+        }
+    };
+    let mut closing = None;
+    while closing.is_none() {
+        let Some(first) = rx.recv().await else { break };
+        let mut batch = Vec::new();
+        match first {
+            Msg::Commit(c, r) => batch.push((c, r)),
+            Msg::Close(done) => closing = Some(done),
+        }
+        while closing.is_none() && batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Commit(c, r)) => batch.push((c, r)),
+                Ok(Msg::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            write_batch(&mut conn, batch, &mut cursor, &head).await;
+        }
+    }
+    if let Err(e) = sqlx::Connection::close(conn).await {
+        tracing::warn!(error = %e, "closing the store writer connection failed");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+async fn load_cursor(conn: &mut SqliteConnection) -> Result<Cursor, StoreError> {
+    let row = sqlx::query("SELECT MAX(position) AS p, MAX(occurred_at) AS t FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let p: Option<i64> = row.try_get("p")?;
+    let t: Option<i64> = row.try_get("t")?;
+    Ok(Cursor {
+        next: Position(p.unwrap_or(0) as u64 + 1),
+        last_time: t.and_then(chrono::DateTime::from_timestamp_micros),
+    })
+}
+
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: Vec<(Box<Commit>, Reply)>,
+    cursor: &mut Cursor,
+    head: &Published,
+) {
+    let start = *cursor;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let result: Result<(), StoreError> = async {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        // Outcomes whose events are built but not yet inserted (see `events_only`).
+        let mut pending: Vec<usize> = Vec::new();
+        for (commit, _) in &batch {
+            if events_only(commit) {
+                // Cannot be refused: no savepoint, and its rows join one multi-row INSERT.
+                let events = build_events(conn, &commit.events, cursor).await?;
+                pending.push(outcomes.len());
+                outcomes.push(Ok(events));
+                continue;
+            }
+            // Earlier events first: this commit may name one of them as its parent.
+            insert_pending(conn, &outcomes, &mut pending).await?;
+            sqlx::query("SAVEPOINT c").execute(&mut *conn).await?;
+            let before = *cursor;
+            match apply(conn, commit, cursor).await {
+                Ok(events) => {
+                    sqlx::query("RELEASE c").execute(&mut *conn).await?;
+                    outcomes.push(Ok(events));
+                }
+                Err(StoreError::Rejected(e)) => {
+                    sqlx::query("ROLLBACK TO c").execute(&mut *conn).await?;
+                    sqlx::query("RELEASE c").execute(&mut *conn).await?;
+                    *cursor = before;
+                    outcomes.push(Err(StoreError::Rejected(e)));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        insert_pending(conn, &outcomes, &mut pending).await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            if cursor.next != start.next {
+                let committed: Vec<Event> = outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let _ = head.feed.send(committed);
+                head.head.send_replace(Position(cursor.next.0 - 1));
+            }
+            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = batch.len(), "store batch failed; rolled back");
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            *cursor = load_cursor(conn).await.unwrap_or(start);
+            // Every request of the batch gets the same cause.
+            let cause = std::sync::Arc::new(e);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StoreError::backend_context(
+                    "store batch failed; rolled back",
+                    cause.clone(),
+                )));
+            }
+        }
+    }
+}
+
+fn rejected(kind: ErrorKind, message: String) -> StoreError {
+    StoreError::Rejected(Error::new(kind, message))
+}
+
+async fn exists(
+    conn: impl SqliteExecutor<'_>,
+    sql: &'static str,
+    arg: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(sql)
+        .bind(arg)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+async fn apply(
+    conn: &mut SqliteConnection,
+    commit: &Commit,
+    cursor: &mut Cursor,
+) -> Result<Vec<Event>, StoreError> {
+    for change in &commit.changes {
+        apply_change(conn, change).await?;
+    }
+    let events = build_events(conn, &commit.events, cursor).await?;
+    insert_events(conn, &events.iter().collect::<Vec<_>>()).await?;
+    Ok(events)
+}
+
+/// Whether a commit only appends events that name no stored parent: nothing in it can be
+/// refused, so it needs no savepoint and its rows can be inserted together with its
+/// neighbours'.
+fn events_only(commit: &Commit) -> bool {
+    commit.changes.is_empty()
+        && commit
+            .events
+            .iter()
+            .all(|e| !matches!(e.parent, Some(ParentRef::Existing(_))))
+}
+
+/// Inserts the events of the `pending` outcomes (all `Ok`) and empties `pending`.
+async fn insert_pending(
+    conn: &mut SqliteConnection,
+    outcomes: &[Result<Vec<Event>, StoreError>],
+    pending: &mut Vec<usize>,
+) -> Result<(), StoreError> {
+    let events: Vec<&Event> = pending
+        .drain(..)
+        .filter_map(|i| outcomes[i].as_ref().ok())
+        .flatten()
+        .collect();
+    insert_events(conn, &events).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events::{CHUNKS, chunked};
+    use super::*;
+    use crate::Change;
+    use crate::conformance::branch;
+    use infrastream_core::{NewEvent, RelatedNode};
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    #[test]
+    fn chunks_cover_every_row_once() {
+        for n in 0..300usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<_> = chunked(&rows).collect();
+            let flat: Vec<usize> = chunks.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+            assert_eq!(flat, rows);
+            assert!(chunks.iter().all(|(k, c)| CHUNKS[*k] == c.len()));
+            assert!(
+                chunks.len() <= n / 64 + 6,
+                "{n} rows in {} chunks",
+                chunks.len()
+            );
+        }
+    }
+
+    fn emit(i: usize) -> Commit {
+        let mut e = NewEvent::new(format!("t.e{i}"));
+        e.related_nodes = vec![
+            RelatedNode {
+                id: format!("n{i}"),
+                kind: "K".into(),
+            },
+            RelatedNode {
+                id: "shared".into(),
+                kind: "K".into(),
+            },
+        ];
+        Commit::events(vec![e.clone(), e])
+    }
+
+    /// One batch mixing grouped event-only commits, a refused change, and a child of a stored
+    /// event: positions stay contiguous, the refusal undoes only itself, every row is written.
+    #[tokio::test]
+    async fn mixed_batch_is_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        super::super::schema::migrate(&mut conn).await.unwrap();
+        let (tx, rx) = mpsc::channel(1024);
+        let (head_tx, head) = watch::channel(Position(0));
+        let mut replies = Vec::new();
+        let mut send = |c: Commit| {
+            let (r, w) = oneshot::channel();
+            tx.try_send(Msg::Commit(Box::new(c), r)).ok().unwrap();
+            replies.push(w);
+        };
+        // Batch 1: a parent and a branch.
+        send(Commit::events(vec![NewEvent::new("t.parent")]));
+        send(Commit {
+            changes: vec![Change::InsertBranch(branch("b"))],
+            events: vec![NewEvent::new("t.branch")],
+        });
+        let (feed, mut fed) = mpsc::unbounded_channel();
+        let published = Published {
+            head: head_tx,
+            feed,
+        };
+        let task = tokio::spawn(run(conn, rx, published, 1024));
+        let parent = replies.remove(0).await.unwrap().unwrap().remove(0);
+        replies.remove(0).await.unwrap().unwrap();
+        // Batch 2 (queued while the writer waits, so written as one transaction).
+        let mut send = |c: Commit| {
+            let (r, w) = oneshot::channel();
+            tx.try_send(Msg::Commit(Box::new(c), r)).ok().unwrap();
+            replies.push(w);
+        };
+        for i in 0..70 {
+            send(emit(i));
+        }
+        send(Commit {
+            changes: vec![Change::InsertBranch(branch("b"))],
+            events: vec![NewEvent::new("t.dup")],
+        });
+        send(emit(70));
+        let mut child = NewEvent::new("t.child");
+        child.parent = Some(ParentRef::Existing(parent.id));
+        send(Commit::events(vec![child]));
+        send(emit(71));
+        let (done_tx, done) = oneshot::channel();
+        tx.try_send(Msg::Close(done_tx)).ok().unwrap();
+        let mut positions = vec![1, 2];
+        for (i, r) in replies.into_iter().enumerate() {
+            match r.await.unwrap() {
+                Ok(events) => positions.extend(events.iter().map(|e| e.position.0)),
+                Err(StoreError::Rejected(e)) => {
+                    assert_eq!(i, 70, "only the duplicate branch is refused");
+                    assert_eq!(e.kind, ErrorKind::AlreadyExists);
+                }
+                Err(e) => panic!("commit {i} failed: {e}"),
+            }
+        }
+        done.await.unwrap();
+        task.await.unwrap();
+        let n = 2 + 72 * 2 + 1;
+        assert_eq!(positions, (1..=n).collect::<Vec<u64>>());
+        assert_eq!(*head.borrow(), Position(n));
+        // The feed carried every committed event, in position order, and nothing refused.
+        let mut fed_positions = Vec::new();
+        while let Ok(batch) = fed.try_recv() {
+            fed_positions.extend(batch.iter().map(|e| e.position.0));
+        }
+        assert_eq!(fed_positions, (1..=n).collect::<Vec<u64>>());
+
+        let mut conn = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .connect()
+            .await
+            .unwrap();
+        let rows: Vec<(i64, String, i64, bool)> = sqlx::query_as(
+            "SELECT position, name, level, has_children FROM events ORDER BY position",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(rows.len() as u64, n);
+        assert!(rows.iter().enumerate().all(|(i, r)| r.0 == i as i64 + 1));
+        assert_eq!(rows[0].1, "t.parent");
+        assert!(rows[0].3, "the parent has children");
+        let child = rows.iter().find(|r| r.1 == "t.child").unwrap();
+        assert_eq!((child.0, child.2), (2 + 71 * 2 + 1, 1));
+        assert!(rows.iter().all(|r| r.1 != "t.dup"));
+        let related: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_related")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(related, 72 * 2 * 2);
+        let shared: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM event_related WHERE node_id = 'shared'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(shared, 144);
+    }
+}
