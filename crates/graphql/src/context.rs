@@ -40,10 +40,7 @@ pub(crate) fn domain<E: infrastream_core::DomainError>(e: E) -> async_graphql::E
 
 /// Store failures: rejections as they are; backend failures logged once and hidden.
 pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
-    if !matches!(e, StoreError::Rejected(_)) {
-        tracing::error!(error = %e, "store failure");
-    }
-    gql(e.to_user_error())
+    domain(e)
 }
 
 pub(crate) type Res<T> = async_graphql::Result<T>;

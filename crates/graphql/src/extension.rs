@@ -16,7 +16,10 @@ pub struct ValidateOnly;
 pub(crate) const VALID_MARKER: &str = "__infrastream_document_is_valid__";
 
 /// Codes of errors that are about the request itself, not its execution.
-pub const REQUEST_ERROR_CODES: [&str; 2] = ["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"];
+pub const REQUEST_ERROR_CODES: [&str; 2] = [
+    infrastream_core::codes::GRAPHQL_PARSE_FAILED.name,
+    infrastream_core::codes::GRAPHQL_VALIDATION_FAILED.name,
+];
 
 /// Whether a response's errors mean the request never executed (parse, validation or
 /// variable errors): no data and no error with a path.

@@ -97,8 +97,7 @@ impl QueryHub {
             }
             let result = match store.saved_queries().await {
                 Err(e) => {
-                    tracing::error!(error = %e, "store failure loading a saved query");
-                    TickResult::Errors(vec!["Internal server error".into()])
+                    TickResult::Errors(vec![infrastream_core::DomainError::user_error(&e).message])
                 }
                 Ok(all) => match all.into_iter().find(|q| q.name == key.name) {
                     None => {

@@ -188,13 +188,7 @@ pub(crate) async fn handle(
         let bytes = match axum::body::to_bytes(body, limit).await {
             Ok(b) => b,
             Err(_) => {
-                return reply::error_with_status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    &format!(
-                        "The request body is larger than {limit} bytes (setting max_body_bytes)"
-                    ),
-                );
+                return reply::payload_too_large(limit);
             }
         };
         from_json(&bytes)

@@ -43,6 +43,15 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response {
     r
 }
 
+/// 413 with `PAYLOAD_TOO_LARGE`: a body over `max_body_bytes` (`limit`).
+pub(crate) fn payload_too_large(limit: usize) -> Response {
+    error_with_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        infrastream_core::codes::PAYLOAD_TOO_LARGE.name,
+        &format!("The request body is larger than {limit} bytes (setting max_body_bytes)"),
+    )
+}
+
 /// 400 with `BAD_USER_INPUT`.
 pub(crate) fn bad_request(message: &str) -> Response {
     error(&Error::new(ErrorKind::InvalidInput, message))

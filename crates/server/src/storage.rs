@@ -44,13 +44,7 @@ async fn json_body(state: &AppState, request: Request) -> Result<Value, Response
     let limit = state.settings().max_body_bytes;
     let bytes = axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| {
-            reply::error_with_status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                &format!("The request body is larger than {limit} bytes (setting max_body_bytes)"),
-            )
-        })?;
+        .map_err(|_| reply::payload_too_large(limit))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }

@@ -1,4 +1,5 @@
-use infrastream_core::Error;
+use infrastream_core::codes::{self, Code};
+use infrastream_core::{DomainError, Error};
 use std::fmt;
 
 /// A backend failure's cause, kept for logs (`std::error::Error::source` walks the chain).
@@ -44,12 +45,15 @@ impl StoreError {
             source: source.into(),
         }))
     }
+}
 
-    /// The user-visible error: rejections as they are, anything else as a generic internal error.
-    pub fn to_user_error(&self) -> Error {
+/// Rejections keep their own code; anything else is an internal failure (logged with its
+/// source chain and a correlation id by [`DomainError::user_error`]).
+impl DomainError for StoreError {
+    fn code(&self) -> &'static Code {
         match self {
-            StoreError::Rejected(e) => e.clone(),
-            _ => Error::internal(),
+            StoreError::Rejected(e) => e.code(),
+            _ => &codes::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -82,7 +86,9 @@ mod tests {
     fn backend_errors_keep_their_source() {
         let e = StoreError::from(sqlx::Error::RowNotFound);
         assert!(e.source().is_some_and(|s| s.is::<sqlx::Error>()));
-        assert_eq!(e.to_user_error(), Error::internal());
+        let shown = e.user_error();
+        assert_eq!(shown.code, "INTERNAL_SERVER_ERROR");
+        assert!(!shown.message.contains("no rows"), "{shown}");
 
         let io = std::io::Error::other("disk on fire");
         let e = StoreError::backend_context("reading the log head", io);
