@@ -5,8 +5,10 @@
 //! [`crate::node_kind`] builds a whole kind from these.
 
 use crate::context::{Res, domain};
+use crate::scalars::GenericScalar;
 use async_graphql::{ID, InputObject, SimpleObject};
 use infrastream_services::nodes::NodeError;
+use serde_json::Value;
 
 /// A text attribute.
 #[derive(SimpleObject, Clone)]
@@ -63,14 +65,82 @@ pub(crate) struct TextAttributeUpdate {
     owner: Option<String>,
 }
 
-/// The value of an optional text attribute input, whichever its flavour.
-pub(crate) trait TextValue {
-    /// The value, metadata dropped.
-    fn text(self) -> Option<String>;
+/// A JSON attribute.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "JSONAttribute", rename_fields = "snake_case")]
+pub(crate) struct JsonAttribute {
+    value: Option<GenericScalar>,
 }
 
-impl TextValue for Option<TextAttributeCreate> {
-    fn text(self) -> Option<String> {
+impl JsonAttribute {
+    /// An attribute whose value is `v` (null shown as a null value).
+    pub(crate) fn of(v: &Value) -> Option<Self> {
+        Some(Self {
+            value: (!v.is_null()).then(|| GenericScalar(v.clone())),
+        })
+    }
+}
+
+/// JSON attribute of a create input; metadata is accepted and ignored (see
+/// [`TextAttributeCreate`]).
+#[derive(InputObject, Clone)]
+#[graphql(name = "JSONAttributeCreate", rename_fields = "snake_case")]
+pub(crate) struct JsonAttributeCreate {
+    value: Option<GenericScalar>,
+    is_protected: Option<bool>,
+    is_visible: Option<bool>,
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// JSON attribute of an update or upsert input; metadata is accepted and ignored.
+#[derive(InputObject, Clone)]
+#[graphql(name = "JSONAttributeUpdate", rename_fields = "snake_case")]
+pub(crate) struct JsonAttributeUpdate {
+    value: Option<GenericScalar>,
+    is_default: Option<bool>,
+    is_protected: Option<bool>,
+    is_visible: Option<bool>,
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// The input types of an attribute kind (the domain's
+/// [`AttributeKind`](infrastream_services::nodes::AttributeKind)): [`Text`] or [`Json`].
+pub(crate) trait AttributeType {
+    /// Its field in create inputs.
+    type Create;
+    /// Its field in update and upsert inputs.
+    type Update;
+}
+
+/// Text attributes (`TextAttributeCreate`, `TextAttributeUpdate`).
+pub(crate) struct Text;
+/// JSON attributes (`JSONAttributeCreate`, `JSONAttributeUpdate`).
+pub(crate) struct Json;
+
+impl AttributeType for Text {
+    type Create = TextAttributeCreate;
+    type Update = TextAttributeUpdate;
+}
+
+impl AttributeType for Json {
+    type Create = JsonAttributeCreate;
+    type Update = JsonAttributeUpdate;
+}
+
+/// The value of an optional attribute input, whichever its kind and flavour; metadata is
+/// dropped.
+pub(crate) trait AttributeValue {
+    /// A text attribute's `String`, a JSON attribute's `Value`.
+    type Value;
+    /// The value, if given.
+    fn value(self) -> Option<Self::Value>;
+}
+
+impl AttributeValue for Option<TextAttributeCreate> {
+    type Value = String;
+    fn value(self) -> Option<String> {
         self.and_then(|a| {
             let _ = (a.is_protected, a.is_visible, a.source, a.owner);
             a.value
@@ -78,17 +148,34 @@ impl TextValue for Option<TextAttributeCreate> {
     }
 }
 
-impl TextValue for Option<TextAttributeUpdate> {
-    fn text(self) -> Option<String> {
+impl AttributeValue for Option<TextAttributeUpdate> {
+    type Value = String;
+    fn value(self) -> Option<String> {
         self.and_then(|a| {
-            let _ = (
-                a.is_default,
-                a.is_protected,
-                a.is_visible,
-                a.source,
-                a.owner,
-            );
+            let _ = (a.is_default, a.is_protected, a.is_visible);
+            let _ = (a.source, a.owner);
             a.value
+        })
+    }
+}
+
+impl AttributeValue for Option<JsonAttributeCreate> {
+    type Value = Value;
+    fn value(self) -> Option<Value> {
+        self.and_then(|a| {
+            let _ = (a.is_protected, a.is_visible, a.source, a.owner);
+            a.value.map(|v| v.0)
+        })
+    }
+}
+
+impl AttributeValue for Option<JsonAttributeUpdate> {
+    type Value = Value;
+    fn value(self) -> Option<Value> {
+        self.and_then(|a| {
+            let _ = (a.is_default, a.is_protected, a.is_visible);
+            let _ = (a.source, a.owner);
+            a.value.map(|v| v.0)
         })
     }
 }
@@ -144,13 +231,6 @@ impl std::fmt::Display for NodeKey {
 pub(crate) struct DeleteInput {
     pub(crate) id: Option<String>,
     pub(crate) hfid: Option<Vec<Option<String>>>,
-}
-
-impl DeleteInput {
-    /// The designated node; one of `id` and `hfid` is required.
-    pub(crate) fn key(self, kind: &str) -> Res<NodeKey> {
-        NodeKey::required(self.id, self.hfid, kind)
-    }
 }
 
 /// A reference to another node, as Infrahub's relationship inputs take it. The relationship

@@ -1,7 +1,8 @@
 //! A node kind's GraphQL surface, produced from its description in the domain layer
 //! ([`infrastream_services::nodes::NodeKind`]) by [`node_kind!`]: the list query with its
 //! `ids` and `name__value` filters, the create, update and upsert inputs (one
-//! `<Attr>Create`/`<Attr>Update` field per declared attribute), and the Create, Update,
+//! `<Attr>Create`/`<Attr>Update` field per declared attribute, text or JSON as the kind
+//! declares it), and the Create, Update,
 //! Upsert and Delete mutations, each a call to the generic operation of
 //! [`infrastream_services::nodes`]. A kind's GraphQL file declares its node type, its names
 //! and docs, and any mutation of its own; a test checks that what is served matches the
@@ -15,10 +16,24 @@ pub(crate) fn anyone(_: &Context<'_>) -> Res<()> {
     Ok(())
 }
 
+/// The input types of an attribute declared `name: Kind` in [`node_kind!`] (a type of
+/// [`crate::node`] implementing [`AttributeType`](crate::node::AttributeType)); `Text` when
+/// no kind is given.
+macro_rules! attribute_type {
+    () => {
+        $crate::node::Text
+    };
+    ($kind:ident) => {
+        $crate::node::$kind
+    };
+}
+pub(crate) use attribute_type;
+
 /// Produces a node kind's GraphQL surface from its domain description (see the module
 /// documentation): the paginated list types, the query object `$query` with the list field
-/// (`name__value`, `ids`), the create/update/upsert input types (`id`, `hfid` and one text
-/// attribute per name in `attributes`, whose values fill the kind's `Values`), their
+/// (`name__value`, `ids`), the create/update/upsert input types (`id`, `hfid` and one
+/// attribute per name in `attributes` — text, or `name: Json`, with the doc comments given —
+/// whose values fill the kind's `Values`), their
 /// `{object, ok}` results, and the mutation object `$mutation` with the four mutations (each
 /// behind `guard`) followed by `extra_mutations`. Names and descriptions are given as they
 /// are served.
@@ -32,7 +47,7 @@ macro_rules! node_kind {
         list_guard: $list_guard:path,
         mutation: $mutation:ident,
         guard: $guard:path,
-        attributes: [$($attr:ident),+ $(,)?],
+        attributes: [$($(#[doc = $attr_doc:literal])* $attr:ident $(: $attr_type:ident)?),+ $(,)?],
         create: $create_name:tt => ($create:ident, $create_input:tt),
         update: $update_name:tt => ($update:ident, $update_input:tt),
         upsert: $upsert_name:tt => ($upsert:ident, $upsert_input:tt),
@@ -82,7 +97,10 @@ macro_rules! node_kind {
         #[graphql(name = $create_input, rename_fields = "snake_case")]
         pub(crate) struct CreateInput {
             id: Option<String>,
-            $($attr: Option<$crate::node::TextAttributeCreate>,)+
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Create
+            >,)+
         }
 
         #[doc = $update_input_doc]
@@ -91,7 +109,10 @@ macro_rules! node_kind {
         pub(crate) struct UpdateInput {
             id: Option<String>,
             hfid: Option<Vec<Option<String>>>,
-            $($attr: Option<$crate::node::TextAttributeUpdate>,)+
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
+            >,)+
         }
 
         #[doc = $upsert_input_doc]
@@ -100,7 +121,10 @@ macro_rules! node_kind {
         pub(crate) struct UpsertInput {
             id: Option<String>,
             hfid: Option<Vec<Option<String>>>,
-            $($attr: Option<$crate::node::TextAttributeUpdate>,)+
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
+            >,)+
         }
 
         $crate::node::object_result!($create, $object);
@@ -121,7 +145,7 @@ macro_rules! node_kind {
             ) -> $crate::context::Res<Option<$create>> {
                 $guard(ctx)?;
                 let values = $values {
-                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
                 };
                 let s = $crate::context::services(ctx);
                 let node = infrastream_services::nodes::create::<$kind>(s, data.id, values)
@@ -139,7 +163,7 @@ macro_rules! node_kind {
             ) -> $crate::context::Res<Option<$update>> {
                 $guard(ctx)?;
                 let values = $values {
-                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
                 };
                 let s = $crate::context::services(ctx);
                 let node =
@@ -158,7 +182,7 @@ macro_rules! node_kind {
             ) -> $crate::context::Res<Option<$upsert>> {
                 $guard(ctx)?;
                 let values = $values {
-                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
                 };
                 let s = $crate::context::services(ctx);
                 let node =
@@ -259,5 +283,6 @@ mod tests {
         served_as_declared::<infrastream_core::SavedQuery>(&sdl);
         served_as_declared::<infrastream_services::repositories::Repository>(&sdl);
         served_as_declared::<infrastream_core::Account>(&sdl);
+        served_as_declared::<infrastream_services::artifacts::Definition>(&sdl);
     }
 }

@@ -14,8 +14,9 @@
 //! * The generic operations [`list`], [`find`], [`existing_id`], [`create`], [`update`],
 //!   [`upsert`] and [`delete`] implement the shared rules over any [`NodeKind`].
 //!
-//! Saved queries ([`crate::saved_queries`]), repositories ([`crate::repositories`]) and
-//! accounts ([`crate::accounts`]) are produced this way; the GraphQL layer turns the same
+//! Saved queries ([`crate::saved_queries`]), repositories ([`crate::repositories`]),
+//! accounts ([`crate::accounts`]) and artifact definitions ([`crate::artifacts::Definition`])
+//! are produced this way; the GraphQL layer turns the same
 //! description into the kind's query field and four mutations with one macro
 //! (`node_kind!`, in the `graphql` crate's `node_kind.rs`), so a kind's GraphQL file holds only
 //! declarations.
@@ -119,6 +120,8 @@ pub enum AttributeKind {
     Text,
     /// `Dropdown` (a value from a fixed list).
     Dropdown,
+    /// `JSONAttribute` (any JSON value).
+    Json,
 }
 
 /// A declared attribute of a kind.
@@ -142,6 +145,16 @@ impl Attribute {
         Self {
             name,
             kind: AttributeKind::Text,
+            required,
+            writable: true,
+            secret: false,
+        }
+    }
+    /// A writable, shown JSON attribute.
+    pub const fn json(name: &'static str, required: bool) -> Self {
+        Self {
+            name,
+            kind: AttributeKind::Json,
             required,
             writable: true,
             secret: false,

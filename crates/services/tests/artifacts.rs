@@ -7,7 +7,7 @@ use infrastream_auth::JwtKeys;
 use infrastream_config::Settings;
 use infrastream_core::error::DomainError;
 use infrastream_core::{EventName, Position, Role, SavedQuery};
-use infrastream_services::artifacts::{self, DefinitionValues, GenerateOutcome};
+use infrastream_services::artifacts::{self, Definition, DefinitionValues, GenerateOutcome};
 use infrastream_services::{
     Caller, CredentialCache, InProcessLocks, OperationKind, QueryOutcome, QueryRunner, Services,
 };
@@ -95,7 +95,7 @@ async fn fixture(settings: Settings) -> Fixture {
         })
         .await
         .unwrap();
-    artifacts::create_definition(
+    infrastream_services::nodes::create::<Definition>(
         &services,
         None,
         DefinitionValues {

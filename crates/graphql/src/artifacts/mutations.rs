@@ -1,108 +1,21 @@
-//! `CoreArtifactDefinitionCreate/Update/Upsert/Delete`, `CoreArtifactCreate/Update/Upsert/
-//! Delete` and `ArtifactGenerate`: inputs, their conversion to the domain's values, and the
+//! `CoreArtifactCreate/Update/Upsert/Delete` and `ArtifactGenerate`: inputs, their conversion to the domain's values, and the
 //! resolvers.
 
-use super::{
-    CoreArtifact, CoreArtifactDefinition, JsonAttributeCreate, JsonAttributeUpdate, JsonValue, err,
-};
+use super::{CoreArtifact, err};
 use crate::context::{Res, gql, require_write, services, url_branch};
 use crate::node::{
-    DeleteInput, NodeKey, RelatedNodeInput, TextAttributeCreate, TextAttributeUpdate, TextValue,
-    object_result, ok_result,
+    AttributeValue, DeleteInput, JsonAttributeCreate, JsonAttributeUpdate, NodeKey,
+    RelatedNodeInput, TextAttributeCreate, TextAttributeUpdate, object_result, ok_result,
 };
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use infrastream_core::Error;
 use infrastream_services::artifacts::{
-    self as domain, ARTIFACT_KIND, ArtifactValues, DEFINITION_KIND, DefinitionKey,
-    DefinitionValues, GenerateOutcome, TargetRef,
+    self as domain, ARTIFACT_KIND, ArtifactValues, GenerateOutcome, TargetRef,
 };
 
 // ---------------------------------------------------------------------------------------------
 // GraphQL: mutations
 // ---------------------------------------------------------------------------------------------
-
-/// Data of `CoreArtifactDefinitionCreate`. `query` (name of the saved query providing the
-/// data) and `template` (minijinja source) are infrastream's: they stand for Infrahub's
-/// `transformation`, which infrastream does not have.
-#[derive(InputObject)]
-#[graphql(
-    name = "CoreArtifactDefinitionCreateInput",
-    rename_fields = "snake_case"
-)]
-pub(crate) struct DefinitionCreateInput {
-    id: Option<String>,
-    name: Option<TextAttributeCreate>,
-    artifact_name: Option<TextAttributeCreate>,
-    content_type: Option<TextAttributeCreate>,
-    parameters: Option<JsonAttributeCreate>,
-    /// Name of the saved query.
-    query: Option<TextAttributeCreate>,
-    /// minijinja source.
-    template: Option<TextAttributeCreate>,
-    description: Option<TextAttributeCreate>,
-}
-
-/// Data of `CoreArtifactDefinitionUpdate`: the definition is found by `id` or `hfid`
-/// (`[name]`).
-#[derive(InputObject)]
-#[graphql(
-    name = "CoreArtifactDefinitionUpdateInput",
-    rename_fields = "snake_case"
-)]
-pub(crate) struct DefinitionUpdateInput {
-    id: Option<String>,
-    hfid: Option<Vec<Option<String>>>,
-    name: Option<TextAttributeUpdate>,
-    artifact_name: Option<TextAttributeUpdate>,
-    content_type: Option<TextAttributeUpdate>,
-    parameters: Option<JsonAttributeUpdate>,
-    /// Name of the saved query.
-    query: Option<TextAttributeUpdate>,
-    /// minijinja source.
-    template: Option<TextAttributeUpdate>,
-    description: Option<TextAttributeUpdate>,
-}
-
-/// Data of `CoreArtifactDefinitionUpsert`: updates the definition found by `id`, `hfid` or
-/// name, or creates it.
-#[derive(InputObject)]
-#[graphql(
-    name = "CoreArtifactDefinitionUpsertInput",
-    rename_fields = "snake_case"
-)]
-pub(crate) struct DefinitionUpsertInput {
-    id: Option<String>,
-    hfid: Option<Vec<Option<String>>>,
-    name: Option<TextAttributeUpdate>,
-    artifact_name: Option<TextAttributeUpdate>,
-    content_type: Option<TextAttributeUpdate>,
-    parameters: Option<JsonAttributeUpdate>,
-    /// Name of the saved query.
-    query: Option<TextAttributeUpdate>,
-    /// minijinja source.
-    template: Option<TextAttributeUpdate>,
-    description: Option<TextAttributeUpdate>,
-}
-
-/// Converts any of the three definition inputs.
-macro_rules! definition_values {
-    ($data:expr) => {
-        DefinitionValues {
-            name: $data.name.text(),
-            artifact_name: $data.artifact_name.text(),
-            content_type: $data.content_type.text(),
-            parameters: $data.parameters.json(),
-            query: $data.query.text(),
-            template: $data.template.text(),
-            description: $data.description.text(),
-        }
-    };
-}
-
-object_result!(CoreArtifactDefinitionCreate, CoreArtifactDefinition);
-object_result!(CoreArtifactDefinitionUpdate, CoreArtifactDefinition);
-object_result!(CoreArtifactDefinitionUpsert, CoreArtifactDefinition);
-ok_result!(CoreArtifactDefinitionDelete);
 
 /// Data of `CoreArtifactCreate`: `definition` and the target (`object`, or `target`, its
 /// infrastream name) are required; the target needs its `kind` unless infrastream stores it.
@@ -179,12 +92,12 @@ macro_rules! artifact_values {
             (None, None) => None,
         };
         ArtifactValues {
-            name: $data.name.text(),
-            status: $data.status.text(),
-            content_type: $data.content_type.text(),
-            checksum: $data.checksum.text(),
-            storage_id: $data.storage_id.text(),
-            parameters: $data.parameters.json(),
+            name: $data.name.value(),
+            status: $data.status.value(),
+            content_type: $data.content_type.value(),
+            checksum: $data.checksum.value(),
+            storage_id: $data.storage_id.value(),
+            parameters: $data.parameters.value(),
             definition,
             target,
         }
@@ -237,87 +150,11 @@ pub(crate) struct GenerateResult {
     artifacts: Vec<GenerateItem>,
 }
 
-/// The definition a `NodeKey` designates, in the domain's terms.
-fn definition_key(key: NodeKey) -> DefinitionKey {
-    match key {
-        NodeKey::Id(id) => DefinitionKey::Id(id),
-        NodeKey::Name(name) => DefinitionKey::Name(name),
-    }
-}
-
 #[derive(Default)]
 pub(crate) struct ArtifactMutation;
 
 #[Object(rename_args = "snake_case")]
 impl ArtifactMutation {
-    /// Creates an artifact definition.
-    #[graphql(name = "CoreArtifactDefinitionCreate")]
-    async fn definition_create(
-        &self,
-        ctx: &Context<'_>,
-        data: DefinitionCreateInput,
-    ) -> Res<Option<CoreArtifactDefinitionCreate>> {
-        require_write(ctx)?;
-        let values = definition_values!(data);
-        let d = domain::create_definition(services(ctx), data.id, values)
-            .await
-            .map_err(err)?;
-        Ok(CoreArtifactDefinitionCreate::done(CoreArtifactDefinition(
-            d,
-        )))
-    }
-
-    /// Changes an artifact definition, found by `id` or `hfid`.
-    #[graphql(name = "CoreArtifactDefinitionUpdate")]
-    async fn definition_update(
-        &self,
-        ctx: &Context<'_>,
-        data: DefinitionUpdateInput,
-    ) -> Res<Option<CoreArtifactDefinitionUpdate>> {
-        require_write(ctx)?;
-        let key = NodeKey::required(data.id.clone(), data.hfid.clone(), DEFINITION_KIND)?;
-        let values = definition_values!(data);
-        let d = domain::update_definition(services(ctx), &definition_key(key), values)
-            .await
-            .map_err(err)?;
-        Ok(CoreArtifactDefinitionUpdate::done(CoreArtifactDefinition(
-            d,
-        )))
-    }
-
-    /// Creates or changes an artifact definition, found by `id`, `hfid` or else by name.
-    #[graphql(name = "CoreArtifactDefinitionUpsert")]
-    async fn definition_upsert(
-        &self,
-        ctx: &Context<'_>,
-        data: DefinitionUpsertInput,
-    ) -> Res<Option<CoreArtifactDefinitionUpsert>> {
-        require_write(ctx)?;
-        let key = NodeKey::from_input(data.id.clone(), data.hfid.clone(), DEFINITION_KIND)?;
-        let values = definition_values!(data);
-        let d = domain::upsert_definition(services(ctx), key.map(definition_key), data.id, values)
-            .await
-            .map_err(err)?;
-        Ok(CoreArtifactDefinitionUpsert::done(CoreArtifactDefinition(
-            d,
-        )))
-    }
-
-    /// Removes an artifact definition and its artifacts; found by `id` or `hfid`.
-    #[graphql(name = "CoreArtifactDefinitionDelete")]
-    async fn definition_delete(
-        &self,
-        ctx: &Context<'_>,
-        data: DeleteInput,
-    ) -> Res<Option<CoreArtifactDefinitionDelete>> {
-        require_write(ctx)?;
-        let key = definition_key(data.key(DEFINITION_KIND)?);
-        domain::delete_definition(services(ctx), &key)
-            .await
-            .map_err(err)?;
-        Ok(CoreArtifactDefinitionDelete::done())
-    }
-
     /// Creates an artifact on the request's branch (`definition` and the target required).
     /// With `storage_id` (an uploaded object) it has content, and `infrahub.artifact.created`
     /// is emitted.

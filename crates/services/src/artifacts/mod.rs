@@ -18,11 +18,11 @@
 //! artifact under it, so two generations never emit two events for one change and a deleted
 //! artifact stays deleted.
 //!
-//! The API is a set of functions over [`Services`]:
+//! Definitions are a [`NodeKind`](crate::nodes::NodeKind): listed, created, changed, upserted
+//! and removed by the generic operations of [`crate::nodes`] (removing one removes its
+//! artifacts, each under its lock). The rest of the API is a set of functions over
+//! [`Services`]:
 //!
-//! - definitions: [`list_definitions`], [`definition`], [`find_definition`],
-//!   [`create_definition`], [`update_definition`], [`upsert_definition`],
-//!   [`delete_definition`];
 //! - artifacts: [`list_artifacts`], [`artifact`], [`create_artifact`], [`update_artifact`],
 //!   [`upsert_artifact`], [`delete_artifact`];
 //! - [`generate`] and [`content`].
@@ -37,10 +37,7 @@ mod records;
 mod template;
 mod validate;
 
-pub use definitions::{
-    DefinitionKey, DefinitionValues, create_definition, definition, delete_definition,
-    find as find_definition, list_definitions, update_definition, upsert_definition,
-};
+pub use definitions::DefinitionValues;
 pub use error::{ArtifactError, Result};
 pub use generation::{GenerateOutcome, GeneratedArtifact, generate};
 pub use model::{Artifact, ArtifactData, Definition, DefinitionData};

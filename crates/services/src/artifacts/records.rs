@@ -128,7 +128,7 @@ pub async fn create_artifact(
     let target = resolve_target(store, &spec, &[]).await?;
     let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     if store.node(&id).await?.is_some() {
-        return Err(ArtifactError::IdTaken(id));
+        return Err(crate::nodes::NodeError::IdTaken(id).into());
     }
     let a = Artifact {
         id,
