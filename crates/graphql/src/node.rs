@@ -4,10 +4,9 @@
 //! their mutation.
 //! [`crate::node_kind`] builds a whole kind from these.
 
-use crate::context::{Res, domain};
 use crate::scalars::GenericScalar;
 use async_graphql::{ID, InputObject, SimpleObject};
-use infrastream_services::nodes::NodeError;
+use infrastream_services::nodes::RelatedRef;
 use serde_json::Value;
 
 /// A text attribute.
@@ -180,51 +179,6 @@ impl AttributeValue for Option<JsonAttributeUpdate> {
     }
 }
 
-/// How a mutation designates an existing node: by `id`, or by its human friendly id
-/// (`hfid: [name]`); parsed by the domain's [`infrastream_services::nodes::NodeKey`]. Kinds
-/// produced by [`crate::node_kind`] use the domain's key directly; this one serves the resolvers
-/// written by hand (artifacts) until they adopt it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NodeKey {
-    Id(String),
-    Name(String),
-}
-
-impl NodeKey {
-    /// `id` if given, else the name from `hfid`; `None` when neither is given.
-    pub(crate) fn from_input(
-        id: Option<String>,
-        hfid: Option<Vec<Option<String>>>,
-        kind: &str,
-    ) -> Res<Option<NodeKey>> {
-        use infrastream_services::nodes::NodeKey as Key;
-        Ok(match Key::parse(id, hfid, kind).map_err(domain)? {
-            None => None,
-            Some(Key::Id(id)) => Some(NodeKey::Id(id)),
-            Some(Key::Name(name)) => Some(NodeKey::Name(name)),
-        })
-    }
-
-    /// Like [`NodeKey::from_input`], but one of `id` and `hfid` is required.
-    pub(crate) fn required(
-        id: Option<String>,
-        hfid: Option<Vec<Option<String>>>,
-        kind: &str,
-    ) -> Res<NodeKey> {
-        Self::from_input(id, hfid, kind)?
-            .ok_or_else(|| domain(NodeError::KeyRequired(kind.to_owned())))
-    }
-}
-
-impl std::fmt::Display for NodeKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NodeKey::Id(id) => f.write_str(id),
-            NodeKey::Name(name) => write!(f, "[{name:?}]"),
-        }
-    }
-}
-
 /// The node a delete removes: `id`, or `hfid`.
 #[derive(InputObject)]
 #[graphql(name = "DeleteInput", rename_fields = "snake_case")]
@@ -251,14 +205,18 @@ pub(crate) struct RelatedNodeInput {
 }
 
 impl RelatedNodeInput {
-    /// The referenced node: `id`, or a one-element `hfid`.
-    pub(crate) fn key(&self, what: &str) -> Res<NodeKey> {
+    /// The reference as the domain takes it (metadata dropped); the kind parses it.
+    pub(crate) fn into_ref(self) -> RelatedRef {
         let _ = (
             self.relation_is_protected,
-            &self.relation_owner,
-            &self.relation_source,
+            self.relation_owner,
+            self.relation_source,
         );
-        NodeKey::required(self.id.clone(), self.hfid.clone(), what)
+        RelatedRef {
+            id: self.id,
+            hfid: self.hfid,
+            kind: self.kind,
+        }
     }
 }
 

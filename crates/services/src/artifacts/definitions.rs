@@ -5,8 +5,8 @@
 use super::model::{artifacts, definitions, find_definition, lock_key};
 use super::validate::check_definition;
 use super::{ArtifactError, DEFINITION_KIND, Definition, DefinitionData, Result};
-use crate::nodes::{Attribute, NodeError, NodeKind};
-use crate::{Caller, Services};
+use crate::Services;
+use crate::nodes::{Attribute, NodeError, NodeKind, Scope};
 use async_trait::async_trait;
 use infrastream_store::{Change, Commit};
 use serde_json::{Value, json};
@@ -87,7 +87,12 @@ impl NodeKind for Definition {
         values.name.as_deref()
     }
 
-    fn build(id: Option<String>, data: DefinitionValues) -> Result<Self> {
+    async fn build(
+        _: &Services,
+        _: Scope<'_>,
+        id: Option<String>,
+        data: DefinitionValues,
+    ) -> Result<Self> {
         let required = |v: Option<String>, field| v.ok_or(NodeError::Required(field));
         Ok(Definition {
             id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
@@ -103,7 +108,7 @@ impl NodeKind for Definition {
         })
     }
 
-    fn merge(self, data: DefinitionValues) -> Result<Self> {
+    async fn merge(self, _: &Services, data: DefinitionValues) -> Result<Self> {
         Ok(Definition {
             id: self.id,
             name: data.name.unwrap_or(self.name),
@@ -128,17 +133,17 @@ impl NodeKind for Definition {
             .filter(|d| d.id == id))
     }
 
-    async fn insert(s: &Services, d: Self) -> Result<Self> {
+    async fn insert(s: &Services, _: Scope<'_>, d: Self) -> Result<Self> {
         save(s, d, true).await
     }
 
-    async fn replace(s: &Services, d: Self) -> Result<Self> {
+    async fn replace(s: &Services, _: Scope<'_>, d: Self) -> Result<Self> {
         save(s, d, false).await
     }
 
     /// Removes the definition and its artifacts, each under its lock (so no generation or
     /// change of one of them is half done when it goes).
-    async fn remove(s: &Services, _: &Caller, id: String) -> Result<Option<Self>> {
+    async fn remove(s: &Services, _: Scope<'_>, id: String) -> Result<Option<Self>> {
         let store = s.store.as_ref();
         let mut guards = Vec::new();
         for a in artifacts(store).await? {

@@ -46,6 +46,12 @@ pub enum ArtifactError {
     /// An artifact input without its target.
     #[error("object.id is required (the artifact's target)")]
     TargetRequired,
+    /// An artifact input with its target both as `object` and as `target`.
+    #[error("Give the artifact's target as object or as target, not both")]
+    TargetTwice,
+    /// An artifact input whose target is given by hfid.
+    #[error("The artifact's target must be given by id (object.id)")]
+    TargetByHfid,
     /// An update that would move an artifact to another definition.
     #[error("The definition of an artifact cannot be changed")]
     DefinitionChanged,
@@ -81,9 +87,6 @@ pub enum ArtifactError {
     /// A read-only caller asked for a generation.
     #[error("You do not have permission to generate artifacts (read-only access)")]
     ReadOnly,
-    /// No artifact with that id.
-    #[error("Artifact {0} not found")]
-    ArtifactNotFound(String),
     /// A target that is not stored and was given without its kind.
     #[error("Target {0} not found: give the id of a stored node, or its kind as Kind:{0}")]
     TargetNotFound(String),
@@ -175,6 +178,8 @@ impl DomainError for ArtifactError {
             | InvalidTarget(_)
             | DefinitionRequired
             | TargetRequired
+            | TargetTwice
+            | TargetByHfid
             | DefinitionChanged
             | TargetChanged
             | ChecksumWithoutStorageId
@@ -182,9 +187,7 @@ impl DomainError for ArtifactError {
             | ChecksumMismatch { .. } => &codes::BAD_USER_INPUT,
             TooManyTargets { .. } => &codes::LIMIT_EXCEEDED,
             ReadOnly => &codes::FORBIDDEN,
-            ArtifactNotFound(_) | TargetNotFound(_) | ObjectNotFound(_) | NoContent { .. } => {
-                &codes::NOT_FOUND
-            }
+            TargetNotFound(_) | ObjectNotFound(_) | NoContent { .. } => &codes::NOT_FOUND,
             DefinitionNameTaken(_) | ArtifactExists { .. } => &codes::ALREADY_EXISTS,
             MalformedStorageId(_) | ContentMissing { .. } | ContentCorrupt { .. } => {
                 &codes::CONFLICT
