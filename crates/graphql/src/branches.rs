@@ -99,6 +99,7 @@ impl BranchQuery {
         let filter = NodeFilter {
             ids: crate::node::id_list(ids),
             name,
+            ..Default::default()
         };
         let all = branches::list(services(ctx), &filter)
             .await

@@ -46,6 +46,7 @@ pub struct Query(
     accounts::AccountProfileQuery,
     accounts::AccountQuery,
     info::InfoQuery,
+    artifacts::DefinitionQuery,
     artifacts::ArtifactQuery,
     repositories::RepositoryQuery,
 );
@@ -57,6 +58,7 @@ pub struct Mutation(
     events::EventMutation,
     saved_queries::SavedQueryMutation,
     accounts::AccountMutation,
+    artifacts::DefinitionMutation,
     artifacts::ArtifactMutation,
     repositories::RepositoryMutation,
 );

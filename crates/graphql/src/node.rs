@@ -4,9 +4,10 @@
 //! their mutation.
 //! [`crate::node_kind`] builds a whole kind from these.
 
-use crate::context::{Res, domain};
+use crate::scalars::GenericScalar;
 use async_graphql::{ID, InputObject, SimpleObject};
-use infrastream_services::nodes::NodeError;
+use infrastream_services::nodes::RelatedRef;
+use serde_json::Value;
 
 /// A text attribute.
 #[derive(SimpleObject, Clone)]
@@ -63,14 +64,82 @@ pub(crate) struct TextAttributeUpdate {
     owner: Option<String>,
 }
 
-/// The value of an optional text attribute input, whichever its flavour.
-pub(crate) trait TextValue {
-    /// The value, metadata dropped.
-    fn text(self) -> Option<String>;
+/// A JSON attribute.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "JSONAttribute", rename_fields = "snake_case")]
+pub(crate) struct JsonAttribute {
+    value: Option<GenericScalar>,
 }
 
-impl TextValue for Option<TextAttributeCreate> {
-    fn text(self) -> Option<String> {
+impl JsonAttribute {
+    /// An attribute whose value is `v` (null shown as a null value).
+    pub(crate) fn of(v: &Value) -> Option<Self> {
+        Some(Self {
+            value: (!v.is_null()).then(|| GenericScalar(v.clone())),
+        })
+    }
+}
+
+/// JSON attribute of a create input; metadata is accepted and ignored (see
+/// [`TextAttributeCreate`]).
+#[derive(InputObject, Clone)]
+#[graphql(name = "JSONAttributeCreate", rename_fields = "snake_case")]
+pub(crate) struct JsonAttributeCreate {
+    value: Option<GenericScalar>,
+    is_protected: Option<bool>,
+    is_visible: Option<bool>,
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// JSON attribute of an update or upsert input; metadata is accepted and ignored.
+#[derive(InputObject, Clone)]
+#[graphql(name = "JSONAttributeUpdate", rename_fields = "snake_case")]
+pub(crate) struct JsonAttributeUpdate {
+    value: Option<GenericScalar>,
+    is_default: Option<bool>,
+    is_protected: Option<bool>,
+    is_visible: Option<bool>,
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// The input types of an attribute kind (the domain's
+/// [`AttributeKind`](infrastream_services::nodes::AttributeKind)): [`Text`] or [`Json`].
+pub(crate) trait AttributeType {
+    /// Its field in create inputs.
+    type Create;
+    /// Its field in update and upsert inputs.
+    type Update;
+}
+
+/// Text attributes (`TextAttributeCreate`, `TextAttributeUpdate`).
+pub(crate) struct Text;
+/// JSON attributes (`JSONAttributeCreate`, `JSONAttributeUpdate`).
+pub(crate) struct Json;
+
+impl AttributeType for Text {
+    type Create = TextAttributeCreate;
+    type Update = TextAttributeUpdate;
+}
+
+impl AttributeType for Json {
+    type Create = JsonAttributeCreate;
+    type Update = JsonAttributeUpdate;
+}
+
+/// The value of an optional attribute input, whichever its kind and flavour; metadata is
+/// dropped.
+pub(crate) trait AttributeValue {
+    /// A text attribute's `String`, a JSON attribute's `Value`.
+    type Value;
+    /// The value, if given.
+    fn value(self) -> Option<Self::Value>;
+}
+
+impl AttributeValue for Option<TextAttributeCreate> {
+    type Value = String;
+    fn value(self) -> Option<String> {
         self.and_then(|a| {
             let _ = (a.is_protected, a.is_visible, a.source, a.owner);
             a.value
@@ -78,63 +147,35 @@ impl TextValue for Option<TextAttributeCreate> {
     }
 }
 
-impl TextValue for Option<TextAttributeUpdate> {
-    fn text(self) -> Option<String> {
+impl AttributeValue for Option<TextAttributeUpdate> {
+    type Value = String;
+    fn value(self) -> Option<String> {
         self.and_then(|a| {
-            let _ = (
-                a.is_default,
-                a.is_protected,
-                a.is_visible,
-                a.source,
-                a.owner,
-            );
+            let _ = (a.is_default, a.is_protected, a.is_visible);
+            let _ = (a.source, a.owner);
             a.value
         })
     }
 }
 
-/// How a mutation designates an existing node: by `id`, or by its human friendly id
-/// (`hfid: [name]`); parsed by the domain's [`infrastream_services::nodes::NodeKey`]. Kinds
-/// produced by [`crate::node_kind`] use the domain's key directly; this one serves the resolvers
-/// written by hand (artifacts) until they adopt it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NodeKey {
-    Id(String),
-    Name(String),
-}
-
-impl NodeKey {
-    /// `id` if given, else the name from `hfid`; `None` when neither is given.
-    pub(crate) fn from_input(
-        id: Option<String>,
-        hfid: Option<Vec<Option<String>>>,
-        kind: &str,
-    ) -> Res<Option<NodeKey>> {
-        use infrastream_services::nodes::NodeKey as Key;
-        Ok(match Key::parse(id, hfid, kind).map_err(domain)? {
-            None => None,
-            Some(Key::Id(id)) => Some(NodeKey::Id(id)),
-            Some(Key::Name(name)) => Some(NodeKey::Name(name)),
+impl AttributeValue for Option<JsonAttributeCreate> {
+    type Value = Value;
+    fn value(self) -> Option<Value> {
+        self.and_then(|a| {
+            let _ = (a.is_protected, a.is_visible, a.source, a.owner);
+            a.value.map(|v| v.0)
         })
     }
-
-    /// Like [`NodeKey::from_input`], but one of `id` and `hfid` is required.
-    pub(crate) fn required(
-        id: Option<String>,
-        hfid: Option<Vec<Option<String>>>,
-        kind: &str,
-    ) -> Res<NodeKey> {
-        Self::from_input(id, hfid, kind)?
-            .ok_or_else(|| domain(NodeError::KeyRequired(kind.to_owned())))
-    }
 }
 
-impl std::fmt::Display for NodeKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NodeKey::Id(id) => f.write_str(id),
-            NodeKey::Name(name) => write!(f, "[{name:?}]"),
-        }
+impl AttributeValue for Option<JsonAttributeUpdate> {
+    type Value = Value;
+    fn value(self) -> Option<Value> {
+        self.and_then(|a| {
+            let _ = (a.is_default, a.is_protected, a.is_visible);
+            let _ = (a.source, a.owner);
+            a.value.map(|v| v.0)
+        })
     }
 }
 
@@ -144,13 +185,6 @@ impl std::fmt::Display for NodeKey {
 pub(crate) struct DeleteInput {
     pub(crate) id: Option<String>,
     pub(crate) hfid: Option<Vec<Option<String>>>,
-}
-
-impl DeleteInput {
-    /// The designated node; one of `id` and `hfid` is required.
-    pub(crate) fn key(self, kind: &str) -> Res<NodeKey> {
-        NodeKey::required(self.id, self.hfid, kind)
-    }
 }
 
 /// A reference to another node, as Infrahub's relationship inputs take it. The relationship
@@ -171,14 +205,18 @@ pub(crate) struct RelatedNodeInput {
 }
 
 impl RelatedNodeInput {
-    /// The referenced node: `id`, or a one-element `hfid`.
-    pub(crate) fn key(&self, what: &str) -> Res<NodeKey> {
+    /// The reference as the domain takes it (metadata dropped); the kind parses it.
+    pub(crate) fn into_ref(self) -> RelatedRef {
         let _ = (
             self.relation_is_protected,
-            &self.relation_owner,
-            &self.relation_source,
+            self.relation_owner,
+            self.relation_source,
         );
-        NodeKey::required(self.id.clone(), self.hfid.clone(), what)
+        RelatedRef {
+            id: self.id,
+            hfid: self.hfid,
+            kind: self.kind,
+        }
     }
 }
 

@@ -1,11 +1,14 @@
 //! A node kind's GraphQL surface, produced from its description in the domain layer
 //! ([`infrastream_services::nodes::NodeKind`]) by [`node_kind!`]: the list query with its
-//! `ids` and `name__value` filters, the create, update and upsert inputs (one
-//! `<Attr>Create`/`<Attr>Update` field per declared attribute), and the Create, Update,
-//! Upsert and Delete mutations, each a call to the generic operation of
-//! [`infrastream_services::nodes`]. A kind's GraphQL file declares its node type, its names
-//! and docs, and any mutation of its own; a test checks that what is served matches the
-//! attributes each kind declares.
+//! `ids` and `name__value` filters (and `<rel>__ids` filters on relationships, if the kind
+//! has them), the create, update and upsert inputs (one `<Attr>Create`/`<Attr>Update` field
+//! per declared attribute, text or JSON as the kind declares it, then one `RelatedNodeInput`
+//! per relationship), and the Create, Update, Upsert and Delete mutations, each a call to the
+//! generic operation of [`infrastream_services::nodes`] in the request's
+//! [`Scope`](infrastream_services::nodes::Scope) (the guard's caller, the URL's branch). A
+//! kind's GraphQL file declares its node type, its names and docs, and any mutation of its
+//! own; a test checks that what is served matches the attributes and relationships each kind
+//! declares.
 
 use crate::context::Res;
 use async_graphql::Context;
@@ -15,10 +18,25 @@ pub(crate) fn anyone(_: &Context<'_>) -> Res<()> {
     Ok(())
 }
 
+/// The input types of an attribute declared `name: Kind` in [`node_kind!`] (a type of
+/// [`crate::node`] implementing [`AttributeType`](crate::node::AttributeType)); `Text` when
+/// no kind is given.
+macro_rules! attribute_type {
+    () => {
+        $crate::node::Text
+    };
+    ($kind:ident) => {
+        $crate::node::$kind
+    };
+}
+pub(crate) use attribute_type;
+
 /// Produces a node kind's GraphQL surface from its domain description (see the module
 /// documentation): the paginated list types, the query object `$query` with the list field
-/// (`name__value`, `ids`), the create/update/upsert input types (`id`, `hfid` and one text
-/// attribute per name in `attributes`, whose values fill the kind's `Values`), their
+/// (`name__value`, `ids`, then each of `filters`: `"<rel>__ids" => arg: "<rel>"`), the
+/// create/update/upsert input types (`id`, `hfid`, one attribute per name in `attributes` —
+/// text, or `name: Json`, with the doc comments given — and one `RelatedNodeInput` per name
+/// in the optional `relationships`, whose values fill the kind's `Values`), their
 /// `{object, ok}` results, and the mutation object `$mutation` with the four mutations (each
 /// behind `guard`) followed by `extra_mutations`. Names and descriptions are given as they
 /// are served.
@@ -32,7 +50,9 @@ macro_rules! node_kind {
         list_guard: $list_guard:path,
         mutation: $mutation:ident,
         guard: $guard:path,
-        attributes: [$($attr:ident),+ $(,)?],
+        attributes: [$($(#[doc = $attr_doc:literal])* $attr:ident $(: $attr_type:ident)?),+ $(,)?],
+        $(relationships: [$($(#[doc = $rel_doc:literal])* $rel:ident),+ $(,)?],)?
+        $(filters: [$($filter_name:literal => $filter:ident: $filter_rel:literal),+ $(,)?],)?
         create: $create_name:tt => ($create:ident, $create_input:tt),
         update: $update_name:tt => ($update:ident, $update_input:tt),
         upsert: $upsert_name:tt => ($upsert:ident, $upsert_input:tt),
@@ -63,11 +83,21 @@ macro_rules! node_kind {
                 ctx: &async_graphql::Context<'_>,
                 #[graphql(name = "name__value")] name_value: Option<String>,
                 ids: Option<Vec<Option<async_graphql::ID>>>,
+                $($(#[graphql(name = $filter_name)] $filter: Option<Vec<Option<async_graphql::ID>>>,)+)?
             ) -> $crate::context::Res<$paginated> {
                 $list_guard(ctx)?;
+                #[allow(unused_mut)]
+                let mut related = Vec::new();
+                $($(
+                    if let Some(ids) = $crate::node::id_list($filter) {
+                        related.push(($filter_rel, ids));
+                    }
+                )+)?
                 let filter = infrastream_services::nodes::NodeFilter {
                     ids: $crate::node::id_list(ids),
                     name: name_value,
+                    related,
+                    branch: Some($crate::context::url_branch(ctx)),
                 };
                 let s = $crate::context::services(ctx);
                 let nodes = infrastream_services::nodes::list::<$kind>(s, &filter)
@@ -82,7 +112,11 @@ macro_rules! node_kind {
         #[graphql(name = $create_input, rename_fields = "snake_case")]
         pub(crate) struct CreateInput {
             id: Option<String>,
-            $($attr: Option<$crate::node::TextAttributeCreate>,)+
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Create
+            >,)+
+            $($($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)+)?
         }
 
         #[doc = $update_input_doc]
@@ -91,7 +125,11 @@ macro_rules! node_kind {
         pub(crate) struct UpdateInput {
             id: Option<String>,
             hfid: Option<Vec<Option<String>>>,
-            $($attr: Option<$crate::node::TextAttributeUpdate>,)+
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
+            >,)+
+            $($($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)+)?
         }
 
         #[doc = $upsert_input_doc]
@@ -100,7 +138,11 @@ macro_rules! node_kind {
         pub(crate) struct UpsertInput {
             id: Option<String>,
             hfid: Option<Vec<Option<String>>>,
-            $($attr: Option<$crate::node::TextAttributeUpdate>,)+
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
+            >,)+
+            $($($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)+)?
         }
 
         $crate::node::object_result!($create, $object);
@@ -119,12 +161,15 @@ macro_rules! node_kind {
                 ctx: &async_graphql::Context<'_>,
                 data: CreateInput,
             ) -> $crate::context::Res<Option<$create>> {
-                $guard(ctx)?;
+                let caller = $guard(ctx)?;
+                let branch = $crate::context::url_branch(ctx);
+                let at = infrastream_services::nodes::Scope { caller, branch: &branch };
                 let values = $values {
-                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
+                    $($($rel: data.$rel.map($crate::node::RelatedNodeInput::into_ref),)+)?
                 };
                 let s = $crate::context::services(ctx);
-                let node = infrastream_services::nodes::create::<$kind>(s, data.id, values)
+                let node = infrastream_services::nodes::create::<$kind>(s, at, data.id, values)
                     .await
                     .map_err($crate::context::domain)?;
                 Ok($create::done($object(node)))
@@ -137,13 +182,16 @@ macro_rules! node_kind {
                 ctx: &async_graphql::Context<'_>,
                 data: UpdateInput,
             ) -> $crate::context::Res<Option<$update>> {
-                $guard(ctx)?;
+                let caller = $guard(ctx)?;
+                let branch = $crate::context::url_branch(ctx);
+                let at = infrastream_services::nodes::Scope { caller, branch: &branch };
                 let values = $values {
-                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
+                    $($($rel: data.$rel.map($crate::node::RelatedNodeInput::into_ref),)+)?
                 };
                 let s = $crate::context::services(ctx);
                 let node =
-                    infrastream_services::nodes::update::<$kind>(s, data.id, data.hfid, values)
+                    infrastream_services::nodes::update::<$kind>(s, at, data.id, data.hfid, values)
                         .await
                         .map_err($crate::context::domain)?;
                 Ok($update::done($object(node)))
@@ -156,13 +204,16 @@ macro_rules! node_kind {
                 ctx: &async_graphql::Context<'_>,
                 data: UpsertInput,
             ) -> $crate::context::Res<Option<$upsert>> {
-                $guard(ctx)?;
+                let caller = $guard(ctx)?;
+                let branch = $crate::context::url_branch(ctx);
+                let at = infrastream_services::nodes::Scope { caller, branch: &branch };
                 let values = $values {
-                    $($attr: $crate::node::TextValue::text(data.$attr),)+
+                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
+                    $($($rel: data.$rel.map($crate::node::RelatedNodeInput::into_ref),)+)?
                 };
                 let s = $crate::context::services(ctx);
                 let node =
-                    infrastream_services::nodes::upsert::<$kind>(s, data.id, data.hfid, values)
+                    infrastream_services::nodes::upsert::<$kind>(s, at, data.id, data.hfid, values)
                         .await
                         .map_err($crate::context::domain)?;
                 Ok($upsert::done($object(node)))
@@ -176,9 +227,11 @@ macro_rules! node_kind {
                 data: $crate::node::DeleteInput,
             ) -> $crate::context::Res<Option<$delete>> {
                 let caller = $guard(ctx)?;
+                let branch = $crate::context::url_branch(ctx);
+                let at = infrastream_services::nodes::Scope { caller, branch: &branch };
                 let s = $crate::context::services(ctx);
                 let removed = infrastream_services::nodes::delete::<$kind>(
-                    s, caller, data.id, data.hfid,
+                    s, at, data.id, data.hfid,
                 )
                 .await
                 .map_err($crate::context::domain)?;
@@ -233,10 +286,12 @@ mod tests {
             ("UpdateInput", &["id", "hfid"][..]),
             ("UpsertInput", &["id", "hfid"][..]),
         ] {
+            let related = K::RELATIONSHIPS.iter().map(|r| r.name);
             let want: Vec<String> = keys
                 .iter()
                 .copied()
                 .chain(writable.clone())
+                .chain(related)
                 .map(String::from)
                 .collect();
             assert_eq!(fields(sdl, &format!("{}{input}", K::KIND)), want);
@@ -259,5 +314,7 @@ mod tests {
         served_as_declared::<infrastream_core::SavedQuery>(&sdl);
         served_as_declared::<infrastream_services::repositories::Repository>(&sdl);
         served_as_declared::<infrastream_core::Account>(&sdl);
+        served_as_declared::<infrastream_services::artifacts::Definition>(&sdl);
+        served_as_declared::<infrastream_services::artifacts::Artifact>(&sdl);
     }
 }

@@ -5,8 +5,8 @@
 //! applies to the very next request. Accounts are a [`NodeKind`]: listed, created, changed and
 //! removed by the operations of [`crate::nodes`].
 
-use crate::nodes::{Attribute, NodeError, NodeKind};
-use crate::{Caller, Services};
+use crate::Services;
+use crate::nodes::{Attribute, NodeError, NodeKind, Scope};
 use async_trait::async_trait;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
@@ -106,6 +106,21 @@ async fn commit(s: &Services, change: Change) -> Result<(), StoreError> {
     result.map(|_| ())
 }
 
+/// A new account from create values (hashing its password).
+fn new_account(id: Option<String>, v: Values) -> Result<Account, AccountError> {
+    let name = v.name.ok_or(NodeError::Required("name"))?;
+    if name.trim().is_empty() {
+        return Err(AccountError::EmptyName);
+    }
+    let password = v.password.ok_or(NodeError::Required("password"))?;
+    Ok(Account {
+        id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        name,
+        role: role(&v.role.unwrap_or_else(|| "read-only".into()))?,
+        password_hash: hash(&password)?,
+    })
+}
+
 #[async_trait]
 impl NodeKind for Account {
     const KIND: &'static str = KIND;
@@ -128,21 +143,16 @@ impl NodeKind for Account {
         values.name.as_deref()
     }
 
-    fn build(id: Option<String>, v: Values) -> Result<Self, AccountError> {
-        let name = v.name.ok_or(NodeError::Required("name"))?;
-        if name.trim().is_empty() {
-            return Err(AccountError::EmptyName);
-        }
-        let password = v.password.ok_or(NodeError::Required("password"))?;
-        Ok(Account {
-            id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-            name,
-            role: role(&v.role.unwrap_or_else(|| "read-only".into()))?,
-            password_hash: hash(&password)?,
-        })
+    async fn build(
+        _: &Services,
+        _: Scope<'_>,
+        id: Option<String>,
+        v: Values,
+    ) -> Result<Self, AccountError> {
+        new_account(id, v)
     }
 
-    fn merge(mut self, v: Values) -> Result<Self, AccountError> {
+    async fn merge(mut self, _: &Services, v: Values) -> Result<Self, AccountError> {
         if let Some(name) = v.name {
             self.name = name;
         }
@@ -159,23 +169,19 @@ impl NodeKind for Account {
         Ok(s.store.accounts().await?)
     }
 
-    async fn insert(s: &Services, account: Self) -> Result<Self, AccountError> {
+    async fn insert(s: &Services, _: Scope<'_>, account: Self) -> Result<Self, AccountError> {
         commit(s, Change::InsertAccount(account.clone())).await?;
         Ok(account)
     }
 
-    async fn replace(s: &Services, account: Self) -> Result<Self, AccountError> {
+    async fn replace(s: &Services, _: Scope<'_>, account: Self) -> Result<Self, AccountError> {
         commit(s, Change::UpdateAccount(account.clone())).await?;
         Ok(account)
     }
 
     /// Deletes an account and revokes its tokens; not the caller's own.
-    async fn remove(
-        s: &Services,
-        caller: &Caller,
-        id: String,
-    ) -> Result<Option<Self>, AccountError> {
-        if caller.account_id().as_deref() == Some(id.as_str()) {
+    async fn remove(s: &Services, at: Scope<'_>, id: String) -> Result<Option<Self>, AccountError> {
+        if at.caller.account_id().as_deref() == Some(id.as_str()) {
             return Err(AccountError::DeleteSelf);
         }
         commit(s, Change::DeleteAccount { id }).await?;
@@ -265,7 +271,7 @@ mod tests {
 
     #[test]
     fn creation_rules_keep_their_messages_and_codes() {
-        let fails = |v: Values| Account::build(None, v).unwrap_err().user_error();
+        let fails = |v: Values| new_account(None, v).unwrap_err().user_error();
         let e = fails(values("a", "short", None));
         assert_eq!(
             (e.code, e.message.as_str()),
@@ -284,7 +290,7 @@ mod tests {
             "name.value must not be empty"
         );
         assert_eq!(fails(Values::default()).message, "name.value is required");
-        let a = Account::build(None, values("a", "long enough", None)).unwrap();
+        let a = new_account(None, values("a", "long enough", None)).unwrap();
         assert_eq!(a.role, Role::ReadOnly);
         assert_ne!(a.password_hash, "long enough");
     }

@@ -12,10 +12,30 @@
 //!   values are merged into it, and where its nodes are kept (list, read by id, insert,
 //!   update, remove — defaults cover the simple cases).
 //! * The generic operations [`list`], [`find`], [`existing_id`], [`create`], [`update`],
-//!   [`upsert`] and [`delete`] implement the shared rules over any [`NodeKind`].
+//!   [`upsert`] and [`delete`] implement the shared rules over any [`NodeKind`]. They run in a
+//!   [`Scope`]: the caller and the request's branch.
 //!
-//! Saved queries ([`crate::saved_queries`]), repositories ([`crate::repositories`]) and
-//! accounts ([`crate::accounts`]) are produced this way; the GraphQL layer turns the same
+//! What some kinds have beyond a flat set of text attributes is declared, not written out:
+//!
+//! * attribute kinds — text, dropdown, JSON ([`AttributeKind`]); read-only attributes
+//!   ([`Attribute::computed`]) are shown but not in the inputs;
+//! * relationships ([`NodeKind::RELATIONSHIPS`]): inputs that reference another node as
+//!   Infrahub's `RelatedNodeInput` does (`{id, hfid, kind}`), carried to the kind's `Values`
+//!   as [`RelatedRef`]s; a list may be filtered by the ids a relationship points to
+//!   (`<rel>__ids`, see [`NodeFilter::related`] and [`NodeKind::related`]);
+//! * branch-local nodes ([`NodeKind::branch`]): listed for the request's branch only;
+//! * kinds without hfid ([`NodeKind::HFID`] false): designated by `id` alone, and an upsert
+//!   without `id` finds its node by [`NodeKind::upsert_match`];
+//! * checks of the values as given, before any node is looked up
+//!   ([`NodeKind::check_values`]);
+//! * building and merging that read other nodes or depend on the scope ([`NodeKind::build`]
+//!   and [`NodeKind::merge`] are async and get the services), and storage hooks that hold
+//!   locks or emit events ([`NodeKind::insert`], [`NodeKind::replace`], [`NodeKind::update`],
+//!   [`NodeKind::remove`]).
+//!
+//! Saved queries ([`crate::saved_queries`]), repositories ([`crate::repositories`]),
+//! accounts ([`crate::accounts`]), artifact definitions ([`crate::artifacts::Definition`]) and
+//! artifacts ([`crate::artifacts::Artifact`]) are produced this way; the GraphQL layer turns the same
 //! description into the kind's query field and four mutations with one macro
 //! (`node_kind!`, in the `graphql` crate's `node_kind.rs`), so a kind's GraphQL file holds only
 //! declarations.
@@ -74,6 +94,32 @@ impl NodeKey {
         Self::parse(id, hfid, kind)?.ok_or_else(|| NodeError::KeyRequired(kind.to_owned()))
     }
 
+    /// `id` if given, else the name from `hfid` — for kinds without hfid, `hfid` alone is
+    /// refused; `None` when neither is given.
+    pub fn parse_for<K: NodeKind>(
+        id: Option<String>,
+        hfid: Option<Vec<Option<String>>>,
+    ) -> Result<Option<NodeKey>, NodeError> {
+        match Self::parse(id, hfid, K::KIND)? {
+            Some(NodeKey::Name(_)) if !K::HFID => Err(NodeError::NoHfid {
+                kind: K::KIND,
+                label: K::LABEL,
+            }),
+            key => Ok(key),
+        }
+    }
+
+    /// Like [`NodeKey::parse_for`], but a key is required.
+    pub fn required_for<K: NodeKind>(
+        id: Option<String>,
+        hfid: Option<Vec<Option<String>>>,
+    ) -> Result<NodeKey, NodeError> {
+        Self::parse_for::<K>(id, hfid)?.ok_or_else(|| match K::HFID {
+            true => NodeError::KeyRequired(K::KIND.to_owned()),
+            false => NodeError::IdRequired(K::KIND),
+        })
+    }
+
     /// Whether a node with this id and name is the one designated.
     pub fn matches(&self, id: &str, name: &str) -> bool {
         match self {
@@ -92,13 +138,19 @@ impl std::fmt::Display for NodeKey {
     }
 }
 
-/// The filters of a kind's list query: `ids` and `name__value`; absent filters match all.
+/// The filters of a kind's list query: `ids`, `name__value`, and `<rel>__ids` for the
+/// relationships a kind is filtered by; absent filters match all.
 #[derive(Debug, Clone, Default)]
 pub struct NodeFilter {
     /// Only these ids.
     pub ids: Option<Vec<String>>,
     /// Only the node with this name.
     pub name: Option<String>,
+    /// Only nodes whose relationship (by name) points to one of these ids; every entry must
+    /// pass.
+    pub related: Vec<(&'static str, Vec<String>)>,
+    /// For branch-local kinds: only the nodes of this branch.
+    pub branch: Option<String>,
 }
 
 impl NodeFilter {
@@ -112,6 +164,49 @@ impl NodeFilter {
     }
 }
 
+impl NodeFilter {
+    /// Whether `node` passes.
+    pub fn passes<K: NodeKind>(&self, node: &K) -> bool {
+        self.matches(node.id(), node.name())
+            && self.related.iter().all(|(rel, ids)| {
+                node.related(rel)
+                    .is_some_and(|id| ids.iter().any(|i| i == id))
+            })
+            && match (&self.branch, node.branch()) {
+                (Some(want), Some(b)) => want == b,
+                _ => true,
+            }
+    }
+}
+
+/// A relationship input as given: the referenced node's `id` or `hfid`, and its `kind` if
+/// given. The kind parses it (its messages name the relationship).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelatedRef {
+    /// Node id.
+    pub id: Option<String>,
+    /// Human friendly id.
+    pub hfid: Option<Vec<Option<String>>>,
+    /// Node kind.
+    pub kind: Option<String>,
+}
+
+impl RelatedRef {
+    /// The referenced node's key; `relationship` names it in messages.
+    pub fn key(&self, relationship: &str) -> Result<NodeKey, NodeError> {
+        NodeKey::required(self.id.clone(), self.hfid.clone(), relationship)
+    }
+}
+
+/// A declared relationship of a kind (one peer, given as a `RelatedNodeInput`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relationship {
+    /// Its name in inputs (`definition`).
+    pub name: &'static str,
+    /// The peer's kind, when it is one kind.
+    pub peer: Option<&'static str>,
+}
+
 /// How an attribute is shown (Infrahub's attribute kinds used here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttributeKind {
@@ -119,6 +214,8 @@ pub enum AttributeKind {
     Text,
     /// `Dropdown` (a value from a fixed list).
     Dropdown,
+    /// `JSONAttribute` (any JSON value).
+    Json,
 }
 
 /// A declared attribute of a kind.
@@ -142,6 +239,16 @@ impl Attribute {
         Self {
             name,
             kind: AttributeKind::Text,
+            required,
+            writable: true,
+            secret: false,
+        }
+    }
+    /// A writable, shown JSON attribute.
+    pub const fn json(name: &'static str, required: bool) -> Self {
+        Self {
+            name,
+            kind: AttributeKind::Json,
             required,
             writable: true,
             secret: false,
@@ -186,6 +293,17 @@ pub enum NodeError {
     /// Neither `id` nor `hfid` was given.
     #[error("id or hfid is required for {0}")]
     KeyRequired(String),
+    /// No `id` was given for a node of a kind without hfid.
+    #[error("id is required for {0}")]
+    IdRequired(&'static str),
+    /// An `hfid` was given for a node of a kind without hfid.
+    #[error("{kind} has no hfid: designate the {} by id", label.to_lowercase())]
+    NoHfid {
+        /// The node kind.
+        kind: &'static str,
+        /// The kind's label.
+        label: &'static str,
+    },
     /// A required attribute is missing (or, for a name, blank).
     #[error("{0}.value is required")]
     Required(&'static str),
@@ -219,13 +337,24 @@ impl DomainError for NodeError {
     fn code(&self) -> &'static Code {
         match self {
             NodeError::NotFound { .. } => &codes::NOT_FOUND,
-            NodeError::InvalidHfid { .. } | NodeError::KeyRequired(_) | NodeError::Required(_) => {
-                &codes::BAD_USER_INPUT
-            }
+            NodeError::InvalidHfid { .. }
+            | NodeError::KeyRequired(_)
+            | NodeError::IdRequired(_)
+            | NodeError::NoHfid { .. }
+            | NodeError::Required(_) => &codes::BAD_USER_INPUT,
             NodeError::IdTaken(_) => &codes::ALREADY_EXISTS,
             NodeError::Store(e) => store_code(e),
         }
     }
+}
+
+/// Where an operation runs: for whom, and on which branch (the request's).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The caller.
+    pub caller: &'a Caller,
+    /// The request's branch.
+    pub branch: &'a str,
 }
 
 /// The description of a node kind (see the module documentation).
@@ -238,21 +367,46 @@ pub trait NodeKind: Sized + Clone + Send + Sync + 'static {
     /// The declared attributes, in the order GraphQL shows them (`id` and `display_label`
     /// are implied; `name` is always first).
     const ATTRIBUTES: &'static [Attribute];
-    /// Attribute values of a create, update or upsert: one `Option` per writable attribute.
-    type Values: Send + 'static;
+    /// The declared relationships, in the order the inputs give them (after the attributes).
+    const RELATIONSHIPS: &'static [Relationship] = &[];
+    /// Whether the name is the node's human friendly id (`hfid: [name]`), unique within the
+    /// kind. Without hfid, nodes are designated by `id` alone.
+    const HFID: bool = true;
+    /// Attribute values of a create, update or upsert: one `Option` per writable attribute
+    /// (and one [`RelatedRef`] per relationship).
+    type Values: Send + Sync + 'static;
     /// The kind's errors; the shared ones come in through [`NodeError`].
     type Error: DomainError + From<NodeError>;
 
     /// The node's id.
     fn id(&self) -> &str;
-    /// The node's name (unique within the kind; its hfid).
+    /// The node's name (what `name__value` filters; with [`HFID`](Self::HFID), its hfid).
     fn name(&self) -> &str;
     /// The name among mutation values, which an upsert without key looks nodes up by.
     fn name_value(values: &Self::Values) -> Option<&str>;
+    /// The id of the node relationship `relationship` points to, for `<rel>__ids` filters.
+    fn related(&self, relationship: &str) -> Option<&str> {
+        let _ = relationship;
+        None
+    }
+    /// The branch a branch-local node lives on (`None`: the node is on every branch).
+    fn branch(&self) -> Option<&str> {
+        None
+    }
+    /// Checks the values as given, before any node is looked up.
+    fn check_values(values: &Self::Values) -> Result<(), Self::Error> {
+        let _ = values;
+        Ok(())
+    }
     /// A new node from create values (`id` if the caller chose it).
-    fn build(id: Option<String>, values: Self::Values) -> Result<Self, Self::Error>;
+    async fn build(
+        s: &Services,
+        at: Scope<'_>,
+        id: Option<String>,
+        values: Self::Values,
+    ) -> Result<Self, Self::Error>;
     /// The node with update values applied (absent values keep the current ones).
-    fn merge(self, values: Self::Values) -> Result<Self, Self::Error>;
+    async fn merge(self, s: &Services, values: Self::Values) -> Result<Self, Self::Error>;
 
     /// Every node of the kind.
     async fn all(s: &Services) -> Result<Vec<Self>, Self::Error>;
@@ -260,22 +414,38 @@ pub trait NodeKind: Sized + Clone + Send + Sync + 'static {
     async fn by_id(s: &Services, id: &str) -> Result<Option<Self>, Self::Error> {
         Ok(Self::all(s).await?.into_iter().find(|n| n.id() == id))
     }
+    /// The node an upsert given no key changes, if any: by default the one named as the
+    /// values name it.
+    async fn upsert_match(
+        s: &Services,
+        at: Scope<'_>,
+        values: &Self::Values,
+    ) -> Result<Option<Self>, Self::Error> {
+        let _ = at;
+        match Self::name_value(values) {
+            Some(name) => Ok(Self::all(s).await?.into_iter().find(|n| n.name() == name)),
+            None => Ok(None),
+        }
+    }
     /// Checks and stores a new node.
-    async fn insert(s: &Services, node: Self) -> Result<Self, Self::Error>;
+    async fn insert(s: &Services, at: Scope<'_>, node: Self) -> Result<Self, Self::Error>;
     /// Checks and stores a changed node.
-    async fn replace(s: &Services, node: Self) -> Result<Self, Self::Error>;
+    async fn replace(s: &Services, at: Scope<'_>, node: Self) -> Result<Self, Self::Error>;
     /// Applies `values` to the node with this id: read, [`merge`](Self::merge),
     /// [`replace`](Self::replace). Kinds that must serialize changes override it.
-    async fn update(s: &Services, id: &str, values: Self::Values) -> Result<Self, Self::Error> {
+    async fn update(
+        s: &Services,
+        at: Scope<'_>,
+        id: &str,
+        values: Self::Values,
+    ) -> Result<Self, Self::Error> {
         let node = Self::by_id(s, id)
             .await?
             .ok_or_else(|| NodeError::not_found::<Self>(id))?;
-        Self::replace(s, node.merge(values)?).await
+        Self::replace(s, at, node.merge(s, values).await?).await
     }
-    /// Removes the node with this id on behalf of `caller`; returns it if the kind shows
-    /// removed nodes.
-    async fn remove(s: &Services, caller: &Caller, id: String)
-    -> Result<Option<Self>, Self::Error>;
+    /// Removes the node with this id; returns it if the kind shows removed nodes.
+    async fn remove(s: &Services, at: Scope<'_>, id: String) -> Result<Option<Self>, Self::Error>;
 }
 
 /// The nodes of `K` that pass `filter`.
@@ -283,7 +453,7 @@ pub async fn list<K: NodeKind>(s: &Services, filter: &NodeFilter) -> Result<Vec<
     Ok(K::all(s)
         .await?
         .into_iter()
-        .filter(|n| filter.matches(n.id(), n.name()))
+        .filter(|n| filter.passes(n))
         .collect())
 }
 
@@ -310,56 +480,61 @@ pub async fn existing_id<K: NodeKind>(s: &Services, key: NodeKey) -> Result<Stri
 /// Creates a node from `values`.
 pub async fn create<K: NodeKind>(
     s: &Services,
+    at: Scope<'_>,
     id: Option<String>,
     values: K::Values,
 ) -> Result<K, K::Error> {
-    K::insert(s, K::build(id, values)?).await
+    K::check_values(&values)?;
+    let node = K::build(s, at, id, values).await?;
+    K::insert(s, at, node).await
 }
 
 /// Changes the node designated by `id` or `hfid` (one is required).
 pub async fn update<K: NodeKind>(
     s: &Services,
+    at: Scope<'_>,
     id: Option<String>,
     hfid: Option<Vec<Option<String>>>,
     values: K::Values,
 ) -> Result<K, K::Error> {
-    let key = NodeKey::required(id, hfid, K::KIND)?;
+    let key = NodeKey::required_for::<K>(id, hfid)?;
+    K::check_values(&values)?;
     let id = existing_id::<K>(s, key).await?;
-    K::update(s, &id, values).await
+    K::update(s, at, &id, values).await
 }
 
-/// Changes the node designated by `id`, `hfid` or else by the name among `values`, or
-/// creates it (with `id`, if given) when there is none.
+/// Changes the node designated by `id`, `hfid` or else by
+/// [`upsert_match`](NodeKind::upsert_match), or creates it (with `id`, if given) when there
+/// is none.
 pub async fn upsert<K: NodeKind>(
     s: &Services,
+    at: Scope<'_>,
     id: Option<String>,
     hfid: Option<Vec<Option<String>>>,
     values: K::Values,
 ) -> Result<K, K::Error> {
-    let key = match NodeKey::parse(id.clone(), hfid, K::KIND)? {
-        Some(k) => Some(k),
-        None => K::name_value(&values).map(|n| NodeKey::Name(n.to_owned())),
-    };
+    let key = NodeKey::parse_for::<K>(id.clone(), hfid)?;
+    K::check_values(&values)?;
     let found = match &key {
         Some(k) => find::<K>(s, k).await?,
-        None => None,
+        None => K::upsert_match(s, at, &values).await?,
     };
     match found {
-        Some(existing) => K::update(s, existing.id(), values).await,
-        None => create(s, id, values).await,
+        Some(existing) => K::update(s, at, existing.id(), values).await,
+        None => create(s, at, id, values).await,
     }
 }
 
 /// Removes the node designated by `id` or `hfid` (one is required).
 pub async fn delete<K: NodeKind>(
     s: &Services,
-    caller: &Caller,
+    at: Scope<'_>,
     id: Option<String>,
     hfid: Option<Vec<Option<String>>>,
 ) -> Result<Option<K>, K::Error> {
-    let key = NodeKey::required(id, hfid, K::KIND)?;
+    let key = NodeKey::required_for::<K>(id, hfid)?;
     let id = existing_id::<K>(s, key).await?;
-    K::remove(s, caller, id).await
+    K::remove(s, at, id).await
 }
 
 #[cfg(test)]
@@ -385,8 +560,30 @@ mod tests {
         assert_eq!(NodeKey::Name("a".into()).to_string(), "[\"a\"]");
         let f = NodeFilter {
             ids: Some(vec!["1".into()]),
-            name: None,
+            ..Default::default()
         };
         assert!(f.matches("1", "x") && !f.matches("2", "x"));
+    }
+
+    #[test]
+    fn kinds_without_hfid_are_designated_by_id() {
+        use crate::artifacts::{Artifact, Definition};
+        let name = || Some(vec![Some("a".to_owned())]);
+        let e = NodeKey::parse_for::<Artifact>(None, name()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CoreArtifact has no hfid: designate the artifact by id"
+        );
+        assert_eq!(e.code().name, "BAD_USER_INPUT");
+        let e = NodeKey::required_for::<Artifact>(None, None).unwrap_err();
+        assert_eq!(e.to_string(), "id is required for CoreArtifact");
+        assert_eq!(
+            NodeKey::parse_for::<Artifact>(Some("i".into()), name()).unwrap(),
+            Some(NodeKey::Id("i".into()))
+        );
+        assert_eq!(
+            NodeKey::required_for::<Definition>(None, name()).unwrap(),
+            NodeKey::Name("a".into())
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! server's schema (through [`crate::QueryRunner::validate`]) whenever they are saved. A
 //! [`NodeKind`]: listed, created, changed and removed by the operations of [`crate::nodes`].
 
-use crate::nodes::{Attribute, NodeError, NodeKind};
-use crate::{Caller, Services};
+use crate::Services;
+use crate::nodes::{Attribute, NodeError, NodeKind, Scope};
 use async_trait::async_trait;
 use infrastream_core::SavedQuery;
 use infrastream_core::codes::{self, Code};
@@ -99,7 +99,12 @@ impl NodeKind for SavedQuery {
         values.name.as_deref()
     }
 
-    fn build(id: Option<String>, data: Values) -> Result<Self, SavedQueryError> {
+    async fn build(
+        _: &Services,
+        _: Scope<'_>,
+        id: Option<String>,
+        data: Values,
+    ) -> Result<Self, SavedQueryError> {
         Ok(SavedQuery {
             id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             name: data.name.ok_or(NodeError::Required("name"))?,
@@ -108,7 +113,7 @@ impl NodeKind for SavedQuery {
         })
     }
 
-    fn merge(self, data: Values) -> Result<Self, SavedQueryError> {
+    async fn merge(self, _: &Services, data: Values) -> Result<Self, SavedQueryError> {
         Ok(SavedQuery {
             name: data.name.unwrap_or(self.name),
             query: data.query.unwrap_or(self.query),
@@ -121,15 +126,19 @@ impl NodeKind for SavedQuery {
         Ok(s.store.saved_queries().await?)
     }
 
-    async fn insert(s: &Services, q: Self) -> Result<Self, SavedQueryError> {
+    async fn insert(s: &Services, _: Scope<'_>, q: Self) -> Result<Self, SavedQueryError> {
         save(s, q, Change::InsertSavedQuery).await
     }
 
-    async fn replace(s: &Services, q: Self) -> Result<Self, SavedQueryError> {
+    async fn replace(s: &Services, _: Scope<'_>, q: Self) -> Result<Self, SavedQueryError> {
         save(s, q, Change::UpdateSavedQuery).await
     }
 
-    async fn remove(s: &Services, _: &Caller, id: String) -> Result<Option<Self>, SavedQueryError> {
+    async fn remove(
+        s: &Services,
+        _: Scope<'_>,
+        id: String,
+    ) -> Result<Option<Self>, SavedQueryError> {
         s.store
             .commit(Commit {
                 changes: vec![Change::DeleteSavedQuery { id }],

@@ -7,7 +7,10 @@ use infrastream_auth::JwtKeys;
 use infrastream_config::Settings;
 use infrastream_core::error::DomainError;
 use infrastream_core::{EventName, Position, Role, SavedQuery};
-use infrastream_services::artifacts::{self, DefinitionValues, GenerateOutcome};
+use infrastream_services::artifacts::{
+    self, Artifact, Definition, DefinitionValues, GenerateOutcome,
+};
+use infrastream_services::nodes::{self, NodeKind, Scope};
 use infrastream_services::{
     Caller, CredentialCache, InProcessLocks, OperationKind, QueryOutcome, QueryRunner, Services,
 };
@@ -95,8 +98,17 @@ async fn fixture(settings: Settings) -> Fixture {
         })
         .await
         .unwrap();
-    artifacts::create_definition(
+    let caller = Caller {
+        account: None,
+        role: Role::Admin,
+    };
+    let at = Scope {
+        caller: &caller,
+        branch: "main",
+    };
+    nodes::create::<Definition>(
         &services,
+        at,
         None,
         DefinitionValues {
             name: Some("d".into()),
@@ -112,15 +124,23 @@ async fn fixture(settings: Settings) -> Fixture {
     Fixture {
         services,
         runner,
-        caller: Caller {
-            account: None,
-            role: Role::Admin,
-        },
+        caller,
         _dir: dir,
     }
 }
 
 impl Fixture {
+    /// Deletes artifact `id` as the generic operation does.
+    async fn delete(&self, id: &str) {
+        let at = Scope {
+            caller: &self.caller,
+            branch: "main",
+        };
+        nodes::delete::<Artifact>(&self.services, at, Some(id.to_owned()), None)
+            .await
+            .unwrap();
+    }
+
     async fn generate(&self, targets: Option<Vec<&str>>) -> Vec<artifacts::GeneratedArtifact> {
         let targets = targets.map(|t| t.into_iter().map(String::from).collect());
         artifacts::generate(&self.services, &self.caller, "main", "d", targets)
@@ -173,7 +193,7 @@ async fn a_delete_during_generation_stands() {
     let delete = {
         let (f, id) = (f.clone(), id.clone());
         tokio::spawn(async move {
-            artifacts::delete_artifact(&f.services, &id).await.unwrap();
+            f.delete(&id).await;
             f.head()
         })
     };
@@ -192,10 +212,7 @@ async fn a_delete_during_generation_stands() {
 
     assert_eq!(generated[0].outcome, GenerateOutcome::Updated);
     assert!(
-        artifacts::artifact(&f.services, &id)
-            .await
-            .unwrap()
-            .is_none(),
+        Artifact::by_id(&f.services, &id).await.unwrap().is_none(),
         "the generation brought the deleted artifact back"
     );
     let events = f.event_positions(&id).await;
@@ -230,13 +247,9 @@ async fn an_artifact_deleted_before_its_turn_is_not_regenerated() {
         .id
         .clone();
     // Its lock is free: the delete is done at once.
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        artifacts::delete_artifact(&f.services, &other),
-    )
-    .await
-    .expect("deleting an artifact that is not being generated does not wait")
-    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), f.delete(&other))
+        .await
+        .expect("deleting an artifact that is not being generated does not wait");
     let head_after_delete = f.head();
     f.runner.block.store(false, Ordering::SeqCst);
     f.runner.release.notify_one();
@@ -245,7 +258,7 @@ async fn an_artifact_deleted_before_its_turn_is_not_regenerated() {
     assert_eq!(generated.len(), 1, "{generated:?}");
     assert_eq!(generated[0].artifact.data.target.id, running);
     assert!(
-        artifacts::artifact(&f.services, &other)
+        Artifact::by_id(&f.services, &other)
             .await
             .unwrap()
             .is_none()

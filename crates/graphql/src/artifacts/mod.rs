@@ -1,143 +1,24 @@
 //! The GraphQL face of artifact definitions and artifacts (`CoreArtifactDefinition`,
-//! `CoreArtifact`, `ArtifactGenerate`) in Infrahub's node shape. Resolvers parse their input,
-//! call [`infrastream_services::artifacts`] (where the rules, the locks and generation live)
-//! and shape its answer.
+//! `CoreArtifact`) in Infrahub's node shape, both produced by
+//! [`node_kind!`](crate::node_kind::node_kind) from the domain's descriptions
+//! ([`infrastream_services::artifacts`], where the rules, the locks and generation live), and
+//! `ArtifactGenerate`.
 
-mod mutations;
+mod definitions;
 
-pub(crate) use mutations::ArtifactMutation;
+pub(crate) use definitions::{DefinitionMutation, DefinitionQuery};
 
-use crate::context::{Res, gql, services, url_branch};
+use definitions::CoreArtifactDefinition;
+
+use crate::context::{Res, domain, require_write, services, url_branch};
 use crate::events::RelatedNode;
-use crate::node::TextAttribute;
-use crate::scalars::GenericScalar;
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use infrastream_core::error::DomainError;
-use infrastream_services::artifacts::{self as domain, Artifact, ArtifactError, Definition};
-use serde_json::Value;
-
-/// An artifact domain error as a GraphQL error.
-pub(crate) fn err(e: ArtifactError) -> async_graphql::Error {
-    gql(e.user_error())
-}
-
-// ---------------------------------------------------------------------------------------------
-// GraphQL: shapes
-// ---------------------------------------------------------------------------------------------
-
-/// A JSON attribute.
-#[derive(SimpleObject, Clone)]
-#[graphql(name = "JSONAttribute", rename_fields = "snake_case")]
-pub(crate) struct JsonAttribute {
-    value: Option<GenericScalar>,
-}
-
-impl JsonAttribute {
-    fn of(v: &Value) -> Option<Self> {
-        Some(Self {
-            value: (!v.is_null()).then(|| GenericScalar(v.clone())),
-        })
-    }
-}
-
-/// JSON attribute of a create input; metadata is accepted and ignored (see
-/// [`TextAttributeCreate`]).
-#[derive(InputObject, Clone)]
-#[graphql(name = "JSONAttributeCreate", rename_fields = "snake_case")]
-pub(crate) struct JsonAttributeCreate {
-    value: Option<GenericScalar>,
-    is_protected: Option<bool>,
-    is_visible: Option<bool>,
-    source: Option<String>,
-    owner: Option<String>,
-}
-
-/// JSON attribute of an update or upsert input; metadata is accepted and ignored.
-#[derive(InputObject, Clone)]
-#[graphql(name = "JSONAttributeUpdate", rename_fields = "snake_case")]
-pub(crate) struct JsonAttributeUpdate {
-    value: Option<GenericScalar>,
-    is_default: Option<bool>,
-    is_protected: Option<bool>,
-    is_visible: Option<bool>,
-    source: Option<String>,
-    owner: Option<String>,
-}
-
-/// The value of an optional JSON attribute input, whichever its flavour.
-pub(super) trait JsonValue {
-    fn json(self) -> Option<Value>;
-}
-
-impl JsonValue for Option<JsonAttributeCreate> {
-    fn json(self) -> Option<Value> {
-        self.and_then(|a| {
-            let _ = (a.is_protected, a.is_visible, a.source, a.owner);
-            a.value.map(|v| v.0)
-        })
-    }
-}
-
-impl JsonValue for Option<JsonAttributeUpdate> {
-    fn json(self) -> Option<Value> {
-        self.and_then(|a| {
-            let _ = (
-                a.is_default,
-                a.is_protected,
-                a.is_visible,
-                a.source,
-                a.owner,
-            );
-            a.value.map(|v| v.0)
-        })
-    }
-}
-
-/// An artifact definition.
-pub(crate) struct CoreArtifactDefinition(Definition);
-
-#[Object(rename_fields = "snake_case")]
-impl CoreArtifactDefinition {
-    async fn id(&self) -> &str {
-        &self.0.id
-    }
-    async fn display_label(&self) -> Option<&str> {
-        Some(&self.0.name)
-    }
-    /// Unique name.
-    async fn name(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.name)
-    }
-    /// Name given to the artifacts.
-    async fn artifact_name(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.d.artifact_name)
-    }
-    /// MIME type of the artifacts.
-    async fn content_type(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.d.content_type)
-    }
-    /// Passed to the query as variables (with `id`, the target's id).
-    async fn parameters(&self) -> Option<JsonAttribute> {
-        JsonAttribute::of(&self.0.d.parameters)
-    }
-    /// Name of the saved query (`CoreGraphQLQuery`) that provides the data.
-    async fn query(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.d.query)
-    }
-    /// The minijinja template.
-    async fn template(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.d.template)
-    }
-    async fn description(&self) -> Option<TextAttribute> {
-        TextAttribute::opt(self.0.d.description.as_deref())
-    }
-}
-
-crate::node::paginated!(
-    PaginatedCoreArtifactDefinition,
-    EdgedCoreArtifactDefinition,
-    CoreArtifactDefinition
-);
+use crate::node::{JsonAttribute, TextAttribute, ok_result};
+use crate::node_kind::{anyone, node_kind};
+use async_graphql::{Context, Object, SimpleObject};
+use infrastream_services::artifacts::{
+    self as artifacts, Artifact, ArtifactValues, Definition, GenerateOutcome,
+};
+use infrastream_services::nodes::NodeKind;
 
 /// An artifact's definition: `{node}`, and its `id` even when the definition is gone.
 #[derive(SimpleObject)]
@@ -198,78 +79,104 @@ impl CoreArtifact {
     /// The definition it is generated from.
     async fn definition(&self, ctx: &Context<'_>) -> Res<DefinitionRef> {
         let id = self.0.data.definition_id.clone();
-        let node = domain::definition(services(ctx), &id)
+        let node = Definition::by_id(services(ctx), &id)
             .await
-            .map_err(err)?
+            .map_err(domain)?
             .map(CoreArtifactDefinition);
         Ok(DefinitionRef { id, node })
     }
 }
 
-crate::node::paginated!(PaginatedCoreArtifact, EdgedCoreArtifact, CoreArtifact);
+ok_result!(CoreArtifactDelete);
 
-fn id_list(ids: Option<Vec<Option<ID>>>) -> Option<Vec<String>> {
-    ids.map(|v| v.into_iter().flatten().map(|i| i.0).collect())
+/// One artifact of an `ArtifactGenerate`.
+#[derive(SimpleObject)]
+#[graphql(name = "ArtifactGenerateItem", rename_fields = "snake_case")]
+pub(crate) struct GenerateItem {
+    /// `created`, `updated`, `unchanged` or `error`.
+    result: String,
+    /// The artifact event emitted, if any.
+    event_id: Option<String>,
+    object: CoreArtifact,
 }
 
-#[derive(Default)]
-pub(crate) struct ArtifactQuery;
+/// Result of `ArtifactGenerate`: `ok` is false when any artifact ended in `Error`.
+#[derive(SimpleObject)]
+#[graphql(name = "ArtifactGenerateResult", rename_fields = "snake_case")]
+pub(crate) struct GenerateResult {
+    ok: bool,
+    count: i64,
+    artifacts: Vec<GenerateItem>,
+}
 
-#[Object(rename_args = "snake_case")]
-impl ArtifactQuery {
-    /// Artifact definitions, optionally by name or ids.
-    #[graphql(name = "CoreArtifactDefinition")]
-    async fn core_artifact_definition(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(name = "name__value")] name_value: Option<String>,
-        ids: Option<Vec<Option<ID>>>,
-    ) -> Res<PaginatedCoreArtifactDefinition> {
-        let ids = id_list(ids);
-        let all = domain::list_definitions(services(ctx)).await.map_err(err)?;
-        Ok(PaginatedCoreArtifactDefinition::of(
-            all.into_iter()
-                .filter(|d| name_value.as_ref().is_none_or(|n| *n == d.name))
-                .filter(|d| ids.as_ref().is_none_or(|ids| ids.contains(&d.id)))
-                .map(CoreArtifactDefinition)
-                .collect(),
-        ))
-    }
-
-    /// Artifacts of the request's branch, optionally by name, ids, definition or target
-    /// (`object__ids`, or `target__ids`: the same filter under infrastream's older name).
-    #[graphql(name = "CoreArtifact")]
-    async fn core_artifact(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(name = "name__value")] name_value: Option<String>,
-        ids: Option<Vec<Option<ID>>>,
-        #[graphql(name = "definition__ids")] definition_ids: Option<Vec<Option<ID>>>,
-        #[graphql(name = "object__ids")] object_ids: Option<Vec<Option<ID>>>,
-        #[graphql(name = "target__ids")] target_ids: Option<Vec<Option<ID>>>,
-    ) -> Res<PaginatedCoreArtifact> {
-        let branch = url_branch(ctx);
-        let (ids, definition_ids) = (id_list(ids), id_list(definition_ids));
-        let (object_ids, target_ids) = (id_list(object_ids), id_list(target_ids));
-        let all = domain::list_artifacts(services(ctx)).await.map_err(err)?;
-        Ok(PaginatedCoreArtifact::of(
-            all.into_iter()
-                .filter(|a| a.data.branch == branch)
-                .filter(|a| name_value.as_ref().is_none_or(|n| *n == a.data.name))
-                .filter(|a| ids.as_ref().is_none_or(|ids| ids.contains(&a.id)))
-                .filter(|a| {
-                    definition_ids
-                        .as_ref()
-                        .is_none_or(|ids| ids.contains(&a.data.definition_id))
-                })
-                .filter(|a| {
-                    [&object_ids, &target_ids]
-                        .into_iter()
-                        .flatten()
-                        .all(|ids| ids.contains(&a.data.target.id))
-                })
-                .map(CoreArtifact)
-                .collect(),
-        ))
-    }
+node_kind! {
+    kind: Artifact,
+    values: ArtifactValues,
+    object: CoreArtifact,
+    query: ArtifactQuery,
+    list: "CoreArtifact" => (PaginatedCoreArtifact, EdgedCoreArtifact),
+    list_guard: anyone,
+    mutation: ArtifactMutation,
+    guard: require_write,
+    attributes: [name, status, content_type, checksum, storage_id, parameters: Json],
+    relationships: [
+        definition,
+        object,
+        #[doc = "The target under infrastream's older name; same as `object`."]
+        target,
+    ],
+    filters: [
+        "definition__ids" => definition_ids: "definition",
+        "object__ids" => object_ids: "object",
+        "target__ids" => target_ids: "target",
+    ],
+    create: "CoreArtifactCreate" => (CoreArtifactCreate, "CoreArtifactCreateInput"),
+    update: "CoreArtifactUpdate" => (CoreArtifactUpdate, "CoreArtifactUpdateInput"),
+    upsert: "CoreArtifactUpsert" => (CoreArtifactUpsert, "CoreArtifactUpsertInput"),
+    delete: "CoreArtifactDelete" => (CoreArtifactDelete, |_| CoreArtifactDelete::done()),
+    docs: {
+        list: "Artifacts of the request's branch, optionally by name, ids, definition or target\n(`object__ids`, or `target__ids`: the same filter under infrastream's older name).",
+        create_input: "Data of `CoreArtifactCreate`: `definition` and the target (`object`, or `target`, its\ninfrastream name) are required; the target needs its `kind` unless infrastream stores it.",
+        update_input: "Data of `CoreArtifactUpdate`: the artifact is found by `id` (artifacts have no hfid).",
+        upsert_input: "Data of `CoreArtifactUpsert`: updates the artifact found by `id`, or else by (definition,\ntarget, branch), or creates it.",
+        create: "Creates an artifact on the request's branch (`definition` and the target required).\nWith `storage_id` (an uploaded object) it has content, and `infrahub.artifact.created`\nis emitted.",
+        update: "Changes an artifact, found by `id`; a new `storage_id` emits `infrahub.artifact.updated`.",
+        upsert: "Creates or changes an artifact, found by `id` or else by (definition, target, branch).",
+        delete: "Removes an artifact, found by `id` (its content stays in the object store).",
+    },
+    extra_mutations: {
+        /// Generates the artifacts of `definition` (id or name) on the request's branch: for each
+        /// of `targets` (node ids, or `Kind:id`; the artifact is created when missing), or for all
+        /// existing artifacts of the definition on that branch when `targets` is omitted or empty.
+        #[graphql(name = "ArtifactGenerate")]
+        async fn artifact_generate(
+            &self,
+            ctx: &Context<'_>,
+            definition: String,
+            targets: Option<Vec<String>>,
+        ) -> Res<GenerateResult> {
+            let caller = require_write(ctx)?;
+            let done = artifacts::generate(
+                services(ctx),
+                caller,
+                &url_branch(ctx),
+                &definition,
+                targets,
+            )
+            .await
+            .map_err(domain)?;
+            Ok(GenerateResult {
+                ok: done.iter().all(|g| g.outcome != GenerateOutcome::Error),
+                count: done.len() as i64,
+                artifacts: done
+                    .into_iter()
+                    .map(|g| GenerateItem {
+                        result: g.outcome.as_str().into(),
+                        event_id: g.event_id,
+                        object: CoreArtifact(g.artifact),
+                    })
+                    .collect(),
+            })
+        }
+    },
 }

@@ -1,29 +1,15 @@
-//! Creating, changing and removing artifact definitions.
+//! Artifact definitions as a [`NodeKind`]: listed, created, changed and removed by the
+//! operations of [`crate::nodes`]. Removing a definition removes its artifacts, each under
+//! its lock.
 
 use super::model::{artifacts, definitions, find_definition, lock_key};
 use super::validate::check_definition;
-use super::{ArtifactError, Definition, DefinitionData, Result};
+use super::{ArtifactError, DEFINITION_KIND, Definition, DefinitionData, Result};
 use crate::Services;
+use crate::nodes::{Attribute, NodeError, NodeKind, Scope};
+use async_trait::async_trait;
 use infrastream_store::{Change, Commit};
 use serde_json::{Value, json};
-
-/// How a change designates an existing definition: by id, or by name (its hfid).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DefinitionKey {
-    /// By node id.
-    Id(String),
-    /// By name.
-    Name(String),
-}
-
-impl std::fmt::Display for DefinitionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DefinitionKey::Id(id) => f.write_str(id),
-            DefinitionKey::Name(name) => write!(f, "[{name:?}]"),
-        }
-    }
-}
 
 /// The attribute values a create, update or upsert gives; `None` leaves an attribute as it
 /// is (or, on create, is refused for the required ones).
@@ -45,71 +31,12 @@ pub struct DefinitionValues {
     pub description: Option<String>,
 }
 
-/// Every definition.
-pub async fn list_definitions(services: &Services) -> Result<Vec<Definition>> {
-    definitions(services.store.as_ref()).await
-}
-
-/// The definition with node id `id`, if there is one.
-pub async fn definition(services: &Services, id: &str) -> Result<Option<Definition>> {
-    Ok(find_definition(services.store.as_ref(), id)
-        .await?
-        .filter(|d| d.id == id))
-}
-
-/// The definition `key` designates, if any.
-pub async fn find(services: &Services, key: &DefinitionKey) -> Result<Option<Definition>> {
-    match key {
-        DefinitionKey::Id(id) => definition(services, id).await,
-        DefinitionKey::Name(name) => Ok(list_definitions(services)
-            .await?
-            .into_iter()
-            .find(|d| d.name == *name)),
-    }
-}
-
-async fn existing(services: &Services, key: &DefinitionKey) -> Result<Definition> {
-    find(services, key)
-        .await?
-        .ok_or_else(|| ArtifactError::DefinitionNotFound(key.to_string()))
-}
-
-fn merged(existing: Definition, data: DefinitionValues) -> Definition {
-    Definition {
-        id: existing.id,
-        name: data.name.unwrap_or(existing.name),
-        d: DefinitionData {
-            artifact_name: data.artifact_name.unwrap_or(existing.d.artifact_name),
-            content_type: data.content_type.unwrap_or(existing.d.content_type),
-            parameters: data.parameters.unwrap_or(existing.d.parameters),
-            query: data.query.unwrap_or(existing.d.query),
-            template: data.template.unwrap_or(existing.d.template),
-            description: data.description.or(existing.d.description),
-        },
-    }
-}
-
-fn new_definition(id: Option<String>, data: DefinitionValues) -> Result<Definition> {
-    let required = |v: Option<String>, field| v.ok_or(ArtifactError::Required(field));
-    Ok(Definition {
-        id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        name: required(data.name, "name")?,
-        d: DefinitionData {
-            artifact_name: required(data.artifact_name, "artifact_name")?,
-            content_type: required(data.content_type, "content_type")?,
-            parameters: data.parameters.unwrap_or_else(|| json!({})),
-            query: required(data.query, "query")?,
-            template: required(data.template, "template")?,
-            description: data.description,
-        },
-    })
-}
-
+/// Checks and commits `d`, as a new node or as a change.
 async fn save(services: &Services, d: Definition, is_new: bool) -> Result<Definition> {
     let store = services.store.as_ref();
     check_definition(services, &d).await?;
     if is_new && store.node(&d.id).await?.is_some() {
-        return Err(ArtifactError::IdTaken(d.id));
+        return Err(NodeError::IdTaken(d.id).into());
     }
     if definitions(store)
         .await?
@@ -134,71 +61,114 @@ async fn save(services: &Services, d: Definition, is_new: bool) -> Result<Defini
     Ok(d)
 }
 
-/// Creates a definition (with node id `id`, or a new one).
-pub async fn create_definition(
-    services: &Services,
-    id: Option<String>,
-    values: DefinitionValues,
-) -> Result<Definition> {
-    let d = new_definition(id, values)?;
-    save(services, d, true).await
-}
+#[async_trait]
+impl NodeKind for Definition {
+    const KIND: &'static str = DEFINITION_KIND;
+    const LABEL: &'static str = "Artifact definition";
+    const ATTRIBUTES: &'static [Attribute] = &[
+        Attribute::text("name", true),
+        Attribute::text("artifact_name", true),
+        Attribute::text("content_type", true),
+        Attribute::json("parameters", false),
+        Attribute::text("query", true),
+        Attribute::text("template", true),
+        Attribute::text("description", false),
+    ];
+    type Values = DefinitionValues;
+    type Error = ArtifactError;
 
-/// Changes the definition `key` designates.
-pub async fn update_definition(
-    services: &Services,
-    key: &DefinitionKey,
-    values: DefinitionValues,
-) -> Result<Definition> {
-    let e = existing(services, key).await?;
-    save(services, merged(e, values), false).await
-}
-
-/// Changes the definition `key` designates (by default: the one named `values.name`), or
-/// creates it (with node id `id`, or a new one).
-pub async fn upsert_definition(
-    services: &Services,
-    key: Option<DefinitionKey>,
-    id: Option<String>,
-    values: DefinitionValues,
-) -> Result<Definition> {
-    let key = key.or_else(|| values.name.clone().map(DefinitionKey::Name));
-    let found = match &key {
-        Some(k) => find(services, k).await?,
-        None => None,
-    };
-    match found {
-        Some(e) => save(services, merged(e, values), false).await,
-        None => create_definition(services, id, values).await,
+    fn id(&self) -> &str {
+        &self.id
     }
-}
-
-/// Removes the definition `key` designates and its artifacts, each under its lock (so no
-/// generation or change of one of them is half done when it goes).
-pub async fn delete_definition(services: &Services, key: &DefinitionKey) -> Result<()> {
-    let store = services.store.as_ref();
-    let def = existing(services, key).await?;
-    let mut guards = Vec::new();
-    for a in artifacts(store).await? {
-        if a.data.definition_id == def.id {
-            guards.push(services.locks.lock(&lock_key(&a.key())).await);
-        }
+    fn name(&self) -> &str {
+        &self.name
     }
-    // What is there now that the locks are held.
-    let def = existing(services, &DefinitionKey::Id(def.id)).await?;
-    let mut changes: Vec<Change> = artifacts(store)
-        .await?
-        .into_iter()
-        .filter(|a| a.data.definition_id == def.id)
-        .map(|a| Change::DeleteNode { id: a.id })
-        .collect();
-    changes.push(Change::DeleteNode { id: def.id });
-    store
-        .commit(Commit {
-            changes,
-            events: vec![],
+    fn name_value(values: &DefinitionValues) -> Option<&str> {
+        values.name.as_deref()
+    }
+
+    async fn build(
+        _: &Services,
+        _: Scope<'_>,
+        id: Option<String>,
+        data: DefinitionValues,
+    ) -> Result<Self> {
+        let required = |v: Option<String>, field| v.ok_or(NodeError::Required(field));
+        Ok(Definition {
+            id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            name: required(data.name, "name")?,
+            d: DefinitionData {
+                artifact_name: required(data.artifact_name, "artifact_name")?,
+                content_type: required(data.content_type, "content_type")?,
+                parameters: data.parameters.unwrap_or_else(|| json!({})),
+                query: required(data.query, "query")?,
+                template: required(data.template, "template")?,
+                description: data.description,
+            },
         })
-        .await?;
-    drop(guards);
-    Ok(())
+    }
+
+    async fn merge(self, _: &Services, data: DefinitionValues) -> Result<Self> {
+        Ok(Definition {
+            id: self.id,
+            name: data.name.unwrap_or(self.name),
+            d: DefinitionData {
+                artifact_name: data.artifact_name.unwrap_or(self.d.artifact_name),
+                content_type: data.content_type.unwrap_or(self.d.content_type),
+                parameters: data.parameters.unwrap_or(self.d.parameters),
+                query: data.query.unwrap_or(self.d.query),
+                template: data.template.unwrap_or(self.d.template),
+                description: data.description.or(self.d.description),
+            },
+        })
+    }
+
+    async fn all(s: &Services) -> Result<Vec<Self>> {
+        definitions(s.store.as_ref()).await
+    }
+
+    async fn by_id(s: &Services, id: &str) -> Result<Option<Self>> {
+        Ok(find_definition(s.store.as_ref(), id)
+            .await?
+            .filter(|d| d.id == id))
+    }
+
+    async fn insert(s: &Services, _: Scope<'_>, d: Self) -> Result<Self> {
+        save(s, d, true).await
+    }
+
+    async fn replace(s: &Services, _: Scope<'_>, d: Self) -> Result<Self> {
+        save(s, d, false).await
+    }
+
+    /// Removes the definition and its artifacts, each under its lock (so no generation or
+    /// change of one of them is half done when it goes).
+    async fn remove(s: &Services, _: Scope<'_>, id: String) -> Result<Option<Self>> {
+        let store = s.store.as_ref();
+        let mut guards = Vec::new();
+        for a in artifacts(store).await? {
+            if a.data.definition_id == id {
+                guards.push(s.locks.lock(&lock_key(&a.key())).await);
+            }
+        }
+        // What is there now that the locks are held.
+        let def = Self::by_id(s, &id)
+            .await?
+            .ok_or_else(|| NodeError::not_found::<Self>(&id))?;
+        let mut changes: Vec<Change> = artifacts(store)
+            .await?
+            .into_iter()
+            .filter(|a| a.data.definition_id == def.id)
+            .map(|a| Change::DeleteNode { id: a.id })
+            .collect();
+        changes.push(Change::DeleteNode { id: def.id });
+        store
+            .commit(Commit {
+                changes,
+                events: vec![],
+            })
+            .await?;
+        drop(guards);
+        Ok(None)
+    }
 }

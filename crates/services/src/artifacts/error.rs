@@ -3,6 +3,7 @@
 //! see (and what tests compare), the internal ones keep their source for the log.
 
 use super::{CONTENT_TYPES, STATUSES};
+use crate::nodes::NodeError;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
 use infrastream_store::StoreError;
@@ -10,9 +11,6 @@ use infrastream_store::StoreError;
 /// An error of the artifact domain.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    /// A required attribute is missing (or blank).
-    #[error("{0}.value is required")]
-    Required(&'static str),
     /// A definition's `artifact_name` is blank.
     #[error("artifact_name.value must not be empty")]
     EmptyArtifactName,
@@ -48,6 +46,12 @@ pub enum ArtifactError {
     /// An artifact input without its target.
     #[error("object.id is required (the artifact's target)")]
     TargetRequired,
+    /// An artifact input with its target both as `object` and as `target`.
+    #[error("Give the artifact's target as object or as target, not both")]
+    TargetTwice,
+    /// An artifact input whose target is given by hfid.
+    #[error("The artifact's target must be given by id (object.id)")]
+    TargetByHfid,
     /// An update that would move an artifact to another definition.
     #[error("The definition of an artifact cannot be changed")]
     DefinitionChanged,
@@ -83,12 +87,6 @@ pub enum ArtifactError {
     /// A read-only caller asked for a generation.
     #[error("You do not have permission to generate artifacts (read-only access)")]
     ReadOnly,
-    /// No definition with that id or name (the text is the key as given).
-    #[error("Artifact definition {0} not found")]
-    DefinitionNotFound(String),
-    /// No artifact with that id.
-    #[error("Artifact {0} not found")]
-    ArtifactNotFound(String),
     /// A target that is not stored and was given without its kind.
     #[error("Target {0} not found: give the id of a stored node, or its kind as Kind:{0}")]
     TargetNotFound(String),
@@ -103,9 +101,6 @@ pub enum ArtifactError {
         /// Its status.
         status: String,
     },
-    /// A new node would take an id already in use.
-    #[error("A node with id {0} already exists")]
-    IdTaken(String),
     /// A definition would take another one's name.
     #[error("An artifact definition named {0} already exists")]
     DefinitionNameTaken(String),
@@ -144,6 +139,10 @@ pub enum ArtifactError {
         /// The checksum of the stored bytes.
         actual: String,
     },
+    /// A failure every node kind shares (not found, key or required attribute missing, id
+    /// taken, the store's refusal).
+    #[error(transparent)]
+    Node(#[from] NodeError),
     /// The store refused a change (its message is the client's) or failed (internal).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -168,8 +167,7 @@ impl DomainError for ArtifactError {
     fn code(&self) -> &'static Code {
         use ArtifactError::*;
         match self {
-            Required(_)
-            | EmptyArtifactName
+            EmptyArtifactName
             | EmptyName
             | UnsupportedContentType(_)
             | InvalidStatus(_)
@@ -180,6 +178,8 @@ impl DomainError for ArtifactError {
             | InvalidTarget(_)
             | DefinitionRequired
             | TargetRequired
+            | TargetTwice
+            | TargetByHfid
             | DefinitionChanged
             | TargetChanged
             | ChecksumWithoutStorageId
@@ -187,15 +187,12 @@ impl DomainError for ArtifactError {
             | ChecksumMismatch { .. } => &codes::BAD_USER_INPUT,
             TooManyTargets { .. } => &codes::LIMIT_EXCEEDED,
             ReadOnly => &codes::FORBIDDEN,
-            DefinitionNotFound(_)
-            | ArtifactNotFound(_)
-            | TargetNotFound(_)
-            | ObjectNotFound(_)
-            | NoContent { .. } => &codes::NOT_FOUND,
-            IdTaken(_) | DefinitionNameTaken(_) | ArtifactExists { .. } => &codes::ALREADY_EXISTS,
+            TargetNotFound(_) | ObjectNotFound(_) | NoContent { .. } => &codes::NOT_FOUND,
+            DefinitionNameTaken(_) | ArtifactExists { .. } => &codes::ALREADY_EXISTS,
             MalformedStorageId(_) | ContentMissing { .. } | ContentCorrupt { .. } => {
                 &codes::CONFLICT
             }
+            Node(e) => e.code(),
             Store(StoreError::Rejected(e)) => e.code(),
             Store(_) | Objects(_) | Corrupt { .. } => &codes::INTERNAL_SERVER_ERROR,
         }
@@ -215,7 +212,11 @@ mod tests {
             e.message.contains("artifact_max_targets_per_request"),
             "{e}"
         );
-        let e = ArtifactError::DefinitionNotFound("[\"d\"]".into()).user_error();
+        let e = ArtifactError::from(NodeError::NotFound {
+            label: "Artifact definition",
+            key: "[\"d\"]".into(),
+        })
+        .user_error();
         assert_eq!(e, Error::not_found("Artifact definition [\"d\"] not found"));
         let rejected = Error::conflict("no");
         let e = ArtifactError::Store(StoreError::Rejected(rejected.clone())).user_error();

@@ -18,14 +18,11 @@
 //! artifact under it, so two generations never emit two events for one change and a deleted
 //! artifact stays deleted.
 //!
-//! The API is a set of functions over [`Services`]:
-//!
-//! - definitions: [`list_definitions`], [`definition`], [`find_definition`],
-//!   [`create_definition`], [`update_definition`], [`upsert_definition`],
-//!   [`delete_definition`];
-//! - artifacts: [`list_artifacts`], [`artifact`], [`create_artifact`], [`update_artifact`],
-//!   [`upsert_artifact`], [`delete_artifact`];
-//! - [`generate`] and [`content`].
+//! Definitions ([`Definition`]) and artifacts ([`Artifact`]) are [`NodeKind`]s: listed,
+//! created, changed, upserted and removed by the generic operations of [`crate::nodes`]
+//! (removing a definition removes its artifacts, each under its lock; artifacts are
+//! branch-local, have no hfid, and reference their definition and target). Beyond that:
+//! [`generate`] and [`content`].
 //!
 //! Errors are [`ArtifactError`]s; `user_error()` turns them into what a client sees.
 
@@ -37,19 +34,14 @@ mod records;
 mod template;
 mod validate;
 
-pub use definitions::{
-    DefinitionKey, DefinitionValues, create_definition, definition, delete_definition,
-    find as find_definition, list_definitions, update_definition, upsert_definition,
-};
+pub use definitions::DefinitionValues;
 pub use error::{ArtifactError, Result};
 pub use generation::{GenerateOutcome, GeneratedArtifact, generate};
 pub use model::{Artifact, ArtifactData, Definition, DefinitionData};
-pub use records::{
-    ArtifactValues, TargetRef, artifact, create_artifact, delete_artifact, list_artifacts,
-    update_artifact, upsert_artifact,
-};
+pub use records::{ArtifactValues, TargetRef};
 
 use crate::Services;
+use crate::nodes::{NodeError, NodeKind};
 use crate::object_store::{ObjectStore, md5_hex};
 
 /// Node kind of artifact definitions.
@@ -86,9 +78,9 @@ pub struct ArtifactContent {
 /// The current content of artifact `id`: not found for an unknown artifact or one without
 /// content; a conflict when the stored bytes no longer match the recorded checksum.
 pub async fn content(services: &Services, id: &str) -> Result<ArtifactContent> {
-    let a = artifact(services, id)
+    let a = Artifact::by_id(services, id)
         .await?
-        .ok_or_else(|| ArtifactError::ArtifactNotFound(id.to_owned()))?;
+        .ok_or_else(|| NodeError::not_found::<Artifact>(id))?;
     let (Some(checksum), Some(storage_id)) = (&a.data.checksum, &a.data.storage_id) else {
         return Err(ArtifactError::NoContent {
             id: id.to_owned(),

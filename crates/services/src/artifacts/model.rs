@@ -3,6 +3,7 @@
 
 use super::{ARTIFACT_KIND, ArtifactError, DEFINITION_KIND, Result};
 use crate::Caller;
+use crate::nodes::NodeError;
 use infrastream_core::{EventName, NewEvent, Node, RelatedNode};
 use infrastream_store::{Change, Commit, Store};
 use serde::{Deserialize, Serialize};
@@ -163,7 +164,7 @@ pub(crate) async fn find_definition(store: &dyn Store, key: &str) -> Result<Opti
 pub(crate) async fn referenced_definition(store: &dyn Store, key: &str) -> Result<Definition> {
     find_definition(store, key)
         .await?
-        .ok_or_else(|| ArtifactError::DefinitionNotFound(key.to_owned()))
+        .ok_or_else(|| NodeError::not_found::<Definition>(key).into())
 }
 
 pub(crate) async fn artifacts(store: &dyn Store) -> Result<Vec<Artifact>> {

@@ -35,7 +35,7 @@ pub(crate) fn is_not_a_query(services: &Services, document: &str) -> bool {
 /// Checks every attribute of a definition before it is saved.
 pub(crate) async fn check_definition(services: &Services, d: &Definition) -> Result<()> {
     if d.name.trim().is_empty() {
-        return Err(ArtifactError::Required("name"));
+        return Err(crate::nodes::NodeError::Required("name").into());
     }
     if d.d.artifact_name.trim().is_empty() {
         return Err(ArtifactError::EmptyArtifactName);

@@ -15,8 +15,8 @@ pub mod sync;
 
 pub use sync::{spawn_periodic_repository_sync, sync_repository};
 
-use crate::nodes::{Attribute, AttributeKind, NodeError, NodeKind, store_code};
-use crate::{Caller, LockGuard, Services};
+use crate::nodes::{Attribute, AttributeKind, NodeError, NodeKind, Scope, store_code};
+use crate::{LockGuard, Services};
 use async_trait::async_trait;
 use git::{Location, LocationError};
 use infrastream_core::codes::{self, Code};
@@ -236,7 +236,12 @@ impl NodeKind for Repository {
         values.name.as_deref()
     }
 
-    fn build(id: Option<String>, data: Values) -> Result<Self, RepositoryError> {
+    async fn build(
+        _: &Services,
+        _: Scope<'_>,
+        id: Option<String>,
+        data: Values,
+    ) -> Result<Self, RepositoryError> {
         let id = match id {
             // The id names the mirror's directory: only UUIDs are accepted.
             Some(id) => uuid::Uuid::parse_str(&id)
@@ -261,7 +266,7 @@ impl NodeKind for Repository {
         })
     }
 
-    fn merge(mut self, data: Values) -> Result<Self, RepositoryError> {
+    async fn merge(mut self, _: &Services, data: Values) -> Result<Self, RepositoryError> {
         if let Some(name) = data.name {
             self.name = name;
         }
@@ -294,7 +299,7 @@ impl NodeKind for Repository {
     }
 
     /// Inserts a new repository; its id must be free in every kind.
-    async fn insert(s: &Services, r: Self) -> Result<Self, RepositoryError> {
+    async fn insert(s: &Services, _: Scope<'_>, r: Self) -> Result<Self, RepositoryError> {
         r.check()?;
         let _guard = lock(s, &r.id).await;
         if s.store.node(&r.id).await?.is_some() {
@@ -303,21 +308,30 @@ impl NodeKind for Repository {
         put(s, r, Change::CreateNode).await
     }
 
-    async fn replace(s: &Services, r: Self) -> Result<Self, RepositoryError> {
+    async fn replace(s: &Services, _: Scope<'_>, r: Self) -> Result<Self, RepositoryError> {
         put(s, r, Change::UpdateNode).await
     }
 
     /// Changes an existing repository under its lock (so no sync writes back a stale copy).
-    async fn update(s: &Services, id: &str, values: Values) -> Result<Self, RepositoryError> {
+    async fn update(
+        s: &Services,
+        _: Scope<'_>,
+        id: &str,
+        values: Values,
+    ) -> Result<Self, RepositoryError> {
         let _guard = lock(s, id).await;
         let existing = Self::by_id(s, id)
             .await?
             .ok_or_else(|| NodeError::not_found::<Self>(id))?;
-        put(s, existing.merge(values)?, Change::UpdateNode).await
+        put(s, existing.merge(s, values).await?, Change::UpdateNode).await
     }
 
     /// Removes a repository and its mirror; returns the removed repository.
-    async fn remove(s: &Services, _: &Caller, id: String) -> Result<Option<Self>, RepositoryError> {
+    async fn remove(
+        s: &Services,
+        _: Scope<'_>,
+        id: String,
+    ) -> Result<Option<Self>, RepositoryError> {
         let _guard = lock(s, &id).await;
         let existing = Self::by_id(s, &id)
             .await?
