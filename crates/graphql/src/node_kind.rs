@@ -41,6 +41,35 @@ pub(crate) use attribute_type;
 /// behind `guard`) followed by `extra_mutations`. Names and descriptions are given as they
 /// are served.
 macro_rules! node_kind {
+    // An input that designates an existing node (`id` or `hfid`) and carries update values:
+    // the Update and Upsert inputs, which Infrahub declares alike.
+    (@keyed_input $input:ident, $input_name:tt, $input_doc:tt, $values:ident,
+        [$($(#[doc = $attr_doc:literal])* $attr:ident $(: $attr_type:ident)?),+],
+        [$($(#[doc = $rel_doc:literal])* $rel:ident),*]) => {
+        #[doc = $input_doc]
+        #[derive(async_graphql::InputObject)]
+        #[graphql(name = $input_name, rename_fields = "snake_case")]
+        pub(crate) struct $input {
+            id: Option<String>,
+            hfid: Option<Vec<Option<String>>>,
+            $($(#[doc = $attr_doc])*
+            $attr: Option<
+                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
+            >,)+
+            $($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)*
+        }
+
+        impl $input {
+            /// The key (`id`, `hfid`) and the values to apply.
+            fn split(self) -> (Option<String>, Option<Vec<Option<String>>>, $values) {
+                let values = $values {
+                    $($attr: $crate::node::AttributeValue::value(self.$attr),)+
+                    $($rel: self.$rel.map($crate::node::RelatedNodeInput::into_ref),)*
+                };
+                (self.id, self.hfid, values)
+            }
+        }
+    };
     (
         kind: $kind:ty,
         values: $values:ident,
@@ -119,31 +148,12 @@ macro_rules! node_kind {
             $($($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)+)?
         }
 
-        #[doc = $update_input_doc]
-        #[derive(async_graphql::InputObject)]
-        #[graphql(name = $update_input, rename_fields = "snake_case")]
-        pub(crate) struct UpdateInput {
-            id: Option<String>,
-            hfid: Option<Vec<Option<String>>>,
-            $($(#[doc = $attr_doc])*
-            $attr: Option<
-                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
-            >,)+
-            $($($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)+)?
-        }
-
-        #[doc = $upsert_input_doc]
-        #[derive(async_graphql::InputObject)]
-        #[graphql(name = $upsert_input, rename_fields = "snake_case")]
-        pub(crate) struct UpsertInput {
-            id: Option<String>,
-            hfid: Option<Vec<Option<String>>>,
-            $($(#[doc = $attr_doc])*
-            $attr: Option<
-                <$crate::node_kind::attribute_type!($($attr_type)?) as $crate::node::AttributeType>::Update
-            >,)+
-            $($($(#[doc = $rel_doc])* $rel: Option<$crate::node::RelatedNodeInput>,)+)?
-        }
+        $crate::node_kind::node_kind!(@keyed_input UpdateInput, $update_input, $update_input_doc, $values,
+            [$($(#[doc = $attr_doc])* $attr $(: $attr_type)?),+],
+            [$($($(#[doc = $rel_doc])* $rel),+)?]);
+        $crate::node_kind::node_kind!(@keyed_input UpsertInput, $upsert_input, $upsert_input_doc, $values,
+            [$($(#[doc = $attr_doc])* $attr $(: $attr_type)?),+],
+            [$($($(#[doc = $rel_doc])* $rel),+)?]);
 
         $crate::node::object_result!($create, $object);
         $crate::node::object_result!($update, $object);
@@ -185,15 +195,11 @@ macro_rules! node_kind {
                 let caller = $guard(ctx)?;
                 let branch = $crate::context::url_branch(ctx);
                 let at = infrastream_services::nodes::Scope { caller, branch: &branch };
-                let values = $values {
-                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
-                    $($($rel: data.$rel.map($crate::node::RelatedNodeInput::into_ref),)+)?
-                };
+                let (id, hfid, values) = data.split();
                 let s = $crate::context::services(ctx);
-                let node =
-                    infrastream_services::nodes::update::<$kind>(s, at, data.id, data.hfid, values)
-                        .await
-                        .map_err($crate::context::domain)?;
+                let node = infrastream_services::nodes::update::<$kind>(s, at, id, hfid, values)
+                    .await
+                    .map_err($crate::context::domain)?;
                 Ok($update::done($object(node)))
             }
 
@@ -207,15 +213,11 @@ macro_rules! node_kind {
                 let caller = $guard(ctx)?;
                 let branch = $crate::context::url_branch(ctx);
                 let at = infrastream_services::nodes::Scope { caller, branch: &branch };
-                let values = $values {
-                    $($attr: $crate::node::AttributeValue::value(data.$attr),)+
-                    $($($rel: data.$rel.map($crate::node::RelatedNodeInput::into_ref),)+)?
-                };
+                let (id, hfid, values) = data.split();
                 let s = $crate::context::services(ctx);
-                let node =
-                    infrastream_services::nodes::upsert::<$kind>(s, at, data.id, data.hfid, values)
-                        .await
-                        .map_err($crate::context::domain)?;
+                let node = infrastream_services::nodes::upsert::<$kind>(s, at, id, hfid, values)
+                    .await
+                    .map_err($crate::context::domain)?;
                 Ok($upsert::done($object(node)))
             }
 

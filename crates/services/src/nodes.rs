@@ -357,6 +357,23 @@ pub struct Scope<'a> {
     pub branch: &'a str,
 }
 
+/// The identity accessors of a kind whose nodes have `id` and `name` fields and whose values
+/// carry an optional `name`: `id`, `name` and `name_value` of [`NodeKind`], written once.
+macro_rules! named_by_fields {
+    () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn name_value(values: &Self::Values) -> Option<&str> {
+            values.name.as_deref()
+        }
+    };
+}
+pub(crate) use named_by_fields;
+
 /// The description of a node kind (see the module documentation).
 #[async_trait]
 pub trait NodeKind: Sized + Clone + Send + Sync + 'static {

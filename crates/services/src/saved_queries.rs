@@ -89,15 +89,7 @@ impl NodeKind for SavedQuery {
     type Values = Values;
     type Error = SavedQueryError;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn name_value(values: &Values) -> Option<&str> {
-        values.name.as_deref()
-    }
+    crate::nodes::named_by_fields!();
 
     async fn build(
         _: &Services,

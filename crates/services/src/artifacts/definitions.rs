@@ -77,15 +77,7 @@ impl NodeKind for Definition {
     type Values = DefinitionValues;
     type Error = ArtifactError;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn name_value(values: &DefinitionValues) -> Option<&str> {
-        values.name.as_deref()
-    }
+    crate::nodes::named_by_fields!();
 
     async fn build(
         _: &Services,

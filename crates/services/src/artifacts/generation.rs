@@ -8,7 +8,7 @@ use super::model::{
 };
 use super::template::render_template;
 use super::validate::{is_not_a_query, resolve_target};
-use super::{Artifact, ArtifactData, ArtifactError, DEFINITION_KIND, Definition, Result};
+use super::{Artifact, ArtifactError, DEFINITION_KIND, Definition, Result};
 use crate::object_store::{ObjectStore, md5_hex};
 use crate::{Caller, QueryOutcome, Services};
 use infrastream_core::RelatedNode;
@@ -142,20 +142,9 @@ impl Generation<'_> {
         if deleted || definition_gone {
             return Ok(None);
         }
-        let mut a = before.clone().unwrap_or_else(|| Artifact {
-            id: uuid::Uuid::now_v7().to_string(),
-            data: ArtifactData {
-                name: def.d.artifact_name.clone(),
-                status: "Pending".into(),
-                content_type: def.d.content_type.clone(),
-                checksum: None,
-                storage_id: None,
-                parameters: Value::Null,
-                definition_id: def.id.clone(),
-                target: target.clone(),
-                branch: self.branch.to_owned(),
-                error: None,
-            },
+        let mut a = before.clone().unwrap_or_else(|| {
+            let id = uuid::Uuid::now_v7().to_string();
+            Artifact::pending(id, def, target.clone(), self.branch)
         });
         a.data.name = def.d.artifact_name.clone();
         a.data.content_type = def.d.content_type.clone();

@@ -96,6 +96,25 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// A new artifact of `def` for `target` on `branch`, not generated yet (`Pending`).
+    pub(crate) fn pending(id: String, def: &Definition, target: RelatedNode, branch: &str) -> Self {
+        Self {
+            id,
+            data: ArtifactData {
+                name: def.d.artifact_name.clone(),
+                status: "Pending".into(),
+                content_type: def.d.content_type.clone(),
+                checksum: None,
+                storage_id: None,
+                parameters: def.d.parameters.clone(),
+                definition_id: def.id.clone(),
+                target,
+                branch: branch.to_owned(),
+                error: None,
+            },
+        }
+    }
+
     pub(crate) fn from_node(n: Node) -> Result<Self> {
         let data = serde_json::from_value(n.data).map_err(|e| corrupt(&n.id, e))?;
         Ok(Self { id: n.id, data })

@@ -10,7 +10,7 @@ use super::model::{
     lock_key, referenced_definition,
 };
 use super::validate::{check_artifact, resolve_target};
-use super::{ARTIFACT_KIND, Artifact, ArtifactData, ArtifactError, Definition, Result};
+use super::{ARTIFACT_KIND, Artifact, ArtifactError, Definition, Result};
 use crate::Services;
 use crate::nodes::{
     Attribute, AttributeKind, NodeError, NodeKey, NodeKind, RelatedRef, Relationship, Scope,
@@ -221,21 +221,7 @@ impl NodeKind for Artifact {
         if store.node(&id).await?.is_some() {
             return Err(NodeError::IdTaken(id).into());
         }
-        let a = Artifact {
-            id,
-            data: ArtifactData {
-                name: def.d.artifact_name.clone(),
-                status: "Pending".into(),
-                content_type: def.d.content_type.clone(),
-                checksum: None,
-                storage_id: None,
-                parameters: def.d.parameters.clone(),
-                definition_id: def.id.clone(),
-                target,
-                branch: at.branch.to_owned(),
-                error: None,
-            },
-        };
+        let a = Artifact::pending(id, &def, target, at.branch);
         let mut a = apply(a, data, Some(def.id))?;
         if a.data.storage_id.is_some() && a.data.status == "Pending" {
             a.data.status = "Ready".into();

@@ -226,15 +226,7 @@ impl NodeKind for Repository {
     type Values = Values;
     type Error = RepositoryError;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn name_value(values: &Values) -> Option<&str> {
-        values.name.as_deref()
-    }
+    crate::nodes::named_by_fields!();
 
     async fn build(
         _: &Services,
