@@ -95,13 +95,7 @@ fn hash(password: &str) -> Result<String, AccountError> {
 /// Commits an account or token change; verified credentials are forgotten, so the change
 /// applies to the very next request.
 async fn commit(s: &Services, change: Change) -> Result<(), StoreError> {
-    let result = s
-        .store
-        .commit(Commit {
-            changes: vec![change],
-            events: vec![],
-        })
-        .await;
+    let result = s.store.commit(Commit::change(change)).await;
     s.credentials.clear();
     result.map(|_| ())
 }

@@ -68,12 +68,7 @@ async fn save(
     change: fn(SavedQuery) -> Change,
 ) -> Result<SavedQuery, SavedQueryError> {
     check(s, &q).await?;
-    s.store
-        .commit(Commit {
-            changes: vec![change(q.clone())],
-            events: vec![],
-        })
-        .await?;
+    s.store.commit(Commit::change(change(q.clone()))).await?;
     Ok(q)
 }
 
@@ -132,10 +127,7 @@ impl NodeKind for SavedQuery {
         id: String,
     ) -> Result<Option<Self>, SavedQueryError> {
         s.store
-            .commit(Commit {
-                changes: vec![Change::DeleteSavedQuery { id }],
-                events: vec![],
-            })
+            .commit(Commit::change(Change::DeleteSavedQuery { id }))
             .await?;
         Ok(None)
     }

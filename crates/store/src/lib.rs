@@ -112,6 +112,14 @@ impl Commit {
             events,
         }
     }
+
+    /// A commit of one change and no event.
+    pub fn change(change: Change) -> Self {
+        Self {
+            changes: vec![change],
+            events: Vec::new(),
+        }
+    }
 }
 
 /// Committed events, batch by batch, in position order.

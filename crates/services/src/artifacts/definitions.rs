@@ -52,12 +52,7 @@ async fn save(services: &Services, d: Definition, is_new: bool) -> Result<Defini
     } else {
         Change::UpdateNode(d.to_node())
     };
-    store
-        .commit(Commit {
-            changes: vec![change],
-            events: vec![],
-        })
-        .await?;
+    store.commit(Commit::change(change)).await?;
     Ok(d)
 }
 

@@ -303,10 +303,7 @@ impl NodeKind for Artifact {
         let _guard = s.locks.lock(&lock_key(&a.key())).await;
         existing(s, &id).await?;
         store
-            .commit(Commit {
-                changes: vec![Change::DeleteNode { id }],
-                events: vec![],
-            })
+            .commit(Commit::change(Change::DeleteNode { id }))
             .await?;
         Ok(None)
     }

@@ -200,12 +200,7 @@ async fn put(
     change: fn(infrastream_core::Node) -> Change,
 ) -> Result<Repository, RepositoryError> {
     r.check()?;
-    s.store
-        .commit(Commit {
-            changes: vec![change(r.to_node())],
-            events: vec![],
-        })
-        .await?;
+    s.store.commit(Commit::change(change(r.to_node()))).await?;
     Ok(r)
 }
 
@@ -329,12 +324,9 @@ impl NodeKind for Repository {
             .await?
             .ok_or_else(|| NodeError::not_found::<Self>(&id))?;
         s.store
-            .commit(Commit {
-                changes: vec![Change::DeleteNode {
-                    id: existing.id.clone(),
-                }],
-                events: vec![],
-            })
+            .commit(Commit::change(Change::DeleteNode {
+                id: existing.id.clone(),
+            }))
             .await?;
         git::Git::new(&s.settings).remove_mirror(&existing.id).await;
         Ok(Some(existing))

@@ -10,13 +10,13 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{Row, SqliteExecutor};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Reply channel of one commit.
 mod changes;
 mod events;
 
 use changes::apply_change;
 use events::{build_events, insert_events};
 
+/// Reply channel of one commit.
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 
 /// Messages to the writer task.
