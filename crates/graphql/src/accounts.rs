@@ -12,22 +12,12 @@ use infrastream_services::accounts::{self, Values};
 /// An account, without its password hash.
 pub(crate) struct CoreAccount(pub(crate) Account);
 
-#[Object(rename_fields = "snake_case")]
-impl CoreAccount {
-    async fn id(&self) -> &str {
-        &self.0.id
-    }
-    async fn display_label(&self) -> Option<&str> {
-        Some(&self.0.name)
-    }
-    async fn name(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.name)
-    }
+crate::node::node_object!(CoreAccount, {
     /// `admin`, `read-write` or `read-only`.
     async fn role(&self) -> Option<TextAttribute> {
         TextAttribute::of(self.0.role.as_str())
     }
-}
+});
 
 /// Any account (Infrahub's generic of user and service accounts); here only `CoreAccount`.
 // The derive's `field(...)` lists repeat `ty` by design.

@@ -298,3 +298,26 @@ pub(crate) use ok_result;
 pub(crate) fn id_list(ids: Option<Vec<Option<ID>>>) -> Option<Vec<String>> {
     ids.map(|v| v.into_iter().flatten().map(|i| i.0).collect())
 }
+
+/// A node's output type: `id`, `display_label` (its name) and `name`, then the kind's own
+/// fields, for a wrapper `$object(node)` whose node has `id` and `name` fields. The `name`
+/// field may carry a description (`name_doc`).
+macro_rules! node_object {
+    ($object:ident $(, name_doc: $name_doc:literal)?, { $($fields:tt)* }) => {
+        #[async_graphql::Object(rename_fields = "snake_case")]
+        impl $object {
+            async fn id(&self) -> &str {
+                &self.0.id
+            }
+            async fn display_label(&self) -> Option<&str> {
+                Some(&self.0.name)
+            }
+            $(#[doc = $name_doc])?
+            async fn name(&self) -> Option<$crate::node::TextAttribute> {
+                $crate::node::TextAttribute::of(&self.0.name)
+            }
+            $($fields)*
+        }
+    };
+}
+pub(crate) use node_object;

@@ -6,24 +6,14 @@
 use crate::context::{Res, domain, require_write, services, url_branch};
 use crate::node::{Dropdown, TextAttribute};
 use crate::node_kind::{anyone, node_kind};
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{Context, InputObject, SimpleObject};
 use infrastream_services::repositories::{Repository, Values, sync_repository};
 use tokio_util::sync::CancellationToken;
 
 /// A Git repository in Infrahub's node shape.
 pub(crate) struct CoreRepository(Repository);
 
-#[Object(rename_fields = "snake_case")]
-impl CoreRepository {
-    async fn id(&self) -> &str {
-        &self.0.id
-    }
-    async fn display_label(&self) -> Option<&str> {
-        Some(&self.0.name)
-    }
-    async fn name(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.name)
-    }
+crate::node::node_object!(CoreRepository, {
     async fn description(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.description.as_deref())
     }
@@ -52,7 +42,7 @@ impl CoreRepository {
     async fn last_synced_at(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.data.last_synced_at.as_deref())
     }
-}
+});
 
 /// Result of `CoreRepositoryDelete`: `{ok}` as in Infrahub, plus the removed repository.
 #[derive(SimpleObject)]

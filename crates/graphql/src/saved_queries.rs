@@ -6,31 +6,20 @@
 use crate::context::require_write;
 use crate::node::{TextAttribute, ok_result};
 use crate::node_kind::{anyone, node_kind};
-use async_graphql::Object;
 use infrastream_core::SavedQuery;
 use infrastream_services::saved_queries::Values;
 
 /// A saved query.
 pub(crate) struct CoreGraphQLQuery(pub(crate) SavedQuery);
 
-#[Object(rename_fields = "snake_case")]
-impl CoreGraphQLQuery {
-    async fn id(&self) -> &str {
-        &self.0.id
-    }
-    async fn display_label(&self) -> Option<&str> {
-        Some(&self.0.name)
-    }
-    async fn name(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.name)
-    }
+crate::node::node_object!(CoreGraphQLQuery, {
     async fn query(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.query)
     }
     async fn description(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.description.as_deref())
     }
-}
+});
 
 ok_result!(CoreGraphQLQueryDelete);
 

@@ -51,11 +51,7 @@ pub enum AccountError {
     Node(#[from] NodeError),
 }
 
-impl From<StoreError> for AccountError {
-    fn from(e: StoreError) -> Self {
-        AccountError::Node(e.into())
-    }
-}
+crate::nodes::store_errors_via_node!(AccountError);
 
 impl DomainError for AccountError {
     fn code(&self) -> &'static Code {

@@ -357,6 +357,19 @@ pub struct Scope<'a> {
     pub branch: &'a str,
 }
 
+/// `From<StoreError>` for a kind's error enum whose `Node` variant wraps [`NodeError`]: store
+/// failures go through the failure every kind shares.
+macro_rules! store_errors_via_node {
+    ($error:ident) => {
+        impl From<infrastream_store::StoreError> for $error {
+            fn from(e: infrastream_store::StoreError) -> Self {
+                $error::Node(e.into())
+            }
+        }
+    };
+}
+pub(crate) use store_errors_via_node;
+
 /// The identity accessors of a kind whose nodes have `id` and `name` fields and whose values
 /// carry an optional `name`: `id`, `name` and `name_value` of [`NodeKind`], written once.
 macro_rules! named_by_fields {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use infrastream_core::SavedQuery;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
-use infrastream_store::{Change, Commit, StoreError};
+use infrastream_store::{Change, Commit};
 
 /// Node kind of saved queries.
 pub const KIND: &str = "CoreGraphQLQuery";
@@ -24,11 +24,7 @@ pub enum SavedQueryError {
     Node(#[from] NodeError),
 }
 
-impl From<StoreError> for SavedQueryError {
-    fn from(e: StoreError) -> Self {
-        SavedQueryError::Node(e.into())
-    }
-}
+crate::nodes::store_errors_via_node!(SavedQueryError);
 
 impl DomainError for SavedQueryError {
     fn code(&self) -> &'static Code {

@@ -5,24 +5,12 @@
 use crate::context::require_write;
 use crate::node::{JsonAttribute, TextAttribute, ok_result};
 use crate::node_kind::{anyone, node_kind};
-use async_graphql::Object;
 use infrastream_services::artifacts::{Definition, DefinitionValues};
 
 /// An artifact definition.
 pub(crate) struct CoreArtifactDefinition(pub(crate) Definition);
 
-#[Object(rename_fields = "snake_case")]
-impl CoreArtifactDefinition {
-    async fn id(&self) -> &str {
-        &self.0.id
-    }
-    async fn display_label(&self) -> Option<&str> {
-        Some(&self.0.name)
-    }
-    /// Unique name.
-    async fn name(&self) -> Option<TextAttribute> {
-        TextAttribute::of(&self.0.name)
-    }
+crate::node::node_object!(CoreArtifactDefinition, name_doc: " Unique name.", {
     /// Name given to the artifacts.
     async fn artifact_name(&self) -> Option<TextAttribute> {
         TextAttribute::of(&self.0.d.artifact_name)
@@ -46,7 +34,7 @@ impl CoreArtifactDefinition {
     async fn description(&self) -> Option<TextAttribute> {
         TextAttribute::opt(self.0.d.description.as_deref())
     }
-}
+});
 
 ok_result!(CoreArtifactDefinitionDelete);
 

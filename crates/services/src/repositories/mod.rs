@@ -22,7 +22,7 @@ use git::{Location, LocationError};
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
 use infrastream_core::{Node, RelatedNode, validate_branch_name};
-use infrastream_store::{Change, Commit, StoreError};
+use infrastream_store::{Change, Commit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -62,11 +62,7 @@ pub enum RepositoryError {
     Node(#[from] NodeError),
 }
 
-impl From<StoreError> for RepositoryError {
-    fn from(e: StoreError) -> Self {
-        RepositoryError::Node(e.into())
-    }
-}
+crate::nodes::store_errors_via_node!(RepositoryError);
 
 impl DomainError for RepositoryError {
     fn code(&self) -> &'static Code {
