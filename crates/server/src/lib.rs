@@ -5,6 +5,7 @@
 
 mod auth;
 mod bootstrap;
+mod data_dir;
 mod graphiql;
 mod graphql_http;
 mod logging;
@@ -105,11 +106,13 @@ impl Server {
     pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, ServerError> {
         let store: Arc<dyn Store> = match settings.store {
             StoreBackend::Sqlite => {
-                std::fs::create_dir_all(&settings.data_dir)?;
-                let mut options = SqliteOptions::new(settings.data_dir.join("infrastream.db"));
+                data_dir::prepare(&settings.data_dir).map_err(ServerError::Config)?;
+                let mut options = SqliteOptions::new(settings.data_dir.join(data_dir::DATABASE));
                 options.fsync = settings.fsync;
                 options.max_batch = settings.group_commit_max_batch;
-                Arc::new(SqliteStore::open(options).await?)
+                let store = SqliteStore::open(options).await?;
+                data_dir::restrict_database_files(&settings.data_dir)?;
+                Arc::new(store)
             }
             StoreBackend::Postgres => {
                 return Err(ServerError::Config(
