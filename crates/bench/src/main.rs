@@ -166,7 +166,10 @@ impl Target {
         let token = "bench-admin-token-0123456789abcdef0123456789abcdef".to_string();
         let overrides = vec![
             ("listen".to_string(), "127.0.0.1:0".to_string()),
-            ("data_dir".to_string(), dir.path().display().to_string()),
+            (
+                "data_dir".to_string(),
+                dir.path().join("data").display().to_string(),
+            ),
             ("fsync".to_string(), fsync.to_string()),
             ("initial_admin_token".to_string(), token.clone()),
             (

@@ -32,7 +32,11 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut all = vec![
             ("listen".to_string(), "127.0.0.1:0".to_string()),
-            ("data_dir".to_string(), dir.path().display().to_string()),
+            // A directory the server creates itself (private, as it requires).
+            (
+                "data_dir".to_string(),
+                dir.path().join("data").display().to_string(),
+            ),
             ("initial_admin_token".to_string(), ADMIN_TOKEN.to_string()),
             (
                 "initial_admin_password".to_string(),
@@ -83,8 +87,8 @@ impl TestServer {
     }
 
     /// The server's data directory.
-    pub fn data_dir(&self) -> &std::path::Path {
-        self.dir.path()
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
     }
 
     /// `127.0.0.1:PORT`.
