@@ -59,6 +59,13 @@ declare_settings! {
         initial_admin_token: Option<String> = None, secret;
         /// Password given to the `admin` account on first start (random if unset).
         initial_admin_password: Option<String> = None, secret;
+        /// JWT signing secret (at least 32 bytes), for deployments that manage their secrets;
+        /// unset, the server generates one at first start and keeps it in its data directory.
+        /// Changing it invalidates every JWT issued before.
+        jwt_secret: Option<String> = None, secret;
+        /// File holding the JWT signing secret (at least 32 bytes; surrounding white space is
+        /// ignored), instead of `jwt_secret`; it must not be readable by group or others.
+        jwt_secret_file: Option<String> = None;
         /// Whether requests without credentials get a read-only session.
         allow_anonymous_access: bool = false;
         /// Lifetime of JWT access tokens, in seconds.

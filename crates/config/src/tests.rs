@@ -346,6 +346,8 @@ fn all_field_keys() -> BTreeSet<String> {
         database_url: Some("x".into()),
         initial_admin_token: Some("x".into()),
         initial_admin_password: Some("x".into()),
+        jwt_secret: Some("x".into()),
+        jwt_secret_file: Some("x".into()),
         ..Settings::default()
     };
     let mut keys = BTreeSet::new();
@@ -539,4 +541,29 @@ fn postgres_store_is_refused_until_the_backend_exists() {
         ..Settings::default()
     };
     assert!(matches!(s.validate(), Err(ConfigError::Invalid { key, .. }) if key == "store"));
+}
+
+#[test]
+fn jwt_secret_sources_are_checked() {
+    let with = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(None, Vec::new(), &pairs)
+    };
+    let long = "0123456789abcdef0123456789abcdef";
+    assert!(with(&[("jwt_secret", long)]).is_ok());
+    assert!(with(&[("jwt_secret_file", "/run/secrets/jwt")]).is_ok());
+    let e = with(&[("jwt_secret", "short")]).unwrap_err().to_string();
+    assert!(
+        e.contains("jwt_secret") && e.contains("at least 32 bytes"),
+        "{e}"
+    );
+    assert!(!e.contains("short"), "the secret is never shown: {e}");
+    let e = with(&[("jwt_secret", long), ("jwt_secret_file", "/x")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot be set together with jwt_secret"), "{e}");
+    assert!(!e.contains(long), "the secret is never shown: {e}");
 }

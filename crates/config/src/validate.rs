@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 
 use crate::{ConfigError, Settings, StoreBackend};
 
+/// Shortest accepted JWT signing secret, from `jwt_secret` or `jwt_secret_file`.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 /// Shorthand for a validation error.
 pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -45,6 +48,24 @@ impl Settings {
                 "initial_admin_password",
                 "must not be empty when set",
             ));
+        }
+        match (&self.jwt_secret, &self.jwt_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "jwt_secret_file",
+                    "cannot be set together with jwt_secret: choose one source of the secret",
+                ));
+            }
+            (Some(s), None) if s.trim().len() < MIN_JWT_SECRET_BYTES => {
+                return Err(invalid(
+                    "jwt_secret",
+                    format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                ));
+            }
+            (None, Some(f)) if f.trim().is_empty() => {
+                return Err(invalid("jwt_secret_file", "must not be empty when set"));
+            }
+            _ => {}
         }
         self.check_at_least_one()?;
         if self.event_page_default > self.event_page_max {

@@ -47,7 +47,8 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-fn refuse_if_shared(path: &Path, what: &str, fix: u32) -> Result<(), String> {
+/// `Err` (naming `path` and the `chmod` that fixes it) when group or others may access `path`.
+pub(crate) fn refuse_if_shared(path: &Path, what: &str, fix: u32) -> Result<(), String> {
     let mode = std::fs::metadata(path)
         .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?
         .permissions()
