@@ -46,6 +46,7 @@ fn listen_drops() -> Option<u64> {
 }
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    args.server.without_node_peer("connect")?;
     let settings = crate::fanout::settings(args.connections);
     println!(
         "connect: {} connections per run, {} set-ups in flight, {} runs; {}",

@@ -90,6 +90,7 @@ fn settings(n: usize, k: usize) -> Vec<(&'static str, String)> {
 }
 
 pub(crate) async fn run(args: IdleArgs) -> anyhow::Result<()> {
+    args.server.without_node_peer("idle")?;
     let n = args.connections;
     let clients = args.clients.unwrap_or(n.div_ceil(10_000)).clamp(1, 250);
     let settings = settings(n, args.subs);

@@ -154,6 +154,16 @@ impl ServerArgs {
 }
 
 impl ServerArgs {
+    /// Refuses `--node-peer` in a scenario that has no Node run, instead of ignoring it.
+    pub(crate) fn without_node_peer(&self, scenario: &str) -> anyhow::Result<()> {
+        if self.node_peer.is_some() {
+            anyhow::bail!(
+                "--node-peer is not supported by `{scenario}`; only `fanout` runs the Node reference server"
+            );
+        }
+        Ok(())
+    }
+
     /// Starts the Node reference server from `--node-peer` on a free loopback port; its
     /// sockets authenticate with the API token, as with infrastream.
     pub(crate) async fn start_node_peer(&self) -> anyhow::Result<Server> {

@@ -51,6 +51,7 @@ struct RunResult {
 }
 
 pub(crate) async fn run(args: QueryArgs) -> anyhow::Result<()> {
+    args.server.without_node_peer("query")?;
     let settings = crate::fanout::settings(args.subscribers);
     println!(
         "query: {} identical `query` subscriptions, interval {} ms, {} s measured per run, {} runs; {}",

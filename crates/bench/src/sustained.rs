@@ -55,6 +55,7 @@ struct RunResult {
 }
 
 pub(crate) async fn run(args: SustainedArgs) -> anyhow::Result<()> {
+    args.server.without_node_peer("sustained")?;
     let settings = crate::fanout::settings(args.subscribers);
     println!(
         "sustained: {} subscribers, {} events/s for {} s ({} frames/s offered), {} runs; {}",

@@ -66,3 +66,22 @@ fn a_missing_server_binary_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn scenarios_without_a_node_run_refuse_node_peer() {
+    for scenario in ["idle", "sustained", "query", "connect"] {
+        let out = bench(&[
+            scenario,
+            "--node-peer",
+            "bench/node-reference",
+            "--runs",
+            "1",
+        ]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{scenario}");
+        assert!(
+            stderr.contains(&format!("--node-peer is not supported by `{scenario}`")),
+            "{scenario}: {stderr}"
+        );
+    }
+}
