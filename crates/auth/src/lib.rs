@@ -1,16 +1,22 @@
 //! Credentials primitives for infrastream: Argon2id password hashing, random API tokens and
 //! passwords, the hash under which an API token is stored, and HS256 JWT access/refresh
-//! tokens. This crate holds no state and knows nothing about accounts or storage: the store
-//! keeps the hashes, the server decides who may do what, and this crate only turns secrets
-//! into hashes and tokens and back. No secret or token text ever appears in an error message
-//! or in `Debug` output.
+//! tokens signed with a ring of identified keys ([`KeyRing`]). This crate holds no state but
+//! the key ring in force and knows nothing about accounts or storage: the store keeps the
+//! hashes, the server decides who may do what and where keys come from, and this crate only
+//! turns secrets into hashes and tokens and back. No secret or token text ever appears in an
+//! error message or in `Debug` output.
+
+mod key_ring;
+
+pub use key_ring::{KeyRing, key_id};
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -35,6 +41,17 @@ pub enum AuthError {
     /// A JWT signing secret must not be empty.
     #[error("the JWT signing secret is empty")]
     EmptySecret,
+    /// A JWT key ring needs at least one key.
+    #[error("no JWT signing key")]
+    NoKey,
+    /// The same JWT key was given twice (positions counted from 0).
+    #[error("JWT key {index} repeats key {first}")]
+    DuplicateKey {
+        /// Position of the repeated key.
+        index: usize,
+        /// Position of its first occurrence.
+        first: usize,
+    },
 }
 
 impl AuthError {
@@ -44,6 +61,8 @@ impl AuthError {
             AuthError::Rng(_) => "AUTH_RNG_FAILURE",
             AuthError::Hash(_) => "AUTH_HASH_FAILURE",
             AuthError::EmptySecret => "AUTH_EMPTY_SECRET",
+            AuthError::NoKey => "AUTH_NO_KEY",
+            AuthError::DuplicateKey { .. } => "AUTH_DUPLICATE_KEY",
         }
     }
 
@@ -186,17 +205,23 @@ impl JwtError {
     }
 }
 
-/// HS256 signing and verification keys derived from the server secret.
-#[derive(Clone)]
+/// HS256 signing and verification with the key ring in force, which can be replaced while
+/// the server runs ([`JwtKeys::replace`]).
+///
+/// Every token carries the `kid` header of the key that signed it and is verified with the
+/// key of that id only: a token whose key is not in the ring (retired, or never known) is
+/// [`JwtError::Invalid`]. A token without `kid` was issued before keys had ids; it is tried
+/// with the signing key, then with the other keys in ring order, so that tokens issued before
+/// the upgrade survive a first rotation exactly like later ones (a ring holds a handful of
+/// keys, so the extra HMACs cost nothing that matters).
 pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    ring: RwLock<Arc<KeyRing>>,
     validation: Validation,
 }
 
 impl fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JwtKeys { .. }")
+        f.debug_tuple("JwtKeys").field(&*self.ring()).finish()
     }
 }
 
@@ -209,8 +234,17 @@ fn now_secs() -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
+/// jsonwebtoken picks its crypto backend from crate features and panics at first use if
+/// feature unification ever enables both; installing ours explicitly avoids that.
+pub(crate) fn install_crypto_provider() {
+    // An `Err` only means a provider is already installed, which is fine.
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
+    );
+}
+
 impl JwtKeys {
-    /// Builds the keys from the server's HS256 secret; panics if `secret` is empty.
+    /// Keys of one secret, which signs and verifies; panics if `secret` is empty.
     pub fn new(secret: &[u8]) -> Self {
         match Self::try_new(secret) {
             Ok(keys) => keys,
@@ -218,32 +252,36 @@ impl JwtKeys {
         }
     }
 
-    /// Builds the keys from the server's HS256 secret; fails if `secret` is empty.
+    /// Keys of one secret, which signs and verifies; fails if `secret` is empty.
     pub fn try_new(secret: &[u8]) -> Result<Self, AuthError> {
-        if secret.is_empty() {
-            return Err(AuthError::EmptySecret);
-        }
-        // jsonwebtoken picks its crypto backend from crate features and panics at first use
-        // if feature unification ever enables both; installing ours explicitly avoids that.
-        // An `Err` only means a provider is already installed, which is fine.
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
-        );
+        Ok(Self::with_ring(KeyRing::single(secret)?))
+    }
+
+    /// Signs and verifies with `ring`.
+    pub fn with_ring(ring: KeyRing) -> Self {
+        install_crypto_provider();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_exp = true;
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        // Both constructors fail only on an empty secret, refused above; their error text
-        // never contains the secret.
-        let encoding = EncodingKey::from_secret(secret).map_err(|_| AuthError::EmptySecret)?;
-        let decoding = DecodingKey::from_secret(secret).map_err(|_| AuthError::EmptySecret)?;
-        Ok(Self {
-            encoding,
-            decoding,
+        Self {
+            ring: RwLock::new(Arc::new(ring)),
             validation,
-        })
+        }
+    }
+
+    /// The key ring in force.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `ring` in force for every token signed or verified from now on, atomically;
+    /// returns the ring it replaces.
+    pub fn replace(&self, ring: KeyRing) -> Arc<KeyRing> {
+        let mut current = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *current, Arc::new(ring))
     }
 
     /// Issues a JWT of `kind` for `account_id`, valid for `ttl` (whole seconds) from now.
@@ -270,22 +308,29 @@ impl JwtKeys {
         self.sign(&claims)
     }
 
-    /// Signs the given claims as an HS256 JWT.
+    /// Signs the given claims as an HS256 JWT with the ring's signing key, naming it in the
+    /// `kid` header.
     pub fn sign(&self, claims: &Claims) -> String {
+        let ring = self.ring();
+        let key = ring.signing();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
         // HMAC accepts keys of any length and the claims always serialize, so this cannot fail.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        jsonwebtoken::encode(&header, claims, &key.encoding)
             .unwrap_or_else(|e| panic!("HS256 signing failed: {:?}", e.kind()))
     }
 
     /// Verifies signature, expiry and kind of `token`, returning its claims.
     pub fn verify(&self, token: &str, expected: TokenKind) -> Result<Claims, JwtError> {
-        use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => JwtError::Expired,
-                _ => JwtError::Invalid,
-            })?;
-        let claims = data.claims;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid)?;
+        let ring = self.ring();
+        let claims = match header.kid {
+            Some(kid) => {
+                let key = ring.get(&kid).ok_or(JwtError::Invalid)?;
+                self.decode(token, &key.decoding)?
+            }
+            None => self.decode_with_any(token, ring.all())?,
+        };
         // jsonwebtoken accepts a token during its `exp` second (it rejects only `exp < now`);
         // we refuse it from that second on, so a token issued with a zero TTL is never valid.
         if claims.exp <= now_secs() {
@@ -295,6 +340,30 @@ impl JwtKeys {
             return Err(JwtError::WrongType);
         }
         Ok(claims)
+    }
+
+    /// Checks the signature with `key`, then the expiry.
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, JwtError> {
+        use jsonwebtoken::errors::ErrorKind;
+        // jsonwebtoken checks the signature before the claims, so `Expired` means the
+        // signature was good.
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => JwtError::Expired,
+                _ => JwtError::Invalid,
+            })
+    }
+
+    /// A token without `kid`: the first key whose signature matches decides.
+    fn decode_with_any(&self, token: &str, keys: &[key_ring::RingKey]) -> Result<Claims, JwtError> {
+        for key in keys {
+            match self.decode(token, &key.decoding) {
+                Err(JwtError::Invalid) => continue,
+                decided => return decided,
+            }
+        }
+        Err(JwtError::Invalid)
     }
 }
 
@@ -424,6 +493,126 @@ mod tests {
         Some(out)
     }
 
+    const OTHER: &[u8] = b"rotated-signing-key-abcdefghijklmnopqrst";
+
+    /// The `kid` header of `token`, if any.
+    fn kid(token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).unwrap().kid
+    }
+
+    /// A token signed with `secret` the way tokens were signed before keys had ids.
+    fn without_kid(secret: &[u8], exp_in: i64) -> String {
+        let now = now_secs();
+        let claims = Claims {
+            sub: "a".into(),
+            iat: now,
+            exp: now + exp_in,
+            fresh: true,
+            session_id: "s".into(),
+            kind: TokenKind::Access,
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_name_their_key() {
+        let keys = JwtKeys::new(SECRET);
+        let t = keys.issue("a", TokenKind::Access, Duration::from_secs(60), "s");
+        assert_eq!(kid(&t), Some(key_id(SECRET)));
+        assert_eq!(keys.ring().signing_kid(), key_id(SECRET));
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_until_their_key_is_removed() {
+        let keys = JwtKeys::new(SECRET);
+        let old = keys.issue("a", TokenKind::Access, Duration::from_secs(60), "s");
+        let previous = keys.replace(KeyRing::new([OTHER, SECRET]).unwrap());
+        assert_eq!(previous.signing_kid(), key_id(SECRET));
+        // The old token still verifies with its (now verification-only) key.
+        assert_eq!(keys.verify(&old, TokenKind::Access).unwrap().sub, "a");
+        // New tokens are signed with the new first key.
+        let new = keys.issue("a", TokenKind::Access, Duration::from_secs(60), "s");
+        assert_eq!(kid(&new), Some(key_id(OTHER)));
+        assert!(keys.verify(&new, TokenKind::Access).is_ok());
+        // The old key retired: its tokens are invalid, the new ones still good.
+        keys.replace(KeyRing::single(OTHER).unwrap());
+        assert_eq!(keys.verify(&old, TokenKind::Access), Err(JwtError::Invalid));
+        assert!(keys.verify(&new, TokenKind::Access).is_ok());
+    }
+
+    #[test]
+    fn an_expired_token_of_a_verification_key_says_expired() {
+        let keys = JwtKeys::new(SECRET);
+        let now = now_secs();
+        let t = keys.sign(&Claims {
+            sub: "a".into(),
+            iat: now - 100,
+            exp: now - 10,
+            fresh: true,
+            session_id: "s".into(),
+            kind: TokenKind::Access,
+        });
+        keys.replace(KeyRing::new([OTHER, SECRET]).unwrap());
+        assert_eq!(keys.verify(&t, TokenKind::Access), Err(JwtError::Expired));
+    }
+
+    #[test]
+    fn an_unknown_or_forged_kid_is_invalid() {
+        let keys = JwtKeys::new(SECRET);
+        let foreign =
+            JwtKeys::new(OTHER).issue("a", TokenKind::Access, Duration::from_secs(60), "s");
+        assert_eq!(
+            keys.verify(&foreign, TokenKind::Access),
+            Err(JwtError::Invalid)
+        );
+        // A header naming a known key does not help a token signed with another one.
+        let (_, rest) = foreign.split_once('.').unwrap();
+        let ours = keys.issue("a", TokenKind::Access, Duration::from_secs(60), "s");
+        let (our_header, _) = ours.split_once('.').unwrap();
+        let forged = format!("{our_header}.{rest}");
+        assert_eq!(
+            keys.verify(&forged, TokenKind::Access),
+            Err(JwtError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_token_without_kid_is_verified_with_the_ring() {
+        let keys = JwtKeys::new(SECRET);
+        let legacy = without_kid(SECRET, 60);
+        assert_eq!(kid(&legacy), None);
+        assert!(
+            keys.verify(&legacy, TokenKind::Access).is_ok(),
+            "signing key"
+        );
+        keys.replace(KeyRing::new([OTHER, SECRET]).unwrap());
+        assert!(
+            keys.verify(&legacy, TokenKind::Access).is_ok(),
+            "verification key"
+        );
+        assert_eq!(
+            keys.verify(&without_kid(SECRET, -10), TokenKind::Access),
+            Err(JwtError::Expired)
+        );
+        keys.replace(KeyRing::single(OTHER).unwrap());
+        assert_eq!(
+            keys.verify(&legacy, TokenKind::Access),
+            Err(JwtError::Invalid)
+        );
+        assert_eq!(
+            keys.verify(
+                &without_kid(b"never-a-key-0123456789abcdef0123", 60),
+                TokenKind::Access
+            ),
+            Err(JwtError::Invalid)
+        );
+    }
+
     #[test]
     fn empty_secret_refused() {
         assert!(matches!(JwtKeys::try_new(b""), Err(AuthError::EmptySecret)));
@@ -494,10 +683,14 @@ mod tests {
     #[test]
     fn debug_does_not_leak() {
         let keys = JwtKeys::new(SECRET);
+        keys.replace(KeyRing::new([OTHER, SECRET]).unwrap());
         let dbg = format!("{keys:?}");
+        assert!(dbg.contains(&key_id(OTHER)), "ids are shown: {dbg}");
         let secret = std::str::from_utf8(SECRET).unwrap();
         assert!(!dbg.contains(secret), "{dbg}");
+        assert!(!dbg.contains("rotated-signing"), "{dbg}");
         assert!(!dbg.contains("115, 117, 112"), "{dbg}"); // "sup" as a byte list
+        assert!(!dbg.contains("114, 111, 116"), "{dbg}"); // "rot" as a byte list
         let t = keys.issue("a", TokenKind::Access, Duration::from_secs(60), "s");
         let claims = keys.verify(&t, TokenKind::Access).unwrap();
         let dbg = format!("{claims:?}");
