@@ -61,10 +61,13 @@ declare_settings! {
         initial_admin_password: Option<String> = None, secret;
         /// JWT signing secret (at least 32 bytes), for deployments that manage their secrets;
         /// unset, the server generates one at first start and keeps it in its data directory.
-        /// Changing it invalidates every JWT issued before.
+        /// Changing it invalidates every JWT issued before; to rotate keys without that, use
+        /// `jwt_secret_file`.
         jwt_secret: Option<String> = None, secret;
-        /// File holding the JWT signing secret (at least 32 bytes; surrounding white space is
-        /// ignored), instead of `jwt_secret`; it must not be readable by group or others.
+        /// File holding the JWT signing keys, one per line (each at least 32 bytes; blank
+        /// lines and lines starting with `#` are ignored, surrounding white space is trimmed),
+        /// instead of `jwt_secret`: the first key signs new tokens, every key verifies the
+        /// tokens it signed. Re-read on SIGHUP. It must not be readable by group or others.
         jwt_secret_file: Option<String> = None;
         /// Whether requests without credentials get a read-only session.
         allow_anonymous_access: bool = false;

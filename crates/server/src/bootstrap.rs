@@ -26,7 +26,8 @@ impl std::fmt::Debug for FirstStart {
 }
 
 pub(crate) struct Boot {
-    pub(crate) jwt_secret: Vec<u8>,
+    /// The JWT keys in force at start.
+    pub(crate) jwt: infrastream_auth::KeyRing,
     pub(crate) deployment_id: String,
     pub(crate) first_start: FirstStart,
 }
@@ -63,10 +64,9 @@ pub(crate) async fn run(store: &Arc<dyn Store>, settings: &Settings) -> Result<B
     .await?;
     let stored = hex::decode(secret)
         .map_err(|_| ServerError::Config("stored JWT secret is corrupt".into()))?;
-    let jwt_secret = match configured_jwt_secret(settings)? {
-        Some(configured) => configured,
-        None => stored,
-    };
+    // The stored secret exists even when keys are configured, so that removing them later
+    // falls back to a secret that stays the same across restarts.
+    let jwt = crate::jwt_keys::initial(settings, &stored)?;
     let deployment_id =
         meta_or_create(store, "deployment_id", || uuid::Uuid::now_v7().to_string()).await?;
 
@@ -159,7 +159,7 @@ pub(crate) async fn run(store: &Arc<dyn Store>, settings: &Settings) -> Result<B
             .await?;
     }
     Ok(Boot {
-        jwt_secret,
+        jwt,
         deployment_id,
         first_start,
     })
@@ -174,34 +174,4 @@ fn admin_token(admin: &Account, secret: &str) -> ApiToken {
         expires_at: None,
         revoked: false,
     }
-}
-
-/// The JWT signing secret given by `jwt_secret` or read from `jwt_secret_file` (which must be
-/// private to the server's user), if either is set.
-fn configured_jwt_secret(settings: &Settings) -> Result<Option<Vec<u8>>, ServerError> {
-    if let Some(secret) = &settings.jwt_secret {
-        return Ok(Some(secret.trim().as_bytes().to_vec()));
-    }
-    let Some(file) = &settings.jwt_secret_file else {
-        return Ok(None);
-    };
-    let path = std::path::Path::new(file);
-    crate::data_dir::refuse_if_shared(path, "JWT secret file", 0o600)
-        .map_err(ServerError::Config)?;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ServerError::Config(format!(
-            "cannot read the JWT secret file {} (setting jwt_secret_file): {e}",
-            path.display()
-        ))
-    })?;
-    let secret = text.trim();
-    if secret.len() < infrastream_config::MIN_JWT_SECRET_BYTES {
-        return Err(ServerError::Config(format!(
-            "the JWT secret file {} holds {} bytes; at least {} are required",
-            path.display(),
-            secret.len(),
-            infrastream_config::MIN_JWT_SECRET_BYTES
-        )));
-    }
-    Ok(Some(secret.as_bytes().to_vec()))
 }

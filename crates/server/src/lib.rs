@@ -8,6 +8,8 @@ mod bootstrap;
 mod data_dir;
 mod graphiql;
 mod graphql_http;
+mod jwt_keys;
+mod jwt_reload;
 mod logging;
 mod metrics;
 mod reply;
@@ -143,7 +145,7 @@ impl Server {
             bus,
             store,
             settings: Arc::new(settings),
-            jwt: Arc::new(JwtKeys::new(&boot.jwt_secret)),
+            jwt: Arc::new(JwtKeys::with_ring(boot.jwt)),
             deployment_id: boot.deployment_id.clone(),
             credentials,
             locks: Arc::new(infrastream_services::InProcessLocks::default()),
@@ -168,6 +170,7 @@ impl Server {
             watch: Arc::default(),
         };
         tokio::spawn(state.watch.clone().run(state.clone()));
+        jwt_reload::spawn(&state);
         tokio::spawn(state.keepalives.clone().run(
             std::time::Duration::from_millis(state.settings().ws_keepalive_interval_ms),
             state.shutdown.clone(),
