@@ -72,3 +72,16 @@ pub struct ApiToken {
     /// Revoked tokens are refused.
     pub revoked: bool,
 }
+
+/// A login session ended by `POST /api/auth/logout`: its refresh token (and every access token
+/// of the session) is refused until `expires_at`, after which no token of the session can be
+/// valid any more and the record may be pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    /// The session id carried by the session's JWTs (`session_id` claim).
+    pub session_id: String,
+    /// The account the session belonged to.
+    pub account_id: String,
+    /// When the record may be forgotten: no token of the session is valid after it.
+    pub expires_at: Timestamp,
+}

@@ -174,6 +174,18 @@ impl EventName {
     pub const GROUP_MEMBER_ADDED: &'static str = "infrahub.group.member_added";
     /// Members were removed from a group.
     pub const GROUP_MEMBER_REMOVED: &'static str = "infrahub.group.member_removed";
+    /// Namespace of account events, which only callers allowed to manage accounts see.
+    pub const ACCOUNT_PREFIX: &'static str = "infrahub.account.";
+    /// An account logged in (`POST /api/auth/login`).
+    pub const ACCOUNT_LOGGED_IN: &'static str = "infrahub.account.logged_in";
+    /// An account logged out (`POST /api/auth/logout`).
+    pub const ACCOUNT_LOGGED_OUT: &'static str = "infrahub.account.logged_out";
+
+    /// Whether `name` is in the account namespace (`infrahub.account.…`): such events are
+    /// shown only to callers allowed to manage accounts.
+    pub fn is_account(name: &str) -> bool {
+        name.starts_with(Self::ACCOUNT_PREFIX)
+    }
 
     /// The concrete GraphQL type an event of this name is shown as.
     pub fn graphql_type(name: &str) -> &'static str {
@@ -189,6 +201,8 @@ impl EventName {
             Self::REPOSITORY_UPDATE_COMMIT => "RepositoryCommitEvent",
             Self::NODE_CREATED | Self::NODE_UPDATED | Self::NODE_DELETED => "NodeMutatedEvent",
             Self::GROUP_MEMBER_ADDED | Self::GROUP_MEMBER_REMOVED => "GroupEvent",
+            Self::ACCOUNT_LOGGED_IN => "AccountLoggedInEventType",
+            Self::ACCOUNT_LOGGED_OUT => "AccountLoggedOutEventType",
             _ => "StandardEvent",
         }
     }
@@ -248,5 +262,17 @@ mod tests {
             "ArtifactEvent"
         );
         assert_eq!(EventName::graphql_type("acme.x"), "StandardEvent");
+        assert_eq!(
+            EventName::graphql_type("infrahub.account.logged_out"),
+            "AccountLoggedOutEventType"
+        );
+    }
+
+    #[test]
+    fn account_namespace_is_a_prefix() {
+        assert!(EventName::is_account(EventName::ACCOUNT_LOGGED_IN));
+        assert!(EventName::is_account("infrahub.account.anything"));
+        assert!(!EventName::is_account("infrahub.accounts.x"));
+        assert!(!EventName::is_account("Infrahub.Account.logged_in"));
     }
 }

@@ -46,12 +46,22 @@ pub struct EventFilter {
     pub branches: Vec<String>,
     /// Causing accounts.
     pub account_ids: Vec<String>,
+    /// Leaves out account events (`infrahub.account.…`): set for every caller that may not
+    /// manage accounts, so that they are filtered like any other condition (in SQL, in replay
+    /// and in the live fan-out) at the cost of one comparison per event.
+    pub hide_account_events: bool,
 }
 
 impl EventFilter {
     /// Whether the event-type condition is unconstrained.
     pub fn any_type(&self) -> bool {
         self.event_types.is_empty() && self.branch_merged.is_none() && self.branch_rebased.is_none()
+    }
+
+    /// Whether the filter names an account event (`infrahub.account.…`) in `event_type`:
+    /// asking for them explicitly needs the permission to manage accounts.
+    pub fn names_account_events(&self) -> bool {
+        self.event_types.iter().any(|t| EventName::is_account(t))
     }
 
     /// Whether `event` passes every filter.
@@ -62,7 +72,8 @@ impl EventFilter {
         let in_strings = |list: &[String], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
         };
-        within(&self.ids, Some(&event.id))
+        !(self.hide_account_events && EventName::is_account(&event.name))
+            && within(&self.ids, Some(&event.id))
             && self.level.is_none_or(|l| l == event.level)
             && self.has_children.is_none_or(|h| h == event.has_children)
             && self.type_matches(event)
@@ -179,6 +190,30 @@ mod tests {
         };
         assert!(!f.matches(&event("x", None)));
         assert!(f.matches(&event("x", Some("main"))));
+    }
+
+    #[test]
+    fn account_events_are_hidden_whatever_else_matches() {
+        let login = event(EventName::ACCOUNT_LOGGED_IN, Some("main"));
+        let hidden = EventFilter {
+            hide_account_events: true,
+            ..Default::default()
+        };
+        assert!(EventFilter::default().matches(&login));
+        assert!(!hidden.matches(&login));
+        assert!(hidden.matches(&event("acme.x", None)));
+        let by_id = EventFilter {
+            ids: vec![login.id],
+            hide_account_events: true,
+            ..Default::default()
+        };
+        assert!(!by_id.matches(&login), "not even by its id");
+        let named = EventFilter {
+            event_types: vec!["acme.x".into(), EventName::ACCOUNT_LOGGED_OUT.into()],
+            ..Default::default()
+        };
+        assert!(named.names_account_events());
+        assert!(!hidden.names_account_events());
     }
 
     #[test]

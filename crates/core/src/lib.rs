@@ -13,7 +13,7 @@ pub mod node;
 pub mod saved_query;
 pub mod time;
 
-pub use account::{Account, ApiToken, Role};
+pub use account::{Account, ApiToken, RevokedSession, Role};
 pub use branch::{Branch, BranchStatus, validate_branch_name};
 pub use codes::Code;
 pub use error::{Chain, DomainError, Error, ErrorKind};

@@ -1,12 +1,13 @@
 //! The event model in GraphQL: `EventNodeInterface`, one concrete type per event family
 //! (SPEC §3), `InfrahubEvent` (query) and `EventEmit` (mutation).
 
-use crate::context::{Res, event_context, gql, require_write, services, store_err};
+use crate::context::{Caller, Res, caller, event_context, gql, require_write, services, store_err};
 use crate::node::RelatedNodeInput;
 use crate::scalars::{DateTime, GenericScalar};
 use async_graphql::{Context, Enum, InputObject, Interface, Object, SimpleObject};
 use infrastream_core::{
-    Error, Event, EventFilter, EventName, NewEvent, ParentRef, RelatedNode as CoreNode, SortOrder,
+    Error, ErrorKind, Event, EventFilter, EventName, NewEvent, ParentRef, RelatedNode as CoreNode,
+    SortOrder, parse_timestamp,
 };
 use infrastream_store::Commit;
 use serde_json::Value;
@@ -86,6 +87,15 @@ fn list<T: serde::de::DeserializeOwned>(e: &Event, key: &str) -> Vec<T> {
         .get(key)
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default()
+}
+
+/// `data.timestamp` of an account event; its commit time if absent or unreadable.
+fn timestamp(e: &Event) -> DateTime {
+    DateTime(
+        text(e, "timestamp")
+            .and_then(|t| parse_timestamp(&t))
+            .unwrap_or(e.occurred_at),
+    )
 }
 
 /// Declares a concrete event type: the interface fields plus `$extra`.
@@ -222,6 +232,52 @@ event_type!(
     }
 );
 event_type!(
+    /// `infrahub.account.logged_in` (only callers allowed to manage accounts see it).
+    AccountLoggedInEventType {
+        /// Username of the account.
+        async fn account_name(&self) -> String { text(&self.0, "account_name").unwrap_or_default() }
+        /// `User` (Infrahub's account types: USER or SCRIPT).
+        async fn account_type(&self) -> String { text(&self.0, "account_type").unwrap_or_default() }
+        /// How the account authenticated: `password`.
+        async fn auth_method(&self) -> String { text(&self.0, "auth_method").unwrap_or_default() }
+        /// Source IP address.
+        async fn client_ip(&self) -> Option<String> { text(&self.0, "client_ip") }
+        /// Groups of the account (none here).
+        async fn groups(&self) -> Vec<String> { list(&self.0, "groups") }
+        /// External identity provider; null for local accounts.
+        async fn identity_source(&self) -> Option<String> { text(&self.0, "identity_source") }
+        /// Kind of the account node: `CoreAccount`.
+        async fn kind(&self) -> String { text(&self.0, "kind").unwrap_or_default() }
+        /// Roles of the account: its role.
+        async fn roles(&self) -> Vec<String> { list(&self.0, "roles") }
+        /// Id of the session the login opened (the `session_id` of its tokens).
+        async fn session_id(&self) -> String { text(&self.0, "session_id").unwrap_or_default() }
+        /// When the login occurred (UTC).
+        async fn timestamp(&self) -> DateTime { timestamp(&self.0) }
+        /// The client's `User-Agent`.
+        async fn user_agent(&self) -> Option<String> { text(&self.0, "user_agent") }
+    }
+);
+event_type!(
+    /// `infrahub.account.logged_out` (only callers allowed to manage accounts see it).
+    AccountLoggedOutEventType {
+        /// Username of the account.
+        async fn account_name(&self) -> String { text(&self.0, "account_name").unwrap_or_default() }
+        /// Source IP address.
+        async fn client_ip(&self) -> Option<String> { text(&self.0, "client_ip") }
+        /// Kind of the account node: `CoreAccount`.
+        async fn kind(&self) -> String { text(&self.0, "kind").unwrap_or_default() }
+        /// How the logout occurred: `user_initiated`.
+        async fn logout_type(&self) -> String { text(&self.0, "logout_type").unwrap_or_default() }
+        /// Id of the session that ended.
+        async fn session_id(&self) -> String { text(&self.0, "session_id").unwrap_or_default() }
+        /// When the logout occurred (UTC).
+        async fn timestamp(&self) -> DateTime { timestamp(&self.0) }
+        /// The client's `User-Agent`.
+        async fn user_agent(&self) -> Option<String> { text(&self.0, "user_agent") }
+    }
+);
+event_type!(
     /// Any other event, e.g. custom events published with `EventEmit`.
     StandardEvent {}
 );
@@ -254,6 +310,8 @@ pub(crate) enum EventNode {
     RepositoryCommitEvent(RepositoryCommitEvent),
     NodeMutatedEvent(NodeMutatedEvent),
     GroupEvent(GroupEvent),
+    AccountLoggedInEventType(AccountLoggedInEventType),
+    AccountLoggedOutEventType(AccountLoggedOutEventType),
     StandardEvent(StandardEvent),
 }
 
@@ -269,6 +327,12 @@ impl From<Arc<Event>> for EventNode {
             "RepositoryCommitEvent" => EventNode::RepositoryCommitEvent(RepositoryCommitEvent(e)),
             "NodeMutatedEvent" => EventNode::NodeMutatedEvent(NodeMutatedEvent(e)),
             "GroupEvent" => EventNode::GroupEvent(GroupEvent(e)),
+            "AccountLoggedInEventType" => {
+                EventNode::AccountLoggedInEventType(AccountLoggedInEventType(e))
+            }
+            "AccountLoggedOutEventType" => {
+                EventNode::AccountLoggedOutEventType(AccountLoggedOutEventType(e))
+            }
             _ => EventNode::StandardEvent(StandardEvent(e)),
         }
     }
@@ -351,8 +415,25 @@ fn uuids(values: Option<Vec<String>>, arg: &str) -> Res<Vec<Uuid>> {
 }
 
 impl FilterArgs {
-    /// Converts the arguments to a domain filter; invalid values are user errors.
-    pub(crate) fn into_filter(self) -> Res<EventFilter> {
+    /// Converts the arguments to the domain filter of `caller`; invalid values are user
+    /// errors. Account events are left out for a caller who may not manage accounts, and
+    /// naming one in `event_type` is refused (FORBIDDEN), as in Infrahub.
+    pub(crate) fn into_filter(self, caller: &Caller) -> Res<EventFilter> {
+        let mut filter = self.into_domain()?;
+        if !caller.may_manage_accounts() {
+            if filter.names_account_events() {
+                return Err(gql(Error::new(
+                    ErrorKind::Forbidden,
+                    "Account events (infrahub.account.*) are visible only to accounts allowed \
+                     to manage accounts (the admin role); remove them from event_type",
+                )));
+            }
+            filter.hide_account_events = true;
+        }
+        Ok(filter)
+    }
+
+    fn into_domain(self) -> Res<EventFilter> {
         let level = match self.level {
             Some(l) if l < 0 => return Err(gql(Error::invalid("level must not be negative"))),
             l => l.map(|l| l as u32),
@@ -372,6 +453,7 @@ impl FilterArgs {
             until: self.until.map(|d| d.0),
             branches: self.branches.unwrap_or_default(),
             account_ids: self.account_ids.unwrap_or_default(),
+            hide_account_events: false,
         })
     }
 }
@@ -429,7 +511,7 @@ impl EventQuery {
             account_ids,
             ids,
         }
-        .into_filter()?;
+        .into_filter(caller(ctx))?;
         // An explicit `null` means the default order too.
         let order = match order.unwrap_or(EventSortOrder::Desc) {
             EventSortOrder::Asc => SortOrder::Asc,

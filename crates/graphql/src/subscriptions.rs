@@ -297,7 +297,7 @@ impl Subscription {
             account_ids,
             ids,
         }
-        .into_filter()?;
+        .into_filter(caller(ctx))?;
         let s = services(ctx);
         let mut head = s.bus.head();
         let resume_from = after.as_deref().and_then(|a| Uuid::parse_str(a).ok());

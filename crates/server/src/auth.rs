@@ -1,15 +1,18 @@
 //! Who is calling: credentials from headers (`X-INFRAHUB-KEY`, `Authorization: Bearer`, cookie
 //! `access_token`, in that order; a bearer value is a JWT or an API token by its shape, see
-//! [`bearer_credential`]), checked against the store; and the login / refresh
-//! endpoints that issue JWTs. Secrets are never logged or echoed.
+//! [`bearer_credential`]), checked against the store; and the login / refresh / logout
+//! endpoints that issue and end JWT sessions. A logged-out session's tokens, refresh and
+//! access alike, are refused. Secrets are never logged or echoed.
 
 use crate::{AppState, reply};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use infrastream_auth::{Claims, JwtError, TokenKind};
-use infrastream_core::{Account, Error, ErrorKind, Timestamp, now};
+use infrastream_core::{Account, DomainError, Error, ErrorKind, Timestamp, now};
 use infrastream_graphql::Caller;
+use infrastream_services::sessions::{self, Client};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A credential presented by a client.
@@ -27,6 +30,8 @@ pub(crate) struct Authenticated {
     /// Expiry of the credential, if it has one.
     #[allow(dead_code)]
     pub(crate) expires_at: Option<Timestamp>,
+    /// The login session of a JWT (its `session_id` claim).
+    pub(crate) session_id: Option<String>,
 }
 
 fn unauthenticated(message: &str) -> Error {
@@ -72,16 +77,18 @@ pub(crate) fn credential_from_headers(headers: &HeaderMap) -> Option<Credential>
     if let Some(token) = text(header::AUTHORIZATION).and_then(strip_bearer) {
         return Some(bearer_credential(token));
     }
+    access_token_cookie(headers).map(|t| Credential::Jwt(t.to_owned()))
+}
+
+/// The value of the first `access_token` cookie.
+fn access_token_cookie(headers: &HeaderMap) -> Option<&str> {
     let cookies = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
-    for cookie in cookies.flat_map(|c| c.split(';')) {
-        if let Some(token) = cookie.trim().strip_prefix("access_token=") {
-            return Some(Credential::Jwt(token.to_owned()));
-        }
-    }
-    None
+    cookies
+        .flat_map(|c| c.split(';'))
+        .find_map(|cookie| cookie.trim().strip_prefix("access_token="))
 }
 
 /// Checks a credential; no credential means anonymous where allowed.
@@ -98,13 +105,18 @@ pub(crate) async fn authenticate(
         None if state.settings().allow_anonymous_access => Ok(Authenticated {
             caller: Caller::anonymous(),
             expires_at: None,
+            session_id: None,
         }),
         None => Err(unauthenticated("Authentication is required")),
         Some(Credential::ApiToken(secret)) => {
             let hash = infrastream_auth::hash_api_token(&secret);
             let key = format!("token:{hash}");
             if let Some((caller, expires_at)) = state.services.domain.credentials.get(&key) {
-                return Ok(Authenticated { caller, expires_at });
+                return Ok(Authenticated {
+                    caller,
+                    expires_at,
+                    session_id: None,
+                });
             }
             let token = store.token_by_hash(&hash).await.map_err(internal)?;
             let Some(token) = token else {
@@ -121,6 +133,7 @@ pub(crate) async fn authenticate(
             Ok(Authenticated {
                 caller,
                 expires_at: token.expires_at,
+                session_id: None,
             })
         }
         Some(Credential::Jwt(jwt)) => {
@@ -131,13 +144,32 @@ pub(crate) async fn authenticate(
                 .verify(&jwt, TokenKind::Access)
                 .map_err(jwt_error)?;
             let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
-            let key = format!("account:{}", claims.sub);
+            // Per session: a logout ends one session, not the account's others.
+            let key = format!("jwt:{}:{}", claims.sub, claims.session_id);
+            let session_id = Some(claims.session_id.clone());
             if let Some((caller, _)) = state.services.domain.credentials.get(&key) {
-                return Ok(Authenticated { caller, expires_at });
+                return Ok(Authenticated {
+                    caller,
+                    expires_at,
+                    session_id,
+                });
+            }
+            let services = &state.services.domain;
+            if sessions::is_logged_out(services, &claims.session_id)
+                .await
+                .map_err(internal)?
+            {
+                return Err(unauthenticated(
+                    "The access token has been invalidated: its session was logged out",
+                ));
             }
             let account = store.account(&claims.sub).await.map_err(internal)?;
             let caller = cache_account_caller(state, key, account, None)?;
-            Ok(Authenticated { caller, expires_at })
+            Ok(Authenticated {
+                caller,
+                expires_at,
+                session_id,
+            })
         }
     }
 }
@@ -175,18 +207,41 @@ pub(crate) struct Login {
     password: String,
 }
 
-fn session_tokens(state: &AppState, account_id: &str) -> serde_json::Value {
+/// Where a request came from, as account events record it: the TCP peer's address and the
+/// `User-Agent` header.
+fn client(peer: SocketAddr, headers: &HeaderMap) -> Client {
+    Client {
+        ip: Some(peer.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+    }
+}
+
+/// Opens a login session for `account`: issues its access and refresh tokens and records
+/// `infrahub.account.logged_in`. A login that cannot be recorded is refused (500).
+async fn open_session(state: &AppState, account: &Account, client: Client) -> Response {
     let s = state.settings();
     let session = uuid::Uuid::now_v7().to_string();
-    let jwt = &state.services.domain.jwt;
-    serde_json::json!({
-        "access_token": jwt.issue(account_id, TokenKind::Access, Duration::from_secs(s.access_token_lifetime_secs), &session),
-        "refresh_token": jwt.issue(account_id, TokenKind::Refresh, Duration::from_secs(s.refresh_token_lifetime_secs), &session),
-    })
+    let services = &state.services.domain;
+    if let Err(e) = sessions::record_login(services, account, &session, &client).await {
+        return reply::error(&e.user_error());
+    }
+    let jwt = &services.jwt;
+    let body = serde_json::json!({
+        "access_token": jwt.issue(&account.id, TokenKind::Access, Duration::from_secs(s.access_token_lifetime_secs), &session),
+        "refresh_token": jwt.issue(&account.id, TokenKind::Refresh, Duration::from_secs(s.refresh_token_lifetime_secs), &session),
+    });
+    reply::json(StatusCode::OK, body.to_string())
 }
 
 /// `POST /api/auth/login` `{"username","password"}` → `{"access_token","refresh_token"}`.
-pub(crate) async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Ok(login) = serde_json::from_slice::<Login>(&body) else {
         return reply::bad_request("Expected a JSON body {\"username\": ..., \"password\": ...}");
     };
@@ -211,7 +266,7 @@ pub(crate) async fn login(State(state): State<AppState>, body: axum::body::Bytes
             .await
             .unwrap_or(false);
     match account {
-        Some(a) if ok => reply::json(StatusCode::OK, session_tokens(&state, &a.id).to_string()),
+        Some(a) if ok => open_session(&state, &a, client(peer, &headers)).await,
         _ => reply::error(&unauthenticated("Incorrect username or password")),
     }
 }
@@ -234,9 +289,9 @@ pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -
         Ok(c) => c,
         Err(e) => return reply::error(&jwt_error(e)),
     };
-    match state.store().account(&claims.sub).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return reply::error(&unauthenticated("Invalid token")),
+    match refresh_refusal(&state, &claims).await {
+        Ok(None) => {}
+        Ok(Some(message)) => return reply::error(&unauthenticated(message)),
         Err(e) => {
             tracing::error!(error = %e, "store failure during refresh");
             return reply::error(&Error::internal());
@@ -253,6 +308,70 @@ pub(crate) async fn refresh(State(state): State<AppState>, headers: HeaderMap) -
     };
     let body = serde_json::json!({"access_token": state.services.domain.jwt.sign(&access)});
     reply::json(StatusCode::OK, body.to_string())
+}
+
+/// Why a verified refresh token is refused, if it is: its session was logged out, or its
+/// account is gone.
+async fn refresh_refusal(
+    state: &AppState,
+    claims: &Claims,
+) -> Result<Option<&'static str>, infrastream_store::StoreError> {
+    if sessions::is_logged_out(&state.services.domain, &claims.session_id).await? {
+        return Ok(Some(
+            "The refresh token has been invalidated: its session was logged out",
+        ));
+    }
+    let account = state.store().account(&claims.sub).await?;
+    Ok(account.is_none().then_some("Invalid token"))
+}
+
+/// The JWT access token of a logout: `Authorization: Bearer …` (verified as a JWT whatever
+/// its shape), else the `access_token` cookie.
+fn access_token_of(headers: &HeaderMap) -> Option<String> {
+    let bearer = reply::header_text(headers, header::AUTHORIZATION)
+        .and_then(strip_bearer)
+        .filter(|t| !t.is_empty());
+    bearer
+        .or_else(|| access_token_cookie(headers))
+        .map(str::to_owned)
+}
+
+/// `POST /api/auth/logout` with the session's access token (`Authorization: Bearer` or the
+/// `access_token` cookie), as Infrahub: ends the session — its refresh token and its access
+/// tokens are refused from now on, sockets it authenticated are closed — records
+/// `infrahub.account.logged_out`, and answers `null` while clearing the token cookies.
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = access_token_of(&headers) else {
+        return reply::error(&unauthenticated(
+            "A JWT access token is required to perform this operation.",
+        ));
+    };
+    let authenticated = match authenticate(&state, Some(Credential::Jwt(token))).await {
+        Ok(a) => a,
+        Err(e) => return reply::error(&e),
+    };
+    let (Some(account), Some(session_id)) =
+        (authenticated.caller.account, authenticated.session_id)
+    else {
+        return reply::error(&unauthenticated("Invalid token"));
+    };
+    let services = &state.services.domain;
+    let client = client(peer, &headers);
+    if let Err(e) = sessions::logout(services, &account, &session_id, &client).await {
+        return reply::error(&e.user_error());
+    }
+    let mut r = reply::json(StatusCode::OK, "null".into());
+    for name in ["access_token", "refresh_token"] {
+        let cookie = format!("{name}=\"\"; Max-Age=0; Path=/; SameSite=lax");
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 #[cfg(test)]

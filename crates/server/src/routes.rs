@@ -24,6 +24,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
+        .route("/api/auth/logout", post(auth::logout))
         .route("/api/info", get(info))
         .route("/health", get(health))
         .route("/api/storage/upload/content", post(storage::upload_content))

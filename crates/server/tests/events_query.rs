@@ -3,7 +3,10 @@
 //! and the fields of the concrete event types.
 //!
 //! One fixture of 16 events with known names, branches, nodes, parents and accounts; a table of
-//! `(description, arguments, expected events in order, expected count)`.
+//! `(description, arguments, expected events in order, expected count)`. The fixture's queries
+//! run as bob, a read-write account, who does not see account events: bob's own login
+//! (`infrahub.account.logged_in`, seen by admins only) is the one event of the log outside
+//! the fixture.
 
 use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use infrastream_testkit::{ADMIN_TOKEN, Auth, TestServer};
@@ -42,6 +45,8 @@ struct Fixture {
     branch_ids: HashMap<&'static str, String>,
     admin_id: String,
     bob_id: String,
+    /// Bob's API token: the fixture's queries run with it.
+    bob_token: String,
 }
 
 /// Emits a custom event with `token`; returns its id.
@@ -287,9 +292,26 @@ impl Fixture {
         ids.insert("ping", ping);
         assert_eq!(ids.len(), ALL.len());
 
-        // The whole log, oldest first: exactly the fixture, with strictly increasing times.
+        // An admin sees bob's login too, right after the bootstrap.
         let data = s
             .admin(
+                "{ InfrahubEvent(limit: 3, order: ASC) { count edges { node { id event account_id } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(data["InfrahubEvent"]["count"], 17);
+        let login = &data["InfrahubEvent"]["edges"][1]["node"];
+        assert_eq!(login["event"], "infrahub.account.logged_in");
+        assert_eq!(login["account_id"], bob_id.as_str());
+        assert_eq!(
+            data["InfrahubEvent"]["edges"][2]["node"]["id"],
+            ids["a.created"].as_str()
+        );
+        // The whole log as bob, oldest first: exactly the fixture, with strictly increasing
+        // times.
+        let data = s
+            .run_as(
+                Auth::Token(bob),
                 "{ InfrahubEvent(limit: 50, order: ASC) { count edges { node { id occurred_at } } } }",
                 json!({}),
             )
@@ -323,6 +345,7 @@ impl Fixture {
             branch_ids,
             admin_id,
             bob_id,
+            bob_token,
         }
     }
 
@@ -373,7 +396,10 @@ impl Fixture {
             format!("({args})")
         };
         let q = format!("{{ InfrahubEvent{args} {{ count edges {{ node {{ id event }} }} }} }}");
-        let data = self.s.admin(&q, json!({})).await;
+        let data = self
+            .s
+            .run_as(Auth::Token(&self.bob_token), &q, json!({}))
+            .await;
         let count = data["InfrahubEvent"]["count"].as_i64().unwrap();
         let labels = data["InfrahubEvent"]["edges"]
             .as_array()
@@ -1014,7 +1040,7 @@ async fn concrete_types_and_fields() {
         ... on BranchDeletedEvent { deleted_branch proposed_change_id }
         ... on StandardEvent { payload }
     } } } }"#;
-    let data = f.s.admin(q, json!({})).await;
+    let data = f.s.run_as(Auth::Token(&f.bob_token), q, json!({})).await;
     assert_eq!(data["InfrahubEvent"]["count"], 16);
     let nodes: Vec<Value> = data["InfrahubEvent"]["edges"]
         .as_array()

@@ -27,6 +27,12 @@ impl Caller {
         self.account.as_ref().map(|a| a.id.clone())
     }
 
+    /// Whether the caller may manage accounts (create, change and delete them, and see
+    /// account events): the admin role.
+    pub fn may_manage_accounts(&self) -> bool {
+        self.role == Role::Admin
+    }
+
     /// The actor of a change this caller makes on `branch`.
     pub fn actor(&self, branch: &str) -> Actor {
         Actor {

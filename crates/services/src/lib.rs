@@ -19,6 +19,7 @@ pub mod object_store;
 pub mod queries;
 pub mod repositories;
 pub mod saved_queries;
+pub mod sessions;
 
 pub use caller::{Actor, Caller};
 pub use credentials::CredentialCache;

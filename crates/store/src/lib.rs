@@ -17,7 +17,7 @@ pub use error::{BoxError, StoreError};
 use async_trait::async_trait;
 use infrastream_core::{
     Account, ApiToken, Branch, BranchStatus, Event, EventFilter, NewEvent, Node, Position,
-    SavedQuery, SortOrder,
+    RevokedSession, SavedQuery, SortOrder, Timestamp,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -66,6 +66,16 @@ pub enum Change {
         id: String,
         /// Owner the token must have.
         account_id: Option<String>,
+    },
+    /// Records a logged-out session; fails with `Conflict` (`Session X is already logged
+    /// out`) if it is recorded already, so of two concurrent logouts of one session exactly one
+    /// commits (with its event).
+    RevokeSession(RevokedSession),
+    /// Forgets the revoked sessions whose `expires_at` is before this instant (no token of
+    /// theirs can be valid any more).
+    PruneRevokedSessions {
+        /// Records expiring strictly before this are removed.
+        expired_before: Timestamp,
     },
     /// Adds a node. Fails with `AlreadyExists` (`A node with id X already exists`) if a node
     /// of any kind has its id — checked inside the commit's transaction, so of two concurrent
@@ -176,6 +186,10 @@ pub trait Store: Send + Sync + 'static {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
     /// The token with this id.
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// The revoked session with this id, if it is recorded (expired records may linger until
+    /// pruned).
+    async fn revoked_session(&self, session_id: &str)
+    -> Result<Option<RevokedSession>, StoreError>;
     /// Every node of `kind`, ordered by name.
     async fn nodes(&self, kind: &str) -> Result<Vec<Node>, StoreError>;
     /// The node with this id.

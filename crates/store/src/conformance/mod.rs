@@ -29,6 +29,7 @@ where
     sql_filters_agree_with_matches(open().await).await;
     paging_and_order(open().await).await;
     tokens_and_meta(open().await).await;
+    revoked_sessions(open().await).await;
     nodes::nodes_are_unique_per_kind(open().await).await;
     nodes::concurrent_creates_with_one_id_have_one_winner(open().await).await;
     nodes::a_node_keeps_its_kind(open().await).await;
@@ -259,6 +260,10 @@ async fn sql_filters_agree_with_matches(store: DynStore) {
                 branch: Some(format!("b{}", i % 3)),
                 ..custom("infrahub.branch.rebased")
             },
+            // Account events (hidden from callers who may not manage accounts), and a name
+            // that only differs in case, which is not one.
+            _ if i % 8 == 3 => custom("infrahub.account.logged_in"),
+            _ if i % 12 == 7 => custom("Infrahub.Account.logged_in"),
             _ => custom("acme.check"),
         };
         if i % 2 == 0 {
@@ -338,6 +343,24 @@ async fn sql_filters_agree_with_matches(store: DynStore) {
             branches: vec!["b1".into()],
             account_ids: vec!["acc0".into()],
             related_node_ids: vec!["r0".into()],
+            ..Default::default()
+        },
+        EventFilter {
+            hide_account_events: true,
+            ..Default::default()
+        },
+        EventFilter {
+            event_types: vec!["infrahub.account.logged_in".into(), "acme.check".into()],
+            hide_account_events: true,
+            ..Default::default()
+        },
+        EventFilter {
+            ids: vec![all[3].id, all[7].id, all[0].id],
+            hide_account_events: true,
+            ..Default::default()
+        },
+        EventFilter {
+            event_types: vec!["infrahub.account.logged_in".into()],
             ..Default::default()
         },
     ];
@@ -461,4 +484,60 @@ async fn tokens_and_meta(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v3"));
+}
+
+async fn revoked_sessions(store: DynStore) {
+    use infrastream_core::RevokedSession;
+    let t = now();
+    let session = |id: &str, expires_at| RevokedSession {
+        session_id: id.into(),
+        account_id: "a1".into(),
+        expires_at,
+    };
+    let old = session("s-old", t - chrono::Duration::seconds(10));
+    let live = session("s-live", t + chrono::Duration::hours(1));
+    assert_eq!(store.revoked_session("s-live").await.unwrap(), None);
+    store
+        .commit(Commit {
+            changes: vec![
+                Change::RevokeSession(old.clone()),
+                Change::RevokeSession(live.clone()),
+            ],
+            events: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoked_session("s-live").await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(store.revoked_session("s-old").await.unwrap(), Some(old));
+    // A second logout of one session is refused with its event: one logout, one event.
+    let again = store
+        .commit(Commit {
+            changes: vec![Change::RevokeSession(live.clone())],
+            events: vec![custom("infrahub.account.logged_out")],
+        })
+        .await;
+    match again {
+        Err(StoreError::Rejected(e)) => {
+            assert_eq!(e.kind, ErrorKind::Conflict);
+            assert_eq!(e.message, "Session s-live is already logged out");
+        }
+        other => panic!("second revocation accepted: {other:?}"),
+    }
+    assert_eq!(
+        *store.head().borrow(),
+        Position(0),
+        "its event was not kept"
+    );
+    // Pruning forgets only what expired.
+    store
+        .commit(Commit::change(Change::PruneRevokedSessions {
+            expired_before: t,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(store.revoked_session("s-old").await.unwrap(), None);
+    assert_eq!(store.revoked_session("s-live").await.unwrap(), Some(live));
 }

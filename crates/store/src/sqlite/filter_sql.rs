@@ -15,6 +15,11 @@ fn push_in(q: &mut QueryBuilder<Sqlite>, column: &str, values: impl Iterator<Ite
 
 fn push_where(q: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
     q.push(" WHERE 1 = 1");
+    if f.hide_account_events {
+        // GLOB, not LIKE: case-sensitive, as `EventName::is_account`.
+        q.push(" AND name NOT GLOB ")
+            .push_bind(format!("{}*", EventName::ACCOUNT_PREFIX));
+    }
     if !f.ids.is_empty() {
         q.push(" AND ");
         push_in(q, "id", f.ids.iter().map(|u| u.to_string()));

@@ -9,7 +9,8 @@ mod writer;
 use crate::{Commit, EventPage, Store, StoreError};
 use async_trait::async_trait;
 use infrastream_core::{
-    Account, ApiToken, Branch, Event, EventFilter, Node, Position, SavedQuery, SortOrder,
+    Account, ApiToken, Branch, Event, EventFilter, Node, Position, RevokedSession, SavedQuery,
+    SortOrder,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -252,6 +253,18 @@ impl Store for SqliteStore {
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
         self.one("SELECT * FROM api_tokens WHERE id = ?", id, rows::token)
             .await
+    }
+
+    async fn revoked_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        self.one(
+            "SELECT * FROM revoked_sessions WHERE session_id = ?",
+            session_id,
+            rows::revoked_session,
+        )
+        .await
     }
 
     async fn nodes(&self, kind: &str) -> Result<Vec<Node>, StoreError> {

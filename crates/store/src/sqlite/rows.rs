@@ -3,8 +3,8 @@
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use infrastream_core::{
-    Account, ApiToken, Branch, BranchStatus, Event, Node, Position, RelatedNode, Role, SavedQuery,
-    Timestamp,
+    Account, ApiToken, Branch, BranchStatus, Event, Node, Position, RelatedNode, RevokedSession,
+    Role, SavedQuery, Timestamp,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -111,5 +111,13 @@ pub(crate) fn node(row: &SqliteRow) -> Result<Node, StoreError> {
         kind: row.try_get("kind")?,
         name: row.try_get("name")?,
         data: json(row.try_get("data")?)?,
+    })
+}
+
+pub(crate) fn revoked_session(row: &SqliteRow) -> Result<RevokedSession, StoreError> {
+    Ok(RevokedSession {
+        session_id: row.try_get("session_id")?,
+        account_id: row.try_get("account_id")?,
+        expires_at: from_micros(row.try_get("expires_at")?)?,
     })
 }

@@ -79,6 +79,14 @@ CREATE TABLE nodes (
     UNIQUE (kind, name)
 );
 "#,
+    r#"
+CREATE TABLE revoked_sessions (
+    session_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX revoked_sessions_expiry ON revoked_sessions (expires_at);
+"#,
 ];
 
 /// The schema version this binary writes.

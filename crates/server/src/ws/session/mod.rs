@@ -390,7 +390,9 @@ impl Session {
 
     async fn authenticate(&mut self, credential: Option<Credential>) -> Result<(), ()> {
         match authenticate(&self.state, credential.clone()).await {
-            Ok(Authenticated { caller, expires_at }) => {
+            Ok(Authenticated {
+                caller, expires_at, ..
+            }) => {
                 let permit = self
                     .state
                     .limits

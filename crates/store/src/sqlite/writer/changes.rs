@@ -132,6 +132,29 @@ pub(super) async fn apply_change(
                 ));
             }
         }
+        Change::RevokeSession(r) => {
+            let done = sqlx::query(
+                "INSERT INTO revoked_sessions (session_id, account_id, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (session_id) DO NOTHING",
+            )
+            .bind(&r.session_id)
+            .bind(&r.account_id)
+            .bind(micros(&r.expires_at))
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(rejected(
+                    ErrorKind::Conflict,
+                    format!("Session {} is already logged out", r.session_id),
+                ));
+            }
+        }
+        Change::PruneRevokedSessions { expired_before } => {
+            sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < ?")
+                .bind(micros(expired_before))
+                .execute(&mut *conn)
+                .await?;
+        }
         Change::CreateNode(n) | Change::UpdateNode(n) | Change::PutNode(n) => {
             // Inside the writer's transaction: nothing can change between check and write.
             let stored: Option<String> = sqlx::query_scalar("SELECT kind FROM nodes WHERE id = ?")
