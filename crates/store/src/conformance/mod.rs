@@ -29,6 +29,7 @@ where
     sql_filters_agree_with_matches(open().await).await;
     paging_and_order(open().await).await;
     tokens_and_meta(open().await).await;
+    a_healthy_store_is_ready(open().await).await;
     nodes::nodes_are_unique_per_kind(open().await).await;
     nodes::concurrent_creates_with_one_id_have_one_winner(open().await).await;
     nodes::a_node_keeps_its_kind(open().await).await;
@@ -461,4 +462,19 @@ async fn tokens_and_meta(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v3"));
+}
+
+/// A store that commits is ready, before and after commits, and stays so when polled; the
+/// log is not touched by asking.
+async fn a_healthy_store_is_ready(store: DynStore) {
+    store.ready().await.expect("a fresh store is ready");
+    store
+        .commit(Commit::events(vec![custom("t.ready")]))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        store.ready().await.expect("a store that commits is ready");
+    }
+    assert_eq!(*store.head().borrow(), Position(1));
+    store.close().await;
 }
