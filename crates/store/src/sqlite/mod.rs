@@ -43,6 +43,9 @@ pub struct SqliteOptions {
     pub ready_probe_interval: Duration,
     /// Longest wait for a readiness probe's commit.
     pub ready_probe_timeout: Duration,
+    /// Size of a readiness probe's commit, in bytes: the store is ready while a change of
+    /// this size can be committed.
+    pub ready_probe_bytes: usize,
 }
 
 impl SqliteOptions {
@@ -55,6 +58,7 @@ impl SqliteOptions {
             readers: 4,
             ready_probe_interval: Duration::from_secs(1),
             ready_probe_timeout: Duration::from_secs(5),
+            ready_probe_bytes: 65_536,
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct SqliteStore {
     head: watch::Receiver<Position>,
     feed: Mutex<Option<crate::CommitFeed>>,
     readiness: Arc<Readiness>,
+    probe_bytes: usize,
 }
 
 impl SqliteStore {
@@ -123,6 +128,7 @@ impl SqliteStore {
             head,
             feed: Mutex::new(Some(feed)),
             readiness,
+            probe_bytes: options.ready_probe_bytes,
         })
     }
 
@@ -294,8 +300,9 @@ impl Store for SqliteStore {
         self.readiness
             .check(|| async {
                 let (tx, rx) = oneshot::channel();
+                let bytes = self.probe_bytes;
                 self.writer
-                    .send(Msg::Probe(tx))
+                    .send(Msg::Probe { bytes, reply: tx })
                     .await
                     .map_err(|_| StoreError::backend("store is closed"))?;
                 rx.await

@@ -26,8 +26,14 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 pub(crate) enum Msg {
     /// Commit this and reply.
     Commit(Box<Commit>, Reply),
-    /// Commit a probe (one metadata row) and reply whether it committed.
-    Probe(oneshot::Sender<Result<(), StoreError>>),
+    /// Commit a probe (one metadata row of about `bytes` bytes) and reply whether it
+    /// committed.
+    Probe {
+        /// Size of the row's value.
+        bytes: usize,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Finish what is queued before this message, close the connection, then reply.
     Close(oneshot::Sender<()>),
 }
@@ -70,11 +76,15 @@ pub(crate) async fn run(
         let Some(first) = rx.recv().await else { break };
         let mut batch = Vec::new();
         let mut probes = Vec::new();
+        let mut probe_bytes = 0;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Commit(c, r) => batch.push((c, r)),
-                Msg::Probe(r) => probes.push(r),
+                Msg::Probe { bytes, reply } => {
+                    probe_bytes = probe_bytes.max(bytes);
+                    probes.push(reply);
+                }
                 Msg::Close(done) => closing = Some(done),
             }
             if closing.is_none() && batch.len() < max_batch {
@@ -85,7 +95,7 @@ pub(crate) async fn run(
             write_batch(&mut conn, batch, &mut cursor, &head).await;
         }
         if !probes.is_empty() {
-            let outcome = probe(&mut conn).await.map_err(Arc::new);
+            let outcome = probe(&mut conn, probe_bytes).await.map_err(Arc::new);
             for reply in probes {
                 let _ = reply.send(
                     outcome
@@ -214,9 +224,17 @@ async fn begin(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     }
 }
 
-/// A readiness probe: one transaction rewriting one metadata row (so repeated probes do not
-/// grow the database), committed like any batch. `Ok` means the store can commit now.
-async fn probe(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+/// A readiness probe: one transaction rewriting one metadata row, the time of the probe
+/// repeated over `bytes` bytes, committed like any batch. `Ok` means the store can commit a
+/// change of that size now. The row is rewritten in place (its old pages are reused), so
+/// repeated probes do not grow the database; and a probe of a typical change's size is not
+/// fooled by the few pages a refused, larger commit left in the write-ahead log, where a
+/// tiny one would fit while real changes are still refused.
+async fn probe(conn: &mut SqliteConnection, bytes: usize) -> Result<(), StoreError> {
+    // The time of the probe, repeated: every page of the row differs from the last probe's
+    // (SQLite writes only the pages whose content changed when a row keeps its size).
+    let time = infrastream_core::format_timestamp(&infrastream_core::now()) + " ";
+    let value: String = time.chars().cycle().take(bytes.max(time.len())).collect();
     let result: Result<(), StoreError> = async {
         begin(conn).await?;
         sqlx::query(
@@ -224,7 +242,7 @@ async fn probe(conn: &mut SqliteConnection) -> Result<(), StoreError> {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(PROBE_KEY)
-        .bind(infrastream_core::format_timestamp(&infrastream_core::now()))
+        .bind(value)
         .execute(&mut *conn)
         .await?;
         sqlx::query("COMMIT").execute(&mut *conn).await?;

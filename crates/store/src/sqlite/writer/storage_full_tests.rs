@@ -156,7 +156,7 @@ async fn a_probe_commits_one_metadata_row() {
         .unwrap();
     super::super::schema::migrate(&mut conn).await.unwrap();
     for _ in 0..3 {
-        probe(&mut conn).await.unwrap();
+        probe(&mut conn, 65_536).await.unwrap();
     }
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM meta WHERE key = ?")
         .bind(PROBE_KEY)
@@ -164,11 +164,39 @@ async fn a_probe_commits_one_metadata_row() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
+    let value = &rows[0].1;
+    assert_eq!(value.len(), 65_536);
+    let time = value.split(' ').next().unwrap();
+    assert!(infrastream_core::parse_timestamp(time).is_some(), "{time}");
+    // Every page of the row changes from one probe to the next (the time is repeated), so a
+    // probe commits all its bytes rather than the first page only.
+    let tail = |v: &str| v[v.len() - 4096..].to_owned();
+    let last = tail(value);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    probe(&mut conn, 65_536).await.unwrap();
+    let value: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        .bind(PROBE_KEY)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_ne!(tail(&value), last, "the row's last page did not change");
+    // Probing again does not grow the database: the row's pages are reused.
+    let page_count = async |conn: &mut SqliteConnection| -> i64 {
+        sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+    let before = page_count(&mut conn).await;
+    for _ in 0..20 {
+        probe(&mut conn, 65_536).await.unwrap();
+    }
+    let after = page_count(&mut conn).await;
     assert!(
-        infrastream_core::parse_timestamp(&rows[0].1).is_some(),
-        "{rows:?}"
+        after <= before + 1,
+        "the probes grew the database from {before} to {after} pages"
     );
     // A transaction left open (a failure whose ROLLBACK failed too) does not wedge the writer.
     sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-    probe(&mut conn).await.unwrap();
+    probe(&mut conn, 10).await.unwrap();
 }
