@@ -7,7 +7,9 @@
 //!   the error envelope naming the cause (`STORAGE_FULL` when the storage is full). Answered
 //!   from the outcome of the last commit when it is recent, otherwise by one probe commit
 //!   (`Store::ready`), so polling it is cheap: at most one probe per
-//!   `ready_probe_interval_ms`, each rewriting one metadata row, so it cannot fill the disk.
+//!   `ready_probe_interval_ms`, each rewriting one metadata row of `ready_probe_bytes` in
+//!   place, so it cannot fill the disk. A probe of a typical change's size, not a tiny one:
+//!   on a full disk a tiny commit can still fit in the room a refused change left behind.
 
 use crate::{AppState, reply};
 use axum::extract::State;

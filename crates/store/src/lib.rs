@@ -186,7 +186,7 @@ pub trait Store: Send + Sync + 'static {
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Whether the store can commit now: `Ok`, or why not ([`StoreError::StorageFull`] when
     /// its storage is full). Answered from the last commit's outcome when it is recent, else
-    /// by a real small commit (a metadata row), at most one per interval
+    /// by a real probe commit (one metadata row rewritten), at most one per interval
     /// ([`Readiness`]), so it is cheap to poll.
     async fn ready(&self) -> Result<(), StoreError>;
     /// Waits for in-flight commits and closes the backend.

@@ -1,7 +1,7 @@
 //! Readiness: can the store commit now? Answered from the outcome of the last commit when it
 //! is recent (a real commit, or the last probe), otherwise by a real probe commit through the
 //! backend — at most one probe per interval whoever asks, so polling `/ready` is cheap and
-//! cannot fill the disk (a probe rewrites one metadata row).
+//! cannot fill the disk (a probe rewrites one metadata row in place).
 
 use crate::StoreError;
 use std::future::Future;

@@ -48,7 +48,7 @@ pub(crate) struct Published {
     pub(crate) readiness: Arc<Readiness>,
 }
 
-/// The metadata row a readiness probe rewrites (with the time of the probe).
+/// The metadata row a readiness probe rewrites (the time of the probe, repeated).
 pub(crate) const PROBE_KEY: &str = "ready_probe";
 
 /// Where the next event goes.
