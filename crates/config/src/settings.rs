@@ -55,6 +55,17 @@ declare_settings! {
         fsync: bool = true;
         /// Most writes committed together in one group commit.
         group_commit_max_batch: usize = 1024, at_least_one;
+        /// Milliseconds the outcome of the store's last commit answers `/ready`; when the
+        /// last commit is older (or failed longer ago), `/ready` commits a probe (one
+        /// metadata row rewritten): at most one probe per interval, however often `/ready`
+        /// is polled.
+        ready_probe_interval_ms: u64 = 1000, at_least_one;
+        /// Milliseconds `/ready` waits for its probe commit before answering 503.
+        ready_probe_timeout_ms: u64 = 5000, at_least_one;
+        /// Bytes a readiness probe commits (one metadata row, rewritten in place): the
+        /// server is ready while a change of this size fits. A tiny probe would still fit in
+        /// the room a refused, larger change left behind on a full disk; at most 16 MiB.
+        ready_probe_bytes: usize = 65_536, at_least_one;
         /// API token given to the `admin` account on first start (random if unset).
         initial_admin_token: Option<String> = None, secret;
         /// Password given to the `admin` account on first start (random if unset).

@@ -228,6 +228,7 @@ fn validation() {
             "token_check_interval_ms",
         ),
         (&[("initial_admin_token", "")], "initial_admin_token"),
+        (&[("ready_probe_bytes", "16777217")], "ready_probe_bytes"),
         (
             &[("subscriptions.default_interval_ms", "50")],
             "subscriptions.default_interval_ms",

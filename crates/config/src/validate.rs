@@ -7,6 +7,9 @@ use crate::{ConfigError, Settings, StoreBackend};
 /// Shortest accepted JWT signing secret, from `jwt_secret` or `jwt_secret_file`.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Largest accepted `ready_probe_bytes`: a probe is a check, not a load.
+pub const MAX_READY_PROBE_BYTES: usize = 16 << 20;
+
 /// Shorthand for a validation error.
 pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -68,6 +71,15 @@ impl Settings {
             _ => {}
         }
         self.check_at_least_one()?;
+        if self.ready_probe_bytes > MAX_READY_PROBE_BYTES {
+            return Err(invalid(
+                "ready_probe_bytes",
+                format!(
+                    "is {}, more than {MAX_READY_PROBE_BYTES} (16 MiB)",
+                    self.ready_probe_bytes
+                ),
+            ));
+        }
         if self.event_page_default > self.event_page_max {
             return Err(invalid(
                 "event_page_default",

@@ -66,6 +66,10 @@ codes! {
     TOO_MANY_SUBSCRIPTIONS = LimitExceeded;
     /// The request body is larger than `max_body_bytes`.
     PAYLOAD_TOO_LARGE = LimitExceeded;
+    /// The server's storage (its data directory's file system, or its database) is full:
+    /// the change was not recorded, nothing of it was kept. The operator frees space; the
+    /// same request then succeeds, with no restart. `/ready` answers 503 meanwhile.
+    STORAGE_FULL = StorageFull;
     /// A failure of the server itself. The message carries a correlation id that is also in
     /// the server's log next to the cause; nothing else about the cause is shown.
     INTERNAL_SERVER_ERROR = Internal;

@@ -24,13 +24,15 @@ pub enum ErrorKind {
     Forbidden,
     /// A configured limit was exceeded.
     LimitExceeded,
+    /// The server's storage is full: nothing was recorded; the operator must free space.
+    StorageFull,
     /// A failure of the server itself; details are logged, never shown.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         Self::InvalidInput,
         Self::NotFound,
         Self::AlreadyExists,
@@ -38,6 +40,7 @@ impl ErrorKind {
         Self::Unauthenticated,
         Self::Forbidden,
         Self::LimitExceeded,
+        Self::StorageFull,
         Self::Internal,
     ];
 
@@ -51,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => &codes::UNAUTHENTICATED,
             ErrorKind::Forbidden => &codes::FORBIDDEN,
             ErrorKind::LimitExceeded => &codes::LIMIT_EXCEEDED,
+            ErrorKind::StorageFull => &codes::STORAGE_FULL,
             ErrorKind::Internal => &codes::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +73,9 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => 401,
             ErrorKind::Forbidden => 403,
             ErrorKind::LimitExceeded => 429,
+            // 507 Insufficient Storage (RFC 4918): the server cannot store what the request
+            // needs; retrying once space is freed succeeds.
+            ErrorKind::StorageFull => 507,
             ErrorKind::Internal => 500,
         }
     }
@@ -130,6 +137,10 @@ impl Error {
             ErrorKind::Internal,
             format!("Internal server error (correlation id {id})"),
         )
+    }
+    /// The server's storage is full ([`crate::storage_full::MESSAGE`]).
+    pub fn storage_full() -> Self {
+        Self::new(ErrorKind::StorageFull, crate::storage_full::MESSAGE)
     }
     /// Branch lookup failure with Infrahub's exact wording.
     pub fn branch_not_found(name: &str) -> Self {

@@ -11,6 +11,7 @@ pub mod event;
 pub mod filter;
 pub mod node;
 pub mod saved_query;
+pub mod storage_full;
 pub mod time;
 
 pub use account::{Account, ApiToken, RevokedSession, Role};

@@ -12,6 +12,7 @@ mod jwt_keys;
 mod jwt_reload;
 mod logging;
 mod metrics;
+mod probes;
 mod reply;
 mod routes;
 mod storage;
@@ -112,6 +113,11 @@ impl Server {
                 let mut options = SqliteOptions::new(settings.data_dir.join(data_dir::DATABASE));
                 options.fsync = settings.fsync;
                 options.max_batch = settings.group_commit_max_batch;
+                options.ready_probe_interval =
+                    std::time::Duration::from_millis(settings.ready_probe_interval_ms);
+                options.ready_probe_timeout =
+                    std::time::Duration::from_millis(settings.ready_probe_timeout_ms);
+                options.ready_probe_bytes = settings.ready_probe_bytes;
                 let store = SqliteStore::open(options).await?;
                 data_dir::restrict_database_files(&settings.data_dir)?;
                 Arc::new(store)

@@ -68,6 +68,7 @@ pub(crate) fn code_for(status: StatusCode) -> String {
         404 => ErrorKind::NotFound.code().into(),
         409 => ErrorKind::Conflict.code().into(),
         429 => ErrorKind::LimitExceeded.code().into(),
+        507 => ErrorKind::StorageFull.code().into(),
         _ => match status.canonical_reason() {
             Some(reason) => reason
                 .chars()
@@ -184,6 +185,7 @@ mod tests {
             "METHOD_NOT_ALLOWED"
         );
         assert_eq!(code_for(StatusCode::PAYLOAD_TOO_LARGE), "PAYLOAD_TOO_LARGE");
+        assert_eq!(code_for(StatusCode::INSUFFICIENT_STORAGE), "STORAGE_FULL");
         assert_eq!(
             code_for(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             "UNSUPPORTED_MEDIA_TYPE"

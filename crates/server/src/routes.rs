@@ -2,7 +2,7 @@
 //! themselves, and the router-level [`reply::json_errors`] layer rewrites what axum answers on
 //! its own (405 with `Allow`, extractor rejections, 413 from the body limit).
 
-use crate::{AppState, auth, graphql_http, metrics, reply, storage, ws};
+use crate::{AppState, auth, graphql_http, metrics, probes, reply, storage, ws};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::{ConnectInfo, Path, Request};
@@ -26,7 +26,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/info", get(info))
-        .route("/health", get(health))
+        .route("/health", get(probes::health))
+        .route("/ready", get(probes::ready))
         .route("/api/storage/upload/content", post(storage::upload_content))
         .route("/api/storage/object/{id}", get(storage::object))
         .route(
@@ -50,10 +51,6 @@ async fn info(State(state): State<AppState>) -> Response {
         "deployment_id": state.services.domain.deployment_id,
     });
     reply::json(StatusCode::OK, body.to_string())
-}
-
-async fn health() -> Response {
-    reply::json(StatusCode::OK, r#"{"status":"ok"}"#.into())
 }
 
 async fn not_found() -> Response {

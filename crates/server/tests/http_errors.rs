@@ -41,6 +41,7 @@ async fn method_not_allowed_has_allow_and_the_json_envelope() {
         ("DELETE", "/api/auth/refresh", &["POST"]),
         ("POST", "/api/info", &["GET", "HEAD"]),
         ("PUT", "/health", &["GET", "HEAD"]),
+        ("POST", "/ready", &["GET", "HEAD"]),
         ("POST", "/metrics", &["GET", "HEAD"]),
     ];
     for (method, path, allow) in cases {

@@ -1,4 +1,5 @@
-//! The server starts, answers health and info, and runs a branch lifecycle end to end.
+//! The server starts, answers health, readiness and info, and runs a branch lifecycle end
+//! to end.
 
 use infrastream_testkit::TestServer;
 use serde_json::json;
@@ -13,6 +14,14 @@ async fn health_info_and_branch_lifecycle() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // Readiness without credentials: the store can commit. Polled often, it stays cheap and
+    // says the same.
+    for _ in 0..20 {
+        let ready = s.http.get(format!("{}/ready", s.url)).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(body, json!({"status": "ready"}));
+    }
     let info: serde_json::Value = s
         .http
         .get(format!("{}/api/info", s.url))

@@ -3,8 +3,9 @@
 //!
 //! Writes are atomic: the bytes go to a temporary file in the same directory, are fsynced, and
 //! the file is renamed into place (then the directory is fsynced), so an object is either
-//! absent or complete — never half-written. Identifiers are validated (64 lowercase hex
-//! characters) before any path is built, so no identifier can reach outside the directory.
+//! absent or complete — never half-written (a write that fails, e.g. on a full disk, removes
+//! its temporary file). Identifiers are validated (64 lowercase hex characters) before any
+//! path is built, so no identifier can reach outside the directory.
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -49,9 +50,17 @@ impl ObjectStore {
     /// intact writes nothing; a stored copy that no longer matches its identifier is replaced.
     pub async fn put(&self, bytes: Vec<u8>) -> std::io::Result<String> {
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || put_blocking(&dir, &bytes))
+        let stored = tokio::task::spawn_blocking(move || put_blocking(&dir, &bytes))
             .await
-            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
+        if let Err(e) = &stored
+            && infrastream_core::storage_full::is_storage_full(e)
+        {
+            // The client is told STORAGE_FULL (not an internal error, which would be logged
+            // with its cause); the operator needs to know too.
+            tracing::error!(error = %e, dir = %self.dir.display(), "object store: the storage is full; the object was not stored");
+        }
+        stored
     }
 
     /// The bytes of object `id`; `None` when it is not stored. A malformed `id` is an

@@ -1,5 +1,5 @@
 use infrastream_core::codes::{self, Code};
-use infrastream_core::{DomainError, Error};
+use infrastream_core::{DomainError, Error, storage_full};
 use std::fmt;
 
 /// A backend failure's cause, kept for logs (`std::error::Error::source` walks the chain).
@@ -14,6 +14,12 @@ pub enum StoreError {
     /// The backend failed; the cause (and its own sources) are for logs only.
     #[error("storage backend failure: {0}")]
     Backend(#[source] BoxError),
+    /// The storage is full (no space left on the device, a disk quota, SQLite's
+    /// `SQLITE_FULL`; a PostgreSQL backend maps its own `disk_full` here): nothing of the
+    /// change was recorded. The message is the client's ([`storage_full::MESSAGE`]); the
+    /// cause is for logs.
+    #[error("{}", storage_full::MESSAGE)]
+    StorageFull(#[source] BoxError),
     /// The database was written by a newer binary.
     #[error("database schema version {found} is newer than this binary supports ({supported})")]
     TooNew {
@@ -26,7 +32,7 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Backend(Box::new(e))
+        StoreError::classify(Box::new(e))
     }
 }
 
@@ -34,28 +40,101 @@ impl StoreError {
     /// A backend failure caused by `cause` (an error, or a message: `String` and `&str`
     /// convert too).
     pub fn backend(cause: impl Into<BoxError>) -> Self {
-        StoreError::Backend(cause.into())
+        StoreError::classify(cause.into())
     }
 
     /// A backend failure while doing `context`, caused by `source`: shown as
     /// `context: source`, with `source` kept as the error's source.
     pub fn backend_context(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        StoreError::Backend(Box::new(Context {
+        StoreError::classify(Box::new(Context {
             context: context.into(),
             source: source.into(),
         }))
     }
+
+    /// A backend failure caused by `cause`: [`StoreError::StorageFull`] when the cause (or
+    /// one of its sources) says the storage is full, [`StoreError::Backend`] otherwise.
+    pub fn classify(cause: BoxError) -> Self {
+        if is_storage_full(&*cause) {
+            StoreError::StorageFull(cause)
+        } else {
+            StoreError::Backend(cause)
+        }
+    }
+
+    /// `cause`, shared by several requests that failed together, under `context` and in the
+    /// same class (a full storage stays [`StoreError::StorageFull`]).
+    pub fn shared(context: impl Into<String>, cause: std::sync::Arc<StoreError>) -> Self {
+        let full = cause.is_storage_full();
+        let source = Box::new(Context {
+            context: context.into(),
+            source: Box::new(cause),
+        });
+        if full {
+            StoreError::StorageFull(source)
+        } else {
+            StoreError::Backend(source)
+        }
+    }
+
+    /// Whether this is [`StoreError::StorageFull`].
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StoreError::StorageFull(_))
+    }
 }
 
-/// Rejections keep their own code; anything else is an internal failure (logged with its
-/// source chain and a correlation id by [`DomainError::user_error`]).
+/// Rejections keep their own code, a full storage is `STORAGE_FULL`; anything else is an
+/// internal failure (logged with its source chain and a correlation id by
+/// [`DomainError::user_error`]).
 impl DomainError for StoreError {
     fn code(&self) -> &'static Code {
         match self {
             StoreError::Rejected(e) => e.code(),
-            _ => &codes::INTERNAL_SERVER_ERROR,
+            StoreError::StorageFull(_) => &codes::STORAGE_FULL,
+            StoreError::Backend(_) | StoreError::TooNew { .. } => &codes::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// SQLite's primary result code `SQLITE_FULL` ("database or disk is full"); extended codes
+/// carry it in their low byte.
+const SQLITE_FULL: i64 = 13;
+
+/// Whether `e` or one of its sources says the storage is full: an I/O error of `ENOSPC` or
+/// `EDQUOT` ([`storage_full::is_storage_full`]), or a SQLite error whose primary code is
+/// `SQLITE_FULL` (SQLite reports a write refused for `ENOSPC` that way, and a database that
+/// reached `max_page_count`).
+pub(crate) fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(StoreError::StorageFull(_)) = e.downcast_ref::<StoreError>() {
+            return true;
+        }
+        let full = match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => sqlite_full(db.code().as_deref()),
+            Some(sqlx::Error::Io(io)) => storage_full::is_storage_full(io),
+            _ => {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(storage_full::is_storage_full)
+                    || e.downcast_ref::<sqlx::sqlite::SqliteError>()
+                        .is_some_and(|db| {
+                            sqlite_full(sqlx::error::DatabaseError::code(db).as_deref())
+                        })
+            }
+        };
+        if full {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Whether a SQLite result code (as sqlx gives it, the extended code in decimal) is
+/// `SQLITE_FULL`.
+fn sqlite_full(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| c & 0xff == SQLITE_FULL)
 }
 
 /// What the backend was doing when `source` happened.
@@ -101,5 +180,75 @@ mod tests {
 
         let e = StoreError::backend("store is closed");
         assert_eq!(e.to_string(), "storage backend failure: store is closed");
+    }
+
+    /// A real `SQLITE_FULL`, from a database held to its current size.
+    #[tokio::test]
+    async fn sqlite_full_is_storage_full() {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(":memory:")
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (b BLOB)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA max_page_count = 4")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut failure = None;
+        for _ in 0..100 {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (zeroblob(3000))")
+                .execute(&mut conn)
+                .await
+            {
+                failure = Some(e);
+                break;
+            }
+        }
+        let sqlx_error = failure.expect("the database never filled up");
+        assert!(
+            matches!(&sqlx_error, sqlx::Error::Database(db) if db.code().as_deref() == Some("13")),
+            "{sqlx_error:?}"
+        );
+        let e = StoreError::from(sqlx_error);
+        assert!(e.is_storage_full(), "{e:?}");
+        assert!(e.source().is_some_and(|s| s.is::<sqlx::Error>()));
+        let shown = e.user_error();
+        assert_eq!((shown.code, shown.http_status()), ("STORAGE_FULL", 507));
+        assert_eq!(shown.message, storage_full::MESSAGE);
+        // Shared by the requests of a failed batch, it stays in its class.
+        let shared = StoreError::shared("batch failed", std::sync::Arc::new(e));
+        assert!(shared.is_storage_full());
+        // Other database errors are internal.
+        let other = sqlx::query("SELECT * FROM missing")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let e = StoreError::from(other);
+        assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+        assert!(!StoreError::shared("batch failed", std::sync::Arc::new(e)).is_storage_full());
+    }
+
+    #[test]
+    fn no_space_and_quota_io_errors_are_storage_full() {
+        for io in [
+            std::io::Error::from_raw_os_error(28),
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+            std::io::Error::from(std::io::ErrorKind::QuotaExceeded),
+        ] {
+            let e = StoreError::from(sqlx::Error::Io(io));
+            assert!(e.is_storage_full(), "{e:?}");
+        }
+        let e =
+            StoreError::backend_context("writing the log", std::io::Error::from_raw_os_error(28));
+        assert!(e.is_storage_full(), "{e:?}");
+        assert_eq!(e.user_error().code, "STORAGE_FULL");
+        let e = StoreError::backend_context("writing the log", std::io::Error::other("EIO"));
+        assert_eq!(e.user_error().code, "INTERNAL_SERVER_ERROR");
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_storage_full());
     }
 }

@@ -10,9 +10,11 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+mod readiness;
 pub mod sqlite;
 
 pub use error::{BoxError, StoreError};
+pub use readiness::Readiness;
 
 use async_trait::async_trait;
 use infrastream_core::{
@@ -196,6 +198,11 @@ pub trait Store: Send + Sync + 'static {
     async fn node(&self, id: &str) -> Result<Option<Node>, StoreError>;
     /// A metadata value.
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Whether the store can commit now: `Ok`, or why not ([`StoreError::StorageFull`] when
+    /// its storage is full). Answered from the last commit's outcome when it is recent, else
+    /// by a real probe commit (one metadata row rewritten), at most one per interval
+    /// ([`Readiness`]), so it is cheap to poll.
+    async fn ready(&self) -> Result<(), StoreError>;
     /// Waits for in-flight commits and closes the backend.
     async fn close(&self);
 }

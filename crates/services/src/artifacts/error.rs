@@ -6,6 +6,7 @@ use super::{CONTENT_TYPES, STATUSES};
 use crate::nodes::NodeError;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
+use infrastream_core::storage_full;
 use infrastream_store::StoreError;
 
 /// An error of the artifact domain.
@@ -146,8 +147,9 @@ pub enum ArtifactError {
     /// The store refused a change (its message is the client's) or failed (internal).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Reading or writing the object store failed.
-    #[error("object storage failure")]
+    /// Reading or writing the object store failed (`STORAGE_FULL` when the storage is full,
+    /// with the message that says so; internal otherwise).
+    #[error("{}", objects_message(.0))]
     Objects(#[source] std::io::Error),
     /// A stored definition or artifact node does not decode.
     #[error("stored artifact node {id} does not decode")]
@@ -193,9 +195,20 @@ impl DomainError for ArtifactError {
                 &codes::CONFLICT
             }
             Node(e) => e.code(),
-            Store(StoreError::Rejected(e)) => e.code(),
-            Store(_) | Objects(_) | Corrupt { .. } => &codes::INTERNAL_SERVER_ERROR,
+            Store(e) => e.code(),
+            Objects(e) if storage_full::is_storage_full(e) => &codes::STORAGE_FULL,
+            Objects(_) | Corrupt { .. } => &codes::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+/// What [`ArtifactError::Objects`] says: the client's message for a full storage, else a
+/// summary for logs (the client of an internal failure sees only a correlation id).
+fn objects_message(e: &std::io::Error) -> &'static str {
+    if storage_full::is_storage_full(e) {
+        storage_full::MESSAGE
+    } else {
+        "object storage failure"
     }
 }
 
@@ -224,5 +237,19 @@ mod tests {
         let e = ArtifactError::Store(StoreError::Backend("disk /x".into())).user_error();
         assert_eq!(e.code, "INTERNAL_SERVER_ERROR");
         assert!(!e.message.contains("/x"), "{e}");
+        // A full storage says so, from the store or from the object store.
+        let full = || std::io::Error::from_raw_os_error(28);
+        for e in [
+            ArtifactError::Store(StoreError::backend(full())),
+            ArtifactError::Objects(full()),
+            ArtifactError::Objects(std::io::Error::from(std::io::ErrorKind::QuotaExceeded)),
+        ] {
+            let shown = e.user_error();
+            assert_eq!((shown.code, shown.http_status()), ("STORAGE_FULL", 507));
+            assert_eq!(shown.message, infrastream_core::storage_full::MESSAGE);
+        }
+        let e = ArtifactError::Objects(std::io::Error::other("/secret/objects: EIO")).user_error();
+        assert_eq!(e.code, "INTERNAL_SERVER_ERROR");
+        assert!(!e.message.contains("secret"), "{e}");
     }
 }

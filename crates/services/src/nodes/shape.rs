@@ -280,12 +280,10 @@ impl NodeError {
     }
 }
 
-/// The code of a store failure: a rejection keeps its own, anything else is internal.
+/// The code of a store failure: a rejection keeps its own, a full storage is
+/// `STORAGE_FULL`, anything else is internal.
 pub fn store_code(e: &StoreError) -> &'static Code {
-    match e {
-        StoreError::Rejected(e) => codes::find(e.code).unwrap_or(e.kind.general_code()),
-        _ => &codes::INTERNAL_SERVER_ERROR,
-    }
+    e.code()
 }
 
 impl DomainError for NodeError {

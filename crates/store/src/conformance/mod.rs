@@ -30,6 +30,7 @@ where
     paging_and_order(open().await).await;
     tokens_and_meta(open().await).await;
     revoked_sessions(open().await).await;
+    a_healthy_store_is_ready(open().await).await;
     nodes::nodes_are_unique_per_kind(open().await).await;
     nodes::concurrent_creates_with_one_id_have_one_winner(open().await).await;
     nodes::a_node_keeps_its_kind(open().await).await;
@@ -540,4 +541,20 @@ async fn revoked_sessions(store: DynStore) {
         .unwrap();
     assert_eq!(store.revoked_session("s-old").await.unwrap(), None);
     assert_eq!(store.revoked_session("s-live").await.unwrap(), Some(live));
+    store.close().await;
+}
+
+/// A store that commits is ready, before and after commits, and stays so when polled; the
+/// log is not touched by asking.
+async fn a_healthy_store_is_ready(store: DynStore) {
+    store.ready().await.expect("a fresh store is ready");
+    store
+        .commit(Commit::events(vec![custom("t.ready")]))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        store.ready().await.expect("a store that commits is ready");
+    }
+    assert_eq!(*store.head().borrow(), Position(1));
+    store.close().await;
 }

@@ -6,7 +6,7 @@ mod rows;
 mod schema;
 mod writer;
 
-use crate::{Commit, EventPage, Store, StoreError};
+use crate::{Commit, EventPage, Readiness, Store, StoreError};
 use async_trait::async_trait;
 use infrastream_core::{
     Account, ApiToken, Branch, Event, EventFilter, Node, Position, RevokedSession, SavedQuery,
@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -39,6 +39,14 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Read connections.
     pub readers: u32,
+    /// How long the outcome of the last commit answers [`Store::ready`] before a probe
+    /// commit checks again.
+    pub ready_probe_interval: Duration,
+    /// Longest wait for a readiness probe's commit.
+    pub ready_probe_timeout: Duration,
+    /// Size of a readiness probe's commit, in bytes: the store is ready while a change of
+    /// this size can be committed.
+    pub ready_probe_bytes: usize,
 }
 
 impl SqliteOptions {
@@ -49,6 +57,9 @@ impl SqliteOptions {
             fsync: true,
             max_batch: 1024,
             readers: 4,
+            ready_probe_interval: Duration::from_secs(1),
+            ready_probe_timeout: Duration::from_secs(5),
+            ready_probe_bytes: 65_536,
         }
     }
 }
@@ -60,6 +71,8 @@ pub struct SqliteStore {
     reads: SqlitePool,
     head: watch::Receiver<Position>,
     feed: Mutex<Option<crate::CommitFeed>>,
+    readiness: Arc<Readiness>,
+    probe_bytes: usize,
 }
 
 impl SqliteStore {
@@ -99,9 +112,14 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
         let (feed_tx, feed) = mpsc::unbounded_channel();
+        let readiness = Arc::new(Readiness::new(
+            options.ready_probe_interval,
+            options.ready_probe_timeout,
+        ));
         let published = writer::Published {
             head: head_tx,
             feed: feed_tx,
+            readiness: readiness.clone(),
         };
         let task = tokio::spawn(writer::run(conn, rx, published, options.max_batch.max(1)));
         Ok(Self {
@@ -110,6 +128,8 @@ impl SqliteStore {
             reads,
             head,
             feed: Mutex::new(Some(feed)),
+            readiness,
+            probe_bytes: options.ready_probe_bytes,
         })
     }
 
@@ -287,6 +307,21 @@ impl Store for SqliteStore {
             .bind(key)
             .fetch_optional(&self.reads)
             .await?)
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.readiness
+            .check(|| async {
+                let (tx, rx) = oneshot::channel();
+                let bytes = self.probe_bytes;
+                self.writer
+                    .send(Msg::Probe { bytes, reply: tx })
+                    .await
+                    .map_err(|_| StoreError::backend("store is closed"))?;
+                rx.await
+                    .map_err(|_| StoreError::backend("store writer stopped"))?
+            })
+            .await
     }
 
     async fn close(&self) {

@@ -4,14 +4,17 @@
 //!
 //! Applying one change is in [`changes`]; turning requested events into rows, in [`events`].
 
-use crate::{Commit, StoreError};
-use infrastream_core::{Error, ErrorKind, Event, ParentRef, Position, Timestamp};
+use crate::{Commit, Readiness, StoreError};
+use infrastream_core::{Chain, Error, ErrorKind, Event, ParentRef, Position, Timestamp};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Row, SqliteExecutor};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod changes;
 mod events;
+#[cfg(test)]
+mod storage_full_tests;
 
 use changes::apply_change;
 use events::{build_events, insert_events};
@@ -23,6 +26,14 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 pub(crate) enum Msg {
     /// Commit this and reply.
     Commit(Box<Commit>, Reply),
+    /// Commit a probe (one metadata row of about `bytes` bytes) and reply whether it
+    /// committed.
+    Probe {
+        /// Size of the row's value.
+        bytes: usize,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Finish what is queued before this message, close the connection, then reply.
     Close(oneshot::Sender<()>),
 }
@@ -33,7 +44,12 @@ pub(crate) struct Published {
     pub(crate) head: watch::Sender<Position>,
     /// The committed events themselves (the receiver may be gone: nobody takes the feed).
     pub(crate) feed: mpsc::UnboundedSender<Vec<Event>>,
+    /// Where the outcome of every batch is recorded.
+    pub(crate) readiness: Arc<Readiness>,
 }
+
+/// The metadata row a readiness probe rewrites (the time of the probe, repeated).
+pub(crate) const PROBE_KEY: &str = "ready_probe";
 
 /// Where the next event goes.
 #[derive(Clone, Copy)]
@@ -59,19 +75,34 @@ pub(crate) async fn run(
     while closing.is_none() {
         let Some(first) = rx.recv().await else { break };
         let mut batch = Vec::new();
-        match first {
-            Msg::Commit(c, r) => batch.push((c, r)),
-            Msg::Close(done) => closing = Some(done),
-        }
-        while closing.is_none() && batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(Msg::Commit(c, r)) => batch.push((c, r)),
-                Ok(Msg::Close(done)) => closing = Some(done),
-                Err(_) => break,
+        let mut probes = Vec::new();
+        let mut probe_bytes = 0;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Commit(c, r) => batch.push((c, r)),
+                Msg::Probe { bytes, reply } => {
+                    probe_bytes = probe_bytes.max(bytes);
+                    probes.push(reply);
+                }
+                Msg::Close(done) => closing = Some(done),
+            }
+            if closing.is_none() && batch.len() < max_batch {
+                next = rx.try_recv().ok();
             }
         }
         if !batch.is_empty() {
             write_batch(&mut conn, batch, &mut cursor, &head).await;
+        }
+        if !probes.is_empty() {
+            let outcome = probe(&mut conn, probe_bytes).await.map_err(Arc::new);
+            for reply in probes {
+                let _ = reply.send(
+                    outcome
+                        .clone()
+                        .map_err(|e| StoreError::shared("readiness probe failed", e)),
+                );
+            }
         }
     }
     if let Err(e) = sqlx::Connection::close(conn).await {
@@ -103,7 +134,7 @@ async fn write_batch(
     let start = *cursor;
     let mut outcomes = Vec::with_capacity(batch.len());
     let result: Result<(), StoreError> = async {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        begin(conn).await?;
         // Outcomes whose events are built but not yet inserted (see `events_only`).
         let mut pending: Vec<usize> = Vec::new();
         for (commit, _) in &batch {
@@ -139,6 +170,7 @@ async fn write_batch(
     .await;
     match result {
         Ok(()) => {
+            head.readiness.record(Ok(()));
             if cursor.next != start.next {
                 let committed: Vec<Event> = outcomes
                     .iter()
@@ -154,19 +186,73 @@ async fn write_batch(
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, requests = batch.len(), "store batch failed; rolled back");
+            tracing::error!(error = %Chain(&e), requests = batch.len(), "store batch failed; rolled back");
+            // SQLite may have rolled back already (it may on SQLITE_FULL or an I/O error):
+            // this ROLLBACK then fails, harmlessly.
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            *cursor = load_cursor(conn).await.unwrap_or(start);
-            // Every request of the batch gets the same cause.
-            let cause = std::sync::Arc::new(e);
+            // Nothing of the batch is committed, so the positions (and the time) it took are
+            // given again: the next commit continues the log with no gap. Nothing was fed to
+            // the bus and the head did not move. (Not re-read from the database: if the
+            // ROLLBACK failed with the transaction still open, a read would see its rows.)
+            *cursor = start;
+            head.readiness.record(Err(&e));
+            // Every request of the batch gets the same cause, in its class (a full storage
+            // stays `StorageFull`).
+            let cause = Arc::new(e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::backend_context(
+                let _ = reply.send(Err(StoreError::shared(
                     "store batch failed; rolled back",
                     cause.clone(),
                 )));
             }
         }
     }
+}
+
+/// Starts the write transaction. A transaction left open by a failed one (whose ROLLBACK
+/// failed too) is rolled back first, so one failure cannot wedge the writer.
+async fn begin(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("within a transaction") => {
+            tracing::warn!("the store writer found a transaction left open; rolling it back");
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A readiness probe: one transaction rewriting one metadata row, the time of the probe
+/// repeated over `bytes` bytes, committed like any batch. `Ok` means the store can commit a
+/// change of that size now. The row is rewritten in place (its old pages are reused), so
+/// repeated probes do not grow the database; and a probe of a typical change's size is not
+/// fooled by the few pages a refused, larger commit left in the write-ahead log, where a
+/// tiny one would fit while real changes are still refused.
+async fn probe(conn: &mut SqliteConnection, bytes: usize) -> Result<(), StoreError> {
+    // The time of the probe, repeated: every page of the row differs from the last probe's
+    // (SQLite writes only the pages whose content changed when a row keeps its size).
+    let time = infrastream_core::format_timestamp(&infrastream_core::now()) + " ";
+    let value: String = time.chars().cycle().take(bytes.max(time.len())).collect();
+    let result: Result<(), StoreError> = async {
+        begin(conn).await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(PROBE_KEY)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    result
 }
 
 fn rejected(kind: ErrorKind, message: String) -> StoreError {
@@ -294,6 +380,10 @@ mod tests {
         let published = Published {
             head: head_tx,
             feed,
+            readiness: Arc::new(Readiness::new(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(1),
+            )),
         };
         let task = tokio::spawn(run(conn, rx, published, 1024));
         let parent = replies.remove(0).await.unwrap().unwrap().remove(0);
