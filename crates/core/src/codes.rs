@@ -10,8 +10,10 @@ use crate::error::ErrorKind;
 pub struct Code {
     /// The code as clients see it in `extensions.code`.
     pub name: &'static str,
-    /// The class of failure, which decides the HTTP status.
+    /// The class of failure, which decides the HTTP status unless the code names its own.
     pub kind: ErrorKind,
+    /// HTTP status of answers with this code.
+    status: u16,
     /// What it means and what a client can do about it.
     pub doc: &'static str,
 }
@@ -19,17 +21,24 @@ pub struct Code {
 impl Code {
     /// HTTP status of answers with this code.
     pub fn http_status(&self) -> u16 {
-        self.kind.http_status()
+        self.status
     }
 }
 
 macro_rules! codes {
-    ($($(#[doc = $doc:literal])+ $ident:ident = $kind:ident;)+) => {
+    // `NAME = Kind;` answers with the kind's status, `NAME = Kind(413);` with its own.
+    ($($(#[doc = $doc:literal])+ $ident:ident = $kind:ident $(($status:literal))?;)+) => {
         $(
             $(#[doc = $doc])+
             pub const $ident: Code = Code {
                 name: stringify!($ident),
                 kind: ErrorKind::$kind,
+                status: {
+                    #[allow(unused_variables)]
+                    let status = ErrorKind::$kind.http_status();
+                    $(let status = $status;)?
+                    status
+                },
                 doc: concat!($($doc, "\n"),+),
             };
         )+
@@ -65,7 +74,7 @@ codes! {
     /// (`max_subscriptions_per_connection`, `max_subscriptions_per_account`).
     TOO_MANY_SUBSCRIPTIONS = LimitExceeded;
     /// The request body is larger than `max_body_bytes`.
-    PAYLOAD_TOO_LARGE = LimitExceeded;
+    PAYLOAD_TOO_LARGE = LimitExceeded(413);
     /// The server's storage (its data directory's file system, or its database) is full:
     /// the change was not recorded, nothing of it was kept. The operator frees space; the
     /// same request then succeeds, with no restart. `/ready` answers 503 meanwhile.

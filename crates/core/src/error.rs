@@ -65,7 +65,7 @@ impl ErrorKind {
     }
 
     /// HTTP status that matches the kind, carried in `extensions.http_status`.
-    pub fn http_status(self) -> u16 {
+    pub const fn http_status(self) -> u16 {
         match self {
             ErrorKind::InvalidInput => 400,
             ErrorKind::NotFound => 404,
@@ -106,9 +106,10 @@ impl Error {
             message: message.into(),
         }
     }
-    /// HTTP status of the answer that carries this error.
+    /// HTTP status of the answer that carries this error: its registered code's (some codes
+    /// name their own, e.g. `PAYLOAD_TOO_LARGE` is 413), else its kind's.
     pub fn http_status(&self) -> u16 {
-        self.kind.http_status()
+        crate::codes::find(self.code).map_or(self.kind.http_status(), |c| c.http_status())
     }
     /// Invalid input.
     pub fn invalid(message: impl Into<String>) -> Self {
