@@ -1,6 +1,6 @@
 //! Credentials primitives for infrastream: Argon2id password hashing, random API tokens and
 //! passwords, the hash under which an API token is stored, and HS256 JWT access/refresh
-//! tokens. This crate holds no state and knows nothing about accounts or storage: the store
+//! tokens, and constant-time comparison of secrets. This crate holds no state and knows nothing about accounts or storage: the store
 //! keeps the hashes, the server decides who may do what, and this crate only turns secrets
 //! into hashes and tokens and back. No secret or token text ever appears in an error message
 //! or in `Debug` output.
@@ -83,6 +83,20 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     Argon2::default()
         .verify_password(password.as_bytes(), phc)
         .is_ok()
+}
+
+/// A PHC string with the parameters of [`hash_password`] whose password nobody knows (it was
+/// random and thrown away). A login for an account that does not exist is verified against
+/// it, so that it costs exactly what a wrong password costs and its timing does not tell
+/// whether the account exists.
+pub const DUMMY_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$HN75nEeB7ksiAaF9NRI+SQ$581/rT06eOHkjKGC9b1UkpcC3xJxxzRK69pvoJ0yhLE";
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only, never on
+/// where they first differ: the comparison for secrets, tokens and their hashes.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    // Different lengths answer at once: a length is not a secret.
+    a.ct_eq(b).into()
 }
 
 /// Generates a new API token: 32 random bytes as 64 lowercase hex characters.
@@ -312,6 +326,37 @@ mod tests {
         assert!(!verify_password("wrong horse", &phc));
         // Same password, new salt.
         assert_ne!(phc, hash_password("correct horse").unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_costs() {
+        // Same algorithm, version and cost parameters as a fresh hash: only salt and output
+        // differ, so verifying against it takes as long as verifying a real account.
+        let real = hash_password("anything").unwrap();
+        let params = |phc: &str| phc.rsplitn(3, '$').nth(2).unwrap().to_owned();
+        assert_eq!(params(DUMMY_PASSWORD_HASH), params(&real));
+        assert!(DUMMY_PASSWORD_HASH.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(!verify_password("", DUMMY_PASSWORD_HASH));
+        assert!(!verify_password("anything", DUMMY_PASSWORD_HASH));
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"xbc"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+        let h = hash_api_token("t");
+        assert!(constant_time_eq(
+            h.as_bytes(),
+            hash_api_token("t").as_bytes()
+        ));
+        assert!(!constant_time_eq(
+            h.as_bytes(),
+            hash_api_token("u").as_bytes()
+        ));
     }
 
     #[test]
