@@ -1,15 +1,18 @@
 //! Who is calling: credentials from headers (`X-INFRAHUB-KEY`, `Authorization: Bearer`, cookie
 //! `access_token`, in that order; a bearer value is a JWT or an API token by its shape, see
 //! [`bearer_credential`]), checked against the store; and the login / refresh
-//! endpoints that issue JWTs. Secrets are never logged or echoed.
+//! endpoints that issue JWTs (a login is judged by `infrastream_services::login`: throttled,
+//! verified on the bounded password-hashing pool). Secrets are never logged or echoed.
 
 use crate::{AppState, reply};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use infrastream_auth::{Claims, JwtError, TokenKind};
+use infrastream_core::error::DomainError;
 use infrastream_core::{Account, Error, ErrorKind, Timestamp, now};
 use infrastream_graphql::Caller;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A credential presented by a client.
@@ -106,7 +109,13 @@ pub(crate) async fn authenticate(
             if let Some((caller, expires_at)) = state.services.domain.credentials.get(&key) {
                 return Ok(Authenticated { caller, expires_at });
             }
+            // Looked up by its SHA-256: the lookup's timing depends only on the hash of what
+            // the client sent, which tells nothing about any stored token's secret. The stored
+            // hash is then confirmed in constant time, whatever the backend's matching rules.
             let token = store.token_by_hash(&hash).await.map_err(internal)?;
+            let token = token.filter(|t| {
+                infrastream_auth::constant_time_eq(t.token_hash.as_bytes(), hash.as_bytes())
+            });
             let Some(token) = token else {
                 return Err(unauthenticated("Invalid token"));
             };
@@ -186,33 +195,35 @@ fn session_tokens(state: &AppState, account_id: &str) -> serde_json::Value {
 }
 
 /// `POST /api/auth/login` `{"username","password"}` → `{"access_token","refresh_token"}`.
-pub(crate) async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+/// The attempt is judged by the domain's login (`infrastream_services::login`): throttled per
+/// client address (the TCP peer; forwarded-for headers are not trusted) and per account name
+/// and address, verified on the bounded password-hashing pool. Refusals that ask the client
+/// to wait (429) carry `Retry-After` in whole seconds.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
     let Ok(login) = serde_json::from_slice::<Login>(&body) else {
         return reply::bad_request("Expected a JSON body {\"username\": ..., \"password\": ...}");
     };
-    let account = match state.store().account_by_name(&login.username).await {
-        Ok(a) => a,
+    let domain = &state.services.domain;
+    match infrastream_services::login::login(domain, &login.username, login.password, peer.ip())
+        .await
+    {
+        Ok(account) => reply::json(
+            StatusCode::OK,
+            session_tokens(&state, &account.id).to_string(),
+        ),
         Err(e) => {
-            tracing::error!(error = %e, "store failure during login");
-            return reply::error(&Error::internal());
+            let mut answer = reply::error(&e.user_error());
+            if let Some(secs) = e.retry_after_secs() {
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            answer
         }
-    };
-    // Verify against a throwaway hash when the account does not exist, so timing does not tell.
-    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        infrastream_auth::hash_password(&infrastream_auth::generate_password()).unwrap_or_default()
-    });
-    let hash = match &account {
-        Some(a) => a.password_hash.clone(),
-        None => DUMMY.clone(),
-    };
-    let password = login.password;
-    let ok =
-        tokio::task::spawn_blocking(move || infrastream_auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-    match account {
-        Some(a) if ok => reply::json(StatusCode::OK, session_tokens(&state, &a.id).to_string()),
-        _ => reply::error(&unauthenticated("Incorrect username or password")),
     }
 }
 
