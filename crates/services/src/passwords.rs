@@ -4,22 +4,27 @@
 //! milliseconds, so a flood of logins can take at most `threads × 19 MiB` and `threads` cores,
 //! whatever its rate: the rest waits in the queue (a few bytes each) or is refused.
 //!
+//! Each thread keeps its Argon2 memory ([`HashingMemory`]) for its whole life, so the pool
+//! holds exactly `threads × 19 MiB` whatever the allocator does with freed buffers.
+//!
 //! A login that finds every thread busy and the queue full is refused at once
-//! ([`PasswordPool::verify`] answers [`PoolBusy`]) instead of waiting: its client is told to
-//! retry. Hashing a new password ([`PasswordPool::hash`], account creation and password
-//! changes, made by authenticated callers) waits for room instead, ahead of later logins.
+//! ([`PasswordPool::verify_if`] answers [`PoolBusy`]) instead of waiting: its client is told
+//! to retry. A queued verification whose caller no longer wants it when its turn comes (the
+//! client hung up, or its address started backing off meanwhile) is skipped without hashing.
+//! Hashing a new password ([`PasswordPool::hash`], account creation and password changes,
+//! made by authenticated callers) waits for room instead, ahead of later logins.
 //!
 //! Not tokio's blocking pool: it grows to 512 threads, each holding its own Argon2 memory.
 
-use infrastream_auth::AuthError;
+use infrastream_auth::{AuthError, HashingMemory};
 use infrastream_config::Settings;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A unit of work for a hashing thread.
-type Job = Box<dyn FnOnce() + Send>;
+/// A unit of work for a hashing thread, given the thread's Argon2 memory.
+type Job = Box<dyn FnOnce(&mut HashingMemory) + Send>;
 
 /// Every hashing thread is busy and the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,23 +77,36 @@ impl PasswordPool {
         self.threads
     }
 
-    /// Checks `password` against the PHC string `phc` on a hashing thread; [`PoolBusy`] at
-    /// once, without hashing, when the queue is full. False on a mismatch or a malformed hash.
-    pub async fn verify(&self, password: String, phc: String) -> Result<bool, PoolBusy> {
+    /// Checks `password` against the PHC string `phc` on a hashing thread: whether it
+    /// matches (false on a mismatch or a malformed hash), or `None` when `wanted` (asked on
+    /// the hashing thread when the job's turn comes) says it is no longer wanted.
+    /// [`PoolBusy`] at once, without hashing, when the queue is full.
+    pub async fn verify_if(
+        &self,
+        password: String,
+        phc: String,
+        wanted: impl FnOnce() -> bool + Send + 'static,
+    ) -> Result<Option<bool>, PoolBusy> {
         let slot = self
             .slots
             .clone()
             .try_acquire_owned()
             .map_err(|_| PoolBusy)?;
         let verified = self
-            .run(slot, move || {
-                infrastream_auth::verify_password(&password, &phc)
+            .run(slot, move |memory| {
+                wanted().then(|| memory.verify(&password, &phc))
             })
             .await;
         Ok(verified.unwrap_or_else(|| {
             tracing::error!("a password verification failed on its hashing thread");
-            false
+            Some(false)
         }))
+    }
+
+    /// [`PasswordPool::verify_if`], always wanted: whether `password` matches `phc`.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, PoolBusy> {
+        let verified = self.verify_if(password, phc, || true).await?;
+        Ok(verified == Some(true))
     }
 
     /// Hashes `password` on a hashing thread, waiting for room in the queue if it is full.
@@ -99,7 +117,7 @@ impl PasswordPool {
             .acquire_owned()
             .await
             .map_err(|_| AuthError::Hash("the password-hashing pool is closed".into()))?;
-        self.run(slot, move || infrastream_auth::hash_password(&password))
+        self.run(slot, move |memory| memory.hash(&password))
             .await
             .unwrap_or_else(|| Err(AuthError::Hash("the hashing thread failed".into())))
     }
@@ -109,15 +127,15 @@ impl PasswordPool {
     async fn run<T: Send + 'static>(
         &self,
         slot: OwnedSemaphorePermit,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut HashingMemory) -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |memory| {
             let _slot = slot;
             if tx.is_closed() {
                 return;
             }
-            if let Ok(out) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+            if let Ok(out) = std::panic::catch_unwind(AssertUnwindSafe(|| f(memory))) {
                 let _ = tx.send(out);
             }
         });
@@ -127,12 +145,14 @@ impl PasswordPool {
     }
 }
 
-/// A hashing thread: runs jobs until the pool is dropped and the queue is empty.
+/// A hashing thread: runs jobs in its own Argon2 memory until the pool is dropped and the
+/// queue is empty.
 fn work(receiver: &Mutex<Receiver<Job>>) {
+    let mut memory = HashingMemory::new();
     loop {
         let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
         match job {
-            Ok(job) => job(),
+            Ok(job) => job(&mut memory),
             Err(_) => return,
         }
     }
@@ -171,7 +191,7 @@ mod tests {
                 let slot = pool.slots.clone().try_acquire_owned().unwrap();
                 let (pool, released) = (pool.clone(), released.clone());
                 tokio::spawn(async move {
-                    pool.run(slot, move || released.lock().unwrap().recv().unwrap())
+                    pool.run(slot, move |_| released.lock().unwrap().recv().unwrap())
                         .await
                 })
             })
@@ -191,6 +211,27 @@ mod tests {
             assert_eq!(h.await.unwrap(), Some(()));
         }
         assert_eq!(pool.verify("guess".into(), phc).await, Ok(false));
+    }
+
+    /// A queued verification that is no longer wanted when its turn comes is not computed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unwanted_verification_is_skipped() {
+        let pool = PasswordPool::new(1, 1);
+        let phc = pool.hash("right".into()).await.unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = asked.clone();
+        let skipped = pool
+            .verify_if("right".into(), phc.clone(), move || {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                false
+            })
+            .await;
+        assert_eq!(skipped, Ok(None));
+        assert!(asked.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(
+            pool.verify_if("right".into(), phc, || true).await,
+            Ok(Some(true))
+        );
     }
 
     /// Hashing waits for room instead of failing.

@@ -98,13 +98,27 @@ pub async fn login(
         Some(a) => a.password_hash.clone(),
         None => infrastream_auth::DUMMY_PASSWORD_HASH.to_owned(),
     };
+    // Not computed if, by the time a hashing thread takes it, this address or pair started
+    // backing off (concurrent attempts from it failed meanwhile): a flood's queued attempts
+    // do not keep the threads busy once its source is throttled.
+    let still_wanted = {
+        let (throttle, name) = (s.login_throttle.clone(), name.to_owned());
+        move || throttle.wait(&name, from).is_none()
+    };
     let verified = s
         .passwords
-        .verify(password, phc)
+        .verify_if(password, phc, still_wanted)
         .await
         .map_err(|_| LoginError::Busy {
             retry_after: BUSY_RETRY_AFTER,
         })?;
+    let Some(verified) = verified else {
+        let retry_after = s
+            .login_throttle
+            .wait(name, from)
+            .unwrap_or(BUSY_RETRY_AFTER);
+        return Err(LoginError::Throttled { retry_after });
+    };
     match account {
         Some(account) if verified => {
             s.login_throttle.succeeded(name, from);
