@@ -124,7 +124,8 @@ declare_settings! {
         password_hash_threads: usize = 0;
         /// Password hashes that may wait for a free hashing thread. A login that finds this
         /// many waiting is refused at once (429 with `Retry-After`); account changes wait for
-        /// room instead.
+        /// room instead. Half of it is kept for logins from addresses where a login succeeded
+        /// recently (within `refresh_token_lifetime_secs`) and none failed since.
         password_hash_queue: usize = 32, at_least_one;
         /// Failed logins for one account name from one client address before each further
         /// failure of that pair backs off. The owner of an account is never locked out from

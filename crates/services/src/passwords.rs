@@ -9,8 +9,12 @@
 //!
 //! A login that finds every thread busy and the queue full is refused at once
 //! ([`PasswordPool::verify_if`] answers [`PoolBusy`]) instead of waiting: its client is told
-//! to retry. A queued verification whose caller no longer wants it when its turn comes (the
-//! client hung up, or its address started backing off meanwhile) is skipped without hashing.
+//! to retry. Half of the queue is kept for logins from trusted addresses ([`Origin::Trusted`]:
+//! a login succeeded there recently and none failed since): other logins may fill only the
+//! threads and the other half, so a flood from many addresses (which per-address backoff
+//! alone does not stop) leaves room for users logging in from where they did before. A
+//! queued verification whose caller no longer wants it when its turn comes (the client hung
+//! up, or its address started backing off meanwhile) is skipped without hashing.
 //! Hashing a new password ([`PasswordPool::hash`], account creation and password changes,
 //! made by authenticated callers) waits for room instead, ahead of later logins.
 //!
@@ -31,12 +35,24 @@ type Job = Box<dyn FnOnce(&mut HashingMemory) + Send>;
 #[error("every password-hashing thread is busy and the queue is full")]
 pub struct PoolBusy;
 
+/// Where a login comes from, as far as the pool is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An address where a login succeeded recently, with no failure since: it may use the
+    /// whole queue.
+    Trusted,
+    /// Any other address: it may not take the queue's reserved half.
+    Other,
+}
+
 /// The hashing threads and their queue; the threads stop when the pool is dropped (after the
 /// jobs already queued).
 pub struct PasswordPool {
     jobs: Sender<Job>,
     /// One permit per job running or queued: `threads + queue` in all.
     slots: Arc<Semaphore>,
+    /// Permits of [`Origin::Other`] jobs, taken besides a slot: `threads + queue − queue / 2`.
+    untrusted: Arc<Semaphore>,
     threads: usize,
 }
 
@@ -59,6 +75,7 @@ impl PasswordPool {
         Self {
             jobs,
             slots: Arc::new(Semaphore::new(threads + queue)),
+            untrusted: Arc::new(Semaphore::new(threads + queue - queue / 2)),
             threads,
         }
     }
@@ -80,13 +97,23 @@ impl PasswordPool {
     /// Checks `password` against the PHC string `phc` on a hashing thread: whether it
     /// matches (false on a mismatch or a malformed hash), or `None` when `wanted` (asked on
     /// the hashing thread when the job's turn comes) says it is no longer wanted.
-    /// [`PoolBusy`] at once, without hashing, when the queue is full.
+    /// [`PoolBusy`] at once, without hashing, when the queue is full (for `origin`).
     pub async fn verify_if(
         &self,
         password: String,
         phc: String,
+        origin: Origin,
         wanted: impl FnOnce() -> bool + Send + 'static,
     ) -> Result<Option<bool>, PoolBusy> {
+        let untrusted = match origin {
+            Origin::Trusted => None,
+            Origin::Other => Some(
+                self.untrusted
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| PoolBusy)?,
+            ),
+        };
         let slot = self
             .slots
             .clone()
@@ -94,6 +121,7 @@ impl PasswordPool {
             .map_err(|_| PoolBusy)?;
         let verified = self
             .run(slot, move |memory| {
+                let _untrusted = untrusted;
                 wanted().then(|| memory.verify(&password, &phc))
             })
             .await;
@@ -103,9 +131,12 @@ impl PasswordPool {
         }))
     }
 
-    /// [`PasswordPool::verify_if`], always wanted: whether `password` matches `phc`.
+    /// [`PasswordPool::verify_if`] from a trusted origin, always wanted: whether `password`
+    /// matches `phc`.
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, PoolBusy> {
-        let verified = self.verify_if(password, phc, || true).await?;
+        let verified = self
+            .verify_if(password, phc, Origin::Trusted, || true)
+            .await?;
         Ok(verified == Some(true))
     }
 
@@ -213,6 +244,57 @@ mod tests {
         assert_eq!(pool.verify("guess".into(), phc).await, Ok(false));
     }
 
+    /// Logins from untrusted addresses may hold the threads and half of the queue; the other
+    /// half stays for trusted addresses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn half_the_queue_is_kept_for_trusted_addresses() {
+        // 1 thread + 4 queued; untrusted origins get 1 + 2.
+        let pool = Arc::new(PasswordPool::new(1, 4));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let phc = infrastream_auth::DUMMY_PASSWORD_HASH.to_owned();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let (pool, released, phc) = (pool.clone(), released.clone(), phc.clone());
+            held.push(tokio::spawn(async move {
+                pool.verify_if("x".into(), phc, Origin::Other, move || {
+                    released.lock().unwrap().recv().unwrap();
+                    true
+                })
+                .await
+            }));
+        }
+        // Wait until the three hold their permits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.untrusted.available_permits() > 0 {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let untrusted = pool
+            .verify_if("x".into(), phc.clone(), Origin::Other, || true)
+            .await;
+        assert_eq!(
+            untrusted,
+            Err(PoolBusy),
+            "an untrusted origin finds its share full"
+        );
+        // A trusted origin still gets one of the two reserved slots.
+        let trusted = {
+            let (pool, phc) = (pool.clone(), phc.clone());
+            tokio::spawn(async move {
+                pool.verify_if("x".into(), phc, Origin::Trusted, || true)
+                    .await
+            })
+        };
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        assert_eq!(trusted.await.unwrap(), Ok(Some(false)));
+        for h in held {
+            assert_eq!(h.await.unwrap(), Ok(Some(false)));
+        }
+    }
+
     /// A queued verification that is no longer wanted when its turn comes is not computed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unwanted_verification_is_skipped() {
@@ -221,7 +303,7 @@ mod tests {
         let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = asked.clone();
         let skipped = pool
-            .verify_if("right".into(), phc.clone(), move || {
+            .verify_if("right".into(), phc.clone(), Origin::Trusted, move || {
                 seen.store(true, std::sync::atomic::Ordering::SeqCst);
                 false
             })
@@ -229,7 +311,8 @@ mod tests {
         assert_eq!(skipped, Ok(None));
         assert!(asked.load(std::sync::atomic::Ordering::SeqCst));
         assert_eq!(
-            pool.verify_if("right".into(), phc, || true).await,
+            pool.verify_if("right".into(), phc, Origin::Trusted, || true)
+                .await,
             Ok(Some(true))
         );
     }

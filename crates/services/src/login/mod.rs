@@ -11,6 +11,7 @@ pub mod throttle;
 pub use throttle::LoginThrottle;
 
 use crate::Services;
+use crate::passwords::Origin;
 use infrastream_core::Account;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
@@ -105,9 +106,14 @@ pub async fn login(
         let (throttle, name) = (s.login_throttle.clone(), name.to_owned());
         move || throttle.wait(&name, from).is_none()
     };
+    let origin = if s.login_throttle.is_trusted(from) {
+        Origin::Trusted
+    } else {
+        Origin::Other
+    };
     let verified = s
         .passwords
-        .verify_if(password, phc, still_wanted)
+        .verify_if(password, phc, origin, still_wanted)
         .await
         .map_err(|_| LoginError::Busy {
             retry_after: BUSY_RETRY_AFTER,

@@ -13,6 +13,11 @@
 //! forgotten records are swept first, then the record whose backoff ends soonest among a
 //! sample is evicted. Account names are kept as a 128-bit digest, so a record's size does not
 //! depend on what a client sends.
+//!
+//! A third table remembers the addresses where a login succeeded (for as long as a refresh
+//! token lives, `refresh_token_lifetime_secs`, bounded like the others): such an address with
+//! no failure since is *trusted*, and its logins may use the half of the hashing queue that
+//! others cannot fill (see `crate::passwords`).
 
 use infrastream_config::Settings;
 use sha2::{Digest, Sha256};
@@ -174,10 +179,54 @@ impl<K: Eq + Hash + Copy> Table<K> {
     }
 }
 
-/// The backoff tables of a server.
+/// Addresses where a login succeeded, and when it last did.
+struct Trusted {
+    ttl: Duration,
+    max_entries: usize,
+    since: HashMap<AddressKey, Instant>,
+    last_sweep: Option<Instant>,
+}
+
+impl Trusted {
+    fn contains(&self, key: &AddressKey, now: Instant) -> bool {
+        self.since
+            .get(key)
+            .is_some_and(|t| now.saturating_duration_since(*t) < self.ttl)
+    }
+
+    fn insert(&mut self, key: AddressKey, now: Instant) {
+        if !self.since.contains_key(&key) && self.since.len() >= self.max_entries {
+            if self
+                .last_sweep
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+            {
+                self.last_sweep = Some(now);
+                let ttl = self.ttl;
+                self.since
+                    .retain(|_, t| now.saturating_duration_since(*t) < ttl);
+            }
+            while self.since.len() >= self.max_entries {
+                let oldest = self
+                    .since
+                    .iter()
+                    .take(EVICTION_SAMPLE)
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(k, _)| *k);
+                match oldest {
+                    Some(k) => self.since.remove(&k),
+                    None => break,
+                };
+            }
+        }
+        self.since.insert(key, now);
+    }
+}
+
+/// The backoff tables of a server, and the trusted addresses.
 pub struct LoginThrottle {
     addresses: Mutex<Table<AddressKey>>,
     pairs: Mutex<Table<PairKey>>,
+    trusted: Mutex<Trusted>,
 }
 
 impl LoginThrottle {
@@ -195,6 +244,12 @@ impl LoginThrottle {
                 policy(s.login_failures_before_backoff),
                 s.login_throttle_max_entries,
             )),
+            trusted: Mutex::new(Trusted {
+                ttl: Duration::from_secs(s.refresh_token_lifetime_secs),
+                max_entries: s.login_throttle_max_entries.max(1),
+                since: HashMap::new(),
+                last_sweep: None,
+            }),
         }
     }
 
@@ -203,15 +258,40 @@ impl LoginThrottle {
         self.wait_at(name, from, Instant::now())
     }
 
+    /// Whether `from` failed to log in recently (its record is not forgotten yet).
+    fn has_failures_at(&self, from: IpAddr, now: Instant) -> bool {
+        let table = lock(&self.addresses);
+        table
+            .records
+            .get(&AddressKey::of(from))
+            .is_some_and(|r| !table.forgotten(r, now))
+    }
+
     /// Counts a failed login for `name` from `from`.
     pub fn failed(&self, name: &str, from: IpAddr) {
         self.failed_at(name, from, Instant::now());
     }
 
-    /// A successful login for `name` from `from`: the pair's and the address's records go.
+    /// A successful login for `name` from `from`: the pair's and the address's records go,
+    /// and the address is trusted.
     pub fn succeeded(&self, name: &str, from: IpAddr) {
+        self.succeeded_at(name, from, Instant::now());
+    }
+
+    /// Whether `from` is trusted: a login succeeded there recently and none failed since.
+    pub fn is_trusted(&self, from: IpAddr) -> bool {
+        self.is_trusted_at(from, Instant::now())
+    }
+
+    fn succeeded_at(&self, name: &str, from: IpAddr, now: Instant) {
+        let address = AddressKey::of(from);
         lock(&self.pairs).clear(&pair_key(name, from));
-        lock(&self.addresses).clear(&AddressKey::of(from));
+        lock(&self.addresses).clear(&address);
+        lock(&self.trusted).insert(address, now);
+    }
+
+    fn is_trusted_at(&self, from: IpAddr, now: Instant) -> bool {
+        lock(&self.trusted).contains(&AddressKey::of(from), now) && !self.has_failures_at(from, now)
     }
 
     fn wait_at(&self, name: &str, from: IpAddr, now: Instant) -> Option<Duration> {
@@ -301,7 +381,7 @@ mod tests {
         t.failed_at("alice", x, t0 + SEC);
         assert_eq!(t.wait_at("alice", x, t0 + SEC), Some(2 * SEC));
         // A success clears the pair.
-        t.succeeded("alice", x);
+        t.succeeded_at("alice", x, t0);
         assert_eq!(t.wait_at("alice", x, t0 + SEC), None);
     }
 
@@ -315,9 +395,15 @@ mod tests {
         }
         assert_eq!(t.wait_at("anyone", x, t0), Some(SEC));
         assert_eq!(t.wait_at("anyone", y, t0), None);
+        assert!(t.has_failures_at(x, t0) && !t.has_failures_at(y, t0));
         // A success from the address clears its record.
-        t.succeeded("user0", x);
+        t.succeeded_at("user0", x, t0);
         assert_eq!(t.wait_at("anyone", x, t0), None);
+        assert!(!t.has_failures_at(x, t0));
+        assert!(t.is_trusted_at(x, t0) && !t.is_trusted_at(y, t0));
+        // A failure from a trusted address withdraws the trust while it is remembered.
+        t.failed_at("user0", x, t0);
+        assert!(!t.is_trusted_at(x, t0));
     }
 
     #[test]
@@ -333,6 +419,7 @@ mod tests {
         // Quiet for the 8 s maximum after the wait ended: the next failure starts over.
         let later = t0 + 4 * SEC + 8 * SEC;
         assert_eq!(t.wait_at("alice", x, later), None);
+        assert!(!t.has_failures_at(x, later), "forgotten");
         t.failed_at("alice", x, later);
         assert_eq!(t.wait_at("alice", x, later), None, "first failure again");
         // Not quiet long enough: the count goes on.
@@ -360,6 +447,24 @@ mod tests {
         t.failed_at("a", ip("2001:db8::1"), t0);
         t.failed_at("b", ip("2001:db8::ffff"), t0);
         assert_eq!(t.wait_at("c", ip("2001:db8::1234"), t0), Some(SEC));
+    }
+
+    #[test]
+    fn trust_lasts_a_refresh_token_lifetime_and_stays_bounded() {
+        let t = LoginThrottle::new(&Settings {
+            refresh_token_lifetime_secs: 100,
+            login_throttle_max_entries: 10,
+            ..Settings::default()
+        });
+        let t0 = Instant::now();
+        let x = ip("10.0.0.1");
+        t.succeeded_at("a", x, t0);
+        assert!(t.is_trusted_at(x, t0 + 99 * SEC));
+        assert!(!t.is_trusted_at(x, t0 + 100 * SEC));
+        for i in 0..100u32 {
+            t.succeeded_at("a", IpAddr::from((i + 1000).to_be_bytes()), t0 + SEC);
+            assert!(lock(&t.trusted).since.len() <= 10);
+        }
     }
 
     #[test]
