@@ -142,9 +142,9 @@ declare_settings! {
         /// Longest login backoff, in milliseconds. A record with no failure for this long
         /// after its backoff ended is forgotten.
         login_backoff_max_ms: u64 = 60_000, at_least_one;
-        /// Most records kept by each login throttle table (per address, per account and
-        /// address); when one is full, forgotten records go first, then the ones whose
-        /// backoff ends soonest.
+        /// Most records kept by each login table (failures per address, failures per account
+        /// and address, trusted addresses); when one is full, forgotten records go first,
+        /// then, among a sample, the one whose backoff ends soonest (the oldest trust).
         login_throttle_max_entries: usize = 100_000, at_least_one;
         /// Most recent events kept in memory for subscribers (older ones are read from the
         /// store).
