@@ -5,6 +5,11 @@
 //! account, at the same cost — and the outcome is counted by the throttle. An unknown account
 //! and a wrong password get the same error, message and code, through the same pool and
 //! throttles, so nothing tells whether an account exists.
+//!
+//! The pool is asked as [`Origin::Trusted`] when a login succeeded from the address recently
+//! and none failed since (those may use the half of the queue kept for them), and the
+//! verification is skipped if the attempt's address or pair started backing off while it
+//! waited in the queue (answered as throttled).
 
 pub mod throttle;
 
