@@ -1,10 +1,10 @@
 //! Credentials primitives for infrastream: Argon2id password hashing, random API tokens and
 //! passwords, the hash under which an API token is stored, and HS256 JWT access/refresh
-//! tokens signed with a ring of identified keys ([`KeyRing`]). This crate holds no state but
-//! the key ring in force and knows nothing about accounts or storage: the store keeps the
-//! hashes, the server decides who may do what and where keys come from, and this crate only
-//! turns secrets into hashes and tokens and back. No secret or token text ever appears in an
-//! error message or in `Debug` output.
+//! tokens signed with a ring of identified keys ([`KeyRing`]), and constant-time comparison
+//! of secrets. This crate holds no state but the key ring in force and knows nothing about
+//! accounts or storage: the store keeps the hashes, the server decides who may do what and
+//! where keys come from, and this crate only turns secrets into hashes and tokens and back.
+//! No secret or token text ever appears in an error message or in `Debug` output.
 
 mod key_ring;
 
@@ -14,14 +14,13 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Length in bytes of the random salt used for password hashes (the PHC recommendation).
-const SALT_LEN: usize = 16;
+mod password;
+
+pub use password::{DUMMY_PASSWORD_HASH, HashingMemory, hash_password, verify_password};
 
 /// Length in characters of a generated password.
 const PASSWORD_LEN: usize = 24;
@@ -73,7 +72,7 @@ impl AuthError {
 }
 
 /// Fills `buf` from the OS random number generator.
-fn fill_random(buf: &mut [u8]) -> Result<(), AuthError> {
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), AuthError> {
     getrandom::fill(buf).map_err(|e| AuthError::Rng(e.to_string()))
 }
 
@@ -85,23 +84,12 @@ fn fill_random_or_panic(buf: &mut [u8]) {
     }
 }
 
-/// Hashes `password` with Argon2id (default parameters, random salt) into a PHC string.
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    let mut salt = [0u8; SALT_LEN];
-    fill_random(&mut salt)?;
-    let hash = Argon2::default()
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
-    Ok(hash.to_string())
-}
-
-/// Checks `password` against a PHC string from [`hash_password`]; false on mismatch or a malformed hash.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    // The parameters (algorithm, cost, salt) come from the PHC string itself, so hashes made
-    // with older parameters keep verifying.
-    Argon2::default()
-        .verify_password(password.as_bytes(), phc)
-        .is_ok()
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only, never on
+/// where they first differ: the comparison for secrets, tokens and their hashes.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    // Different lengths answer at once: a length is not a secret.
+    a.ct_eq(b).into()
 }
 
 /// Generates a new API token: 32 random bytes as 64 lowercase hex characters.
@@ -374,22 +362,21 @@ mod tests {
     const SECRET: &[u8] = b"super-secret-signing-key-0123456789";
 
     #[test]
-    fn password_round_trip() {
-        let phc = hash_password("correct horse").unwrap();
-        assert!(phc.starts_with("$argon2id$"), "{phc}");
-        assert!(verify_password("correct horse", &phc));
-        assert!(!verify_password("wrong horse", &phc));
-        // Same password, new salt.
-        assert_ne!(phc, hash_password("correct horse").unwrap());
-    }
-
-    #[test]
-    fn malformed_hash_is_false() {
-        assert!(!verify_password("x", ""));
-        assert!(!verify_password("x", "not a phc string"));
-        assert!(!verify_password(
-            "x",
-            "$argon2id$v=19$m=19456,t=2,p=1$garbage"
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"xbc"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+        let h = hash_api_token("t");
+        assert!(constant_time_eq(
+            h.as_bytes(),
+            hash_api_token("t").as_bytes()
+        ));
+        assert!(!constant_time_eq(
+            h.as_bytes(),
+            hash_api_token("u").as_bytes()
         ));
     }
 

@@ -14,6 +14,7 @@ mod connect;
 mod fanout;
 mod idle;
 mod ingest;
+mod login_flood;
 mod process;
 mod query;
 mod sustained;
@@ -46,6 +47,10 @@ enum Scenario {
     Query(query::QueryArgs),
     /// New connections + `connection_init` + subscribe per second, and SYN drops.
     Connect(connect::ConnectArgs),
+    /// Wrong-password logins from N connections next to API-token subscribers: server RSS,
+    /// 401/429 counts and latencies, the owner's logins from another address, `/health`,
+    /// event delivery.
+    LoginFlood(login_flood::LoginFloodArgs),
     /// One client process of the `idle` scenario (started by it).
     #[command(hide = true)]
     IdleClient(idle::ClientArgs),
@@ -98,6 +103,7 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Sustained(a) => sustained::run(a).await,
         Scenario::Query(a) => query::run(a).await,
         Scenario::Connect(a) => connect::run(a).await,
+        Scenario::LoginFlood(a) => login_flood::run(a).await,
         Scenario::IdleClient(a) => idle::client(a).await,
     }
 }

@@ -294,15 +294,25 @@ impl Server {
 
     /// The server's resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
     pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The server's peak resident set size since it started, in KiB (`VmHWM`).
+    pub(crate) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// A `… kB` field of `/proc/<pid>/status`.
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
         let pid = self
             .pid
-            .context("the server's RSS needs its process id (--server-pid with --url)")?;
+            .context("the server's memory needs its process id (--server-pid with --url)")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmRSS in /proc/<pid>/status")
+            .with_context(|| format!("no {field} in /proc/<pid>/status"))
     }
 
     /// CPU seconds (user + system) the server has used, if its process id is known.

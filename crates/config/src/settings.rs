@@ -132,6 +132,34 @@ declare_settings! {
         /// Most verified credentials cached at once; when it is full the cache is emptied
         /// before the next one is added.
         credential_cache_max_entries: usize = 100_000, at_least_one;
+        /// Threads that compute Argon2 password hashes (logins, account creation, password
+        /// changes); 0 = one per CPU core. Each hash holds about 19 MiB while it runs, so this
+        /// bounds the memory and CPU that password checks take, whatever the request rate.
+        password_hash_threads: usize = 0;
+        /// Password hashes that may wait for a free hashing thread. A login that finds this
+        /// many waiting is refused at once (429 with `Retry-After`); account changes wait for
+        /// room instead. Half of it is kept for logins from addresses where a login succeeded
+        /// recently (within `refresh_token_lifetime_secs`) and none failed since.
+        password_hash_queue: usize = 32, at_least_one;
+        /// Failed logins for one account name from one client address before each further
+        /// failure of that pair backs off. The owner of an account is never locked out from
+        /// another address by failures from this one.
+        login_failures_before_backoff: u32 = 5;
+        /// Failed logins from one client address (any account names; IPv6 counted per /64)
+        /// before each further failure from it backs off.
+        login_address_failures_before_backoff: u32 = 20;
+        /// Backoff after the first failure past an allowance, in milliseconds; it doubles
+        /// with each further failure. While it runs, logins from that address (or for that
+        /// account from that address) are refused with 429 and `Retry-After`, without checking
+        /// the password.
+        login_backoff_base_ms: u64 = 1000, at_least_one;
+        /// Longest login backoff, in milliseconds. A record with no failure for this long
+        /// after its backoff ended is forgotten.
+        login_backoff_max_ms: u64 = 60_000, at_least_one;
+        /// Most records kept by each login table (failures per address, failures per account
+        /// and address, trusted addresses); when one is full, forgotten records go first,
+        /// then, among a sample, the one whose backoff ends soonest (the oldest trust).
+        login_throttle_max_entries: usize = 100_000, at_least_one;
         /// Most recent events kept in memory for subscribers (older ones are read from the
         /// store).
         event_tail_capacity: usize = 65_536, at_least_one;

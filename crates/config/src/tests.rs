@@ -233,6 +233,8 @@ fn validation() {
             &[("subscriptions.default_interval_ms", "50")],
             "subscriptions.default_interval_ms",
         ),
+        (&[("login_backoff_max_ms", "999")], "login_backoff_max_ms"),
+        (&[("password_hash_queue", "0")], "password_hash_queue"),
     ];
     for (o, expected_key) in cases {
         let err = load(None, Vec::new(), &ov(o)).unwrap_err();

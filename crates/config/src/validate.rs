@@ -89,6 +89,15 @@ impl Settings {
                 ),
             ));
         }
+        if self.login_backoff_max_ms < self.login_backoff_base_ms {
+            return Err(invalid(
+                "login_backoff_max_ms",
+                format!(
+                    "is {}, less than login_backoff_base_ms ({})",
+                    self.login_backoff_max_ms, self.login_backoff_base_ms
+                ),
+            ));
+        }
         if self.subscriptions.default_interval_ms < self.subscriptions.min_interval_ms {
             return Err(invalid(
                 "subscriptions.default_interval_ms",

@@ -1,8 +1,10 @@
 //! Who is calling: credentials from headers (`X-INFRAHUB-KEY`, `Authorization: Bearer`, cookie
 //! `access_token`, in that order; a bearer value is a JWT or an API token by its shape, see
 //! [`bearer_credential`]), checked against the store; and the login / refresh / logout
-//! endpoints that issue and end JWT sessions. A logged-out session's tokens, refresh and
-//! access alike, are refused. Secrets are never logged or echoed.
+//! endpoints that issue and end JWT sessions (a login is judged by
+//! `infrastream_services::login`: throttled, verified on the bounded password-hashing pool).
+//! A logged-out session's tokens, refresh and access alike, are refused. Secrets are never
+//! logged or echoed.
 
 use crate::{AppState, reply};
 use axum::extract::{ConnectInfo, State};
@@ -118,7 +120,13 @@ pub(crate) async fn authenticate(
                     session_id: None,
                 });
             }
+            // Looked up by its SHA-256: the lookup's timing depends only on the hash of what
+            // the client sent, which tells nothing about any stored token's secret. The stored
+            // hash is then confirmed in constant time, whatever the backend's matching rules.
             let token = store.token_by_hash(&hash).await.map_err(internal)?;
+            let token = token.filter(|t| {
+                infrastream_auth::constant_time_eq(t.token_hash.as_bytes(), hash.as_bytes())
+            });
             let Some(token) = token else {
                 return Err(unauthenticated("Invalid token"));
             };
@@ -236,6 +244,10 @@ async fn open_session(state: &AppState, account: &Account, client: Client) -> Re
 }
 
 /// `POST /api/auth/login` `{"username","password"}` → `{"access_token","refresh_token"}`.
+/// The attempt is judged by the domain's login (`infrastream_services::login`): throttled per
+/// client address (the TCP peer; forwarded-for headers are not trusted) and per account name
+/// and address, verified on the bounded password-hashing pool. Refusals that ask the client
+/// to wait (429) carry `Retry-After` in whole seconds.
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -245,29 +257,20 @@ pub(crate) async fn login(
     let Ok(login) = serde_json::from_slice::<Login>(&body) else {
         return reply::bad_request("Expected a JSON body {\"username\": ..., \"password\": ...}");
     };
-    let account = match state.store().account_by_name(&login.username).await {
-        Ok(a) => a,
+    let domain = &state.services.domain;
+    match infrastream_services::login::login(domain, &login.username, login.password, peer.ip())
+        .await
+    {
+        Ok(account) => open_session(&state, &account, client(peer, &headers)).await,
         Err(e) => {
-            tracing::error!(error = %e, "store failure during login");
-            return reply::error(&Error::internal());
+            let mut answer = reply::error(&e.user_error());
+            if let Some(secs) = e.retry_after_secs() {
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            answer
         }
-    };
-    // Verify against a throwaway hash when the account does not exist, so timing does not tell.
-    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        infrastream_auth::hash_password(&infrastream_auth::generate_password()).unwrap_or_default()
-    });
-    let hash = match &account {
-        Some(a) => a.password_hash.clone(),
-        None => DUMMY.clone(),
-    };
-    let password = login.password;
-    let ok =
-        tokio::task::spawn_blocking(move || infrastream_auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-    match account {
-        Some(a) if ok => open_session(&state, &a, client(peer, &headers)).await,
-        _ => reply::error(&unauthenticated("Incorrect username or password")),
     }
 }
 

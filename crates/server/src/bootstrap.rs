@@ -6,6 +6,7 @@ use infrastream_config::Settings;
 use infrastream_core::{
     Account, ApiToken, Branch, BranchStatus, EventName, NewEvent, RelatedNode, Role, now,
 };
+use infrastream_services::PasswordPool;
 use infrastream_store::{Change, Commit, Store};
 use serde_json::json;
 use std::sync::Arc;
@@ -57,7 +58,12 @@ async fn meta_or_create(
         .ok_or_else(|| ServerError::Config(format!("meta key {key} missing")))
 }
 
-pub(crate) async fn run(store: &Arc<dyn Store>, settings: &Settings) -> Result<Boot, ServerError> {
+/// Runs first start where needed; the admin password is hashed on `passwords`.
+pub(crate) async fn run(
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+    passwords: &PasswordPool,
+) -> Result<Boot, ServerError> {
     let secret = meta_or_create(store, "jwt_secret", || {
         hex::encode(infrastream_auth::generate_secret_bytes())
     })
@@ -114,7 +120,9 @@ pub(crate) async fn run(store: &Arc<dyn Store>, settings: &Settings) -> Result<B
                     p
                 }
             };
-            let hash = infrastream_auth::hash_password(&password)
+            let hash = passwords
+                .hash(password)
+                .await
                 .map_err(|e| ServerError::Config(format!("hashing the admin password: {e}")))?;
             let admin = Account {
                 id: uuid::Uuid::now_v7().to_string(),

@@ -128,7 +128,8 @@ impl Server {
                 ));
             }
         };
-        let boot = bootstrap::run(&store, &settings).await?;
+        let passwords = Arc::new(infrastream_services::PasswordPool::from_settings(&settings));
+        let boot = bootstrap::run(&store, &settings, &passwords).await?;
         let limits = Arc::new(ws::Limits::new(&settings));
         let credential_ttl = std::time::Duration::from_millis(settings.token_check_interval_ms);
         let bus = infrastream_bus::Bus::start(store.clone(), settings.event_tail_capacity);
@@ -147,6 +148,7 @@ impl Server {
             credential_ttl,
             settings.credential_cache_max_entries,
         ));
+        let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
         let domain = infrastream_services::Services {
             bus,
             store,
@@ -156,6 +158,8 @@ impl Server {
             credentials,
             locks: Arc::new(infrastream_services::InProcessLocks::default()),
             queries: Default::default(),
+            passwords,
+            login_throttle,
         };
         let services = Services {
             domain,

@@ -7,6 +7,7 @@
 
 use crate::Services;
 use crate::nodes::{Attribute, NodeError, NodeKind, Scope};
+use crate::passwords::PasswordPool;
 use async_trait::async_trait;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
@@ -81,11 +82,13 @@ fn role(value: &str) -> Result<Role, AccountError> {
     Role::parse(value).ok_or_else(|| AccountError::InvalidRole(value.to_owned()))
 }
 
-fn hash(password: &str) -> Result<String, AccountError> {
+/// Hashes a new password (8 characters or more) on the password-hashing pool, waiting for
+/// room there if logins fill it.
+async fn hash(pool: &PasswordPool, password: String) -> Result<String, AccountError> {
     if password.len() < 8 {
         return Err(AccountError::ShortPassword);
     }
-    infrastream_auth::hash_password(password).map_err(AccountError::Hashing)
+    pool.hash(password).await.map_err(AccountError::Hashing)
 }
 
 /// Commits an account or token change; verified credentials are forgotten, so the change
@@ -96,18 +99,33 @@ async fn commit(s: &Services, change: Change) -> Result<(), StoreError> {
     result.map(|_| ())
 }
 
-/// A new account from create values (hashing its password).
-fn new_account(id: Option<String>, v: Values) -> Result<Account, AccountError> {
+/// The checked parts of a new account from create values: name, role and the password in
+/// clear (its length checked, not hashed yet).
+fn new_account_parts(v: Values) -> Result<(String, Role, String), AccountError> {
     let name = v.name.ok_or(NodeError::Required("name"))?;
     if name.trim().is_empty() {
         return Err(AccountError::EmptyName);
     }
     let password = v.password.ok_or(NodeError::Required("password"))?;
+    let role = role(&v.role.unwrap_or_else(|| "read-only".into()))?;
+    if password.len() < 8 {
+        return Err(AccountError::ShortPassword);
+    }
+    Ok((name, role, password))
+}
+
+/// A new account from create values (hashing its password on `pool`).
+async fn new_account(
+    pool: &PasswordPool,
+    id: Option<String>,
+    v: Values,
+) -> Result<Account, AccountError> {
+    let (name, role, password) = new_account_parts(v)?;
     Ok(Account {
         id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         name,
-        role: role(&v.role.unwrap_or_else(|| "read-only".into()))?,
-        password_hash: hash(&password)?,
+        role,
+        password_hash: hash(pool, password).await?,
     })
 }
 
@@ -126,15 +144,15 @@ impl NodeKind for Account {
     crate::nodes::named_by_fields!();
 
     async fn build(
-        _: &Services,
+        s: &Services,
         _: Scope<'_>,
         id: Option<String>,
         v: Values,
     ) -> Result<Self, AccountError> {
-        new_account(id, v)
+        new_account(&s.passwords, id, v).await
     }
 
-    async fn merge(mut self, _: &Services, v: Values) -> Result<Self, AccountError> {
+    async fn merge(mut self, s: &Services, v: Values) -> Result<Self, AccountError> {
         if let Some(name) = v.name {
             self.name = name;
         }
@@ -142,7 +160,7 @@ impl NodeKind for Account {
             self.role = role(&r)?;
         }
         if let Some(p) = v.password {
-            self.password_hash = hash(&p)?;
+            self.password_hash = hash(&s.passwords, p).await?;
         }
         Ok(self)
     }
@@ -251,9 +269,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn creation_rules_keep_their_messages_and_codes() {
-        let fails = |v: Values| new_account(None, v).unwrap_err().user_error();
+    #[tokio::test]
+    async fn creation_rules_keep_their_messages_and_codes() {
+        let fails = |v: Values| new_account_parts(v).unwrap_err().user_error();
         let e = fails(values("a", "short", None));
         assert_eq!(
             (e.code, e.message.as_str()),
@@ -272,9 +290,17 @@ mod tests {
             "name.value must not be empty"
         );
         assert_eq!(fails(Values::default()).message, "name.value is required");
-        let a = new_account(None, values("a", "long enough", None)).unwrap();
+        let pool = PasswordPool::new(1, 1);
+        let a = new_account(&pool, None, values("a", "long enough", None))
+            .await
+            .unwrap();
         assert_eq!(a.role, Role::ReadOnly);
-        assert_ne!(a.password_hash, "long enough");
+        assert!(infrastream_auth::verify_password(
+            "long enough",
+            &a.password_hash
+        ));
+        let short = hash(&pool, "short".into()).await.unwrap_err();
+        assert!(matches!(short, AccountError::ShortPassword));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The domain layer of infrastream: what branches, accounts and tokens, saved queries,
 //! artifacts and repositories *do* — their rules, the events they commit, the locks they take —
-//! over the store and the bus. No GraphQL and no HTTP live here: the `graphql` crate's
+//! over the store and the bus; password login and its throttling; the pool every password hash
+//! runs on. No GraphQL and no HTTP live here: the `graphql` crate's
 //! resolvers and the `server` crate's REST handlers parse a request, call a service, and shape
 //! its answer.
 //!
@@ -14,8 +15,10 @@ pub mod branches;
 mod caller;
 pub mod credentials;
 pub mod locks;
+pub mod login;
 pub mod nodes;
 pub mod object_store;
+pub mod passwords;
 pub mod queries;
 pub mod repositories;
 pub mod saved_queries;
@@ -24,6 +27,8 @@ pub mod sessions;
 pub use caller::{Actor, Caller};
 pub use credentials::CredentialCache;
 pub use locks::{InProcessLocks, LockGuard, Locks};
+pub use login::LoginThrottle;
+pub use passwords::PasswordPool;
 pub use queries::{OperationKind, QueryOutcome, QueryRunner, QueryRunnerSlot};
 
 use infrastream_auth::JwtKeys;
@@ -50,4 +55,8 @@ pub struct Services {
     pub locks: Arc<dyn Locks>,
     /// Runs saved GraphQL queries (set once the API layer is built).
     pub queries: QueryRunnerSlot,
+    /// The threads every password hash and verification runs on.
+    pub passwords: Arc<PasswordPool>,
+    /// Backoff after failed logins.
+    pub login_throttle: Arc<LoginThrottle>,
 }

@@ -73,6 +73,7 @@ async fn fixture(settings: Settings) -> Fixture {
         data_dir: dir.path().to_path_buf(),
         ..settings
     };
+    let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
     let services = Services {
         bus: infrastream_bus::Bus::start(store.clone(), 1024),
         store,
@@ -82,6 +83,8 @@ async fn fixture(settings: Settings) -> Fixture {
         credentials: Arc::new(CredentialCache::new(Duration::from_secs(1), 1000)),
         locks: Arc::new(InProcessLocks::default()),
         queries: Default::default(),
+        passwords: Arc::new(infrastream_services::PasswordPool::new(1, 8)),
+        login_throttle,
     };
     let runner = Arc::new(FakeRunner::default());
     services.queries.install(runner.clone());
