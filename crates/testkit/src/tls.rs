@@ -4,7 +4,7 @@
 //! rustls configuration (for `wss://` through [`WsClient::connect_tls`](crate::WsClient)),
 //! and a bare handshake that tells which certificate the server presents.
 
-use rustls::ClientConfig;
+pub use rustls::ClientConfig;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -83,12 +83,21 @@ impl TestCertificate {
     /// # Panics
     /// When the client cannot be built.
     pub fn http_client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap())
-            .build()
-            .unwrap()
+        http_client(&[self])
     }
+}
+
+/// A reqwest client trusting `trusted` only.
+///
+/// # Panics
+/// When the client cannot be built.
+pub fn http_client(trusted: &[&TestCertificate]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false);
+    for c in trusted {
+        builder = builder
+            .add_root_certificate(reqwest::Certificate::from_pem(c.cert_pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
 }
 
 /// A rustls client configuration (ring, ALPN `http/1.1`) trusting `trusted` only.
