@@ -1,7 +1,7 @@
 //! The infrastream server: axum routes for GraphQL over HTTP and the REST endpoints,
-//! authentication, limits, first-start bootstrap and graceful shutdown. It wires `store`,
-//! `graphql` and `auth` together; the binary (`crates/infrastream`) only parses flags and
-//! calls [`Server::start`] and [`Server::serve`].
+//! authentication, limits, first-start bootstrap, optional TLS and graceful shutdown. It wires
+//! `store`, `graphql` and `auth` together; the binary (`crates/infrastream`) only parses flags
+//! and calls [`Server::start`] and [`Server::serve`].
 
 mod auth;
 mod bootstrap;
@@ -110,6 +110,16 @@ impl Server {
         let tls = tls::Tls::from_settings(&settings)
             .map_err(ServerError::Config)?
             .map(Arc::new);
+        if tls.is_none()
+            && let Ok(addr) = listener.local_addr()
+            && !addr.ip().is_loopback()
+        {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP beyond loopback: credentials and events cross the network \
+                 unencrypted; set tls_cert and tls_key, or put a TLS proxy in front"
+            );
+        }
         let store: Arc<dyn Store> = match settings.store {
             StoreBackend::Sqlite => {
                 data_dir::prepare(&settings.data_dir).map_err(ServerError::Config)?;

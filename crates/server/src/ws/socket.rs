@@ -1,6 +1,6 @@
-//! One upgraded WebSocket connection's stream (TCP, or TLS over TCP: [`Transport`]), shared by its session task (which reads,
-//! and writes protocol frames) and the fan-out shards (which write event frames straight to
-//! the socket, without waking the session).
+//! One upgraded WebSocket connection's stream (TCP, or TLS over TCP: [`Transport`]), shared
+//! by its session task (which reads, and writes protocol frames) and the fan-out shards (which
+//! write event frames straight to the socket, without waking the session).
 //!
 //! Writes never wait: [`Socket::send`] writes what the kernel takes at once (`writev`, one
 //! system call for the frame header, the subscriber's prefix and the shared payload) and keeps
