@@ -64,12 +64,17 @@ async fn sighup_reloads_the_certificate_and_a_bad_file_keeps_the_old_one() {
         .capture_stderr()
         .spawn();
     assert!(server.url.starts_with("https://"), "{}", server.url);
-    assert!(
-        server.stdout().iter().any(|l| l.contains(&server.ws_url())),
-        "the startup lines name {}: {:?}",
-        server.ws_url(),
-        server.stdout()
-    );
+    // The lines after the first are read while the test goes on.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stdout().iter().any(|l| l.contains(&server.ws_url())) {
+        assert!(
+            Instant::now() < deadline,
+            "the startup lines name {}: {:?}",
+            server.ws_url(),
+            server.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(server.ws_url().starts_with("wss://"));
     let trusting_both = tls::client_config(&[&first, &second]);
     let http = tls::http_client(&[&first, &second]);

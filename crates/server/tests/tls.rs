@@ -134,7 +134,7 @@ async fn plain_http_and_ws_to_the_tls_port_fail_cleanly() {
 #[tokio::test]
 async fn a_stalled_handshake_holds_up_nobody_and_is_dropped_in_time() {
     let cert = TestCertificate::generate();
-    let s = TestServer::start_tls(&cert, &[("tls_handshake_timeout_ms", "500")]).await;
+    let s = TestServer::start_tls(&cert, &[("tls_handshake_timeout_ms", "3000")]).await;
     // Connects and sends nothing: no ClientHello.
     let mut stalled = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
     // Half a ClientHello: a TLS record header promising more.
@@ -148,15 +148,15 @@ async fn a_stalled_handshake_holds_up_nobody_and_is_dropped_in_time() {
         assert!(data["InfrahubInfo"]["version"].is_string());
     }
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_millis(2500),
         "served while two handshakes hang: {:?}",
         started.elapsed()
     );
     for (name, stream) in [("silent", &mut stalled), ("halfway", &mut halfway)] {
         let mut buf = [0u8; 64];
-        let ended = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        let ended = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
             .await
-            .unwrap_or_else(|_| panic!("the {name} connection is still open after 5 s"));
+            .unwrap_or_else(|_| panic!("the {name} connection is still open after 10 s"));
         assert!(matches!(ended, Ok(0) | Err(_)), "{name}: {ended:?}");
     }
     s.shutdown().await;
