@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Third-party-client conformance of infrastream.
 #
-# Usage: conformance/run.sh path/to/infrastream-binary
+# Usage: conformance/run.sh [--tls] path/to/infrastream-binary
 #
 # Starts the binary on a free loopback port with a fresh data directory and a fresh admin API
 # token, then runs these suites (each installs what it needs first, idempotently):
@@ -31,6 +31,14 @@
 # The server is always stopped on exit; its log is printed if anything failed.
 # Last line: "conformance: N passed, M failed" (N, M count suites). Exit status 0 iff M == 0.
 #
+# TLS (--tls, or CONFORMANCE_TLS=1): the same suites over https:// and wss://. The script makes
+# a throwaway CA (EC P-256) and a server certificate for 127.0.0.1 and localhost signed by it
+# (RSA key in PKCS#1, chain file = server certificate + CA) with the openssl CLI, starts the
+# server with tls_cert/tls_key, and has every client trust the CA through its standard
+# setting: NODE_EXTRA_CA_CERTS (Node: fetch, ws), SSL_CERT_FILE (Python's default SSL
+# context: urllib, websockets under gql, httpx), INFRAHUB_TLS_CA_FILE (infrahub-sdk's
+# tls_ca_file). INFRASTREAM_URL is then https://…; the suites derive wss:// from it.
+#
 # Environment (optional): CONFORMANCE_SUITES="sdk graphql-http gql-ws node-ws graphql-request"
 # to run a subset, PYTEST_ADDOPTS for extra pytest flags (e.g. -k default), CONFORMANCE_CASES=text
 # to run only the node-ws cases whose name contains text, RUST_LOG is passed through to the
@@ -38,8 +46,13 @@
 # WebSocket frames.
 set -euo pipefail
 
+TLS="${CONFORMANCE_TLS:-0}"
+if [[ "${1:-}" == "--tls" ]]; then
+  TLS=1
+  shift
+fi
 if [[ $# -ne 1 ]]; then
-  echo "usage: $0 path/to/infrastream-binary" >&2
+  echo "usage: $0 [--tls] path/to/infrastream-binary" >&2
   exit 2
 fi
 
@@ -102,6 +115,9 @@ TOKEN="$(python3 -c 'import secrets;print(secrets.token_hex(32))')"
 URL="http://127.0.0.1:$PORT"
 SERVER_PID=""
 FAILED_ANY=0
+TLS_DIR=""
+SERVER_TLS_ARGS=()
+CURL_TLS_ARGS=()
 
 print_server_log() {
   echo "----- server log ($SERVER_LOG) -----" >&2
@@ -128,18 +144,55 @@ cleanup() {
   fi
   rm -rf "$DATA_DIR"
   rm -f "$SERVER_LOG"
+  if [[ -n "$TLS_DIR" ]]; then rm -rf "$TLS_DIR"; fi
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting $BIN serve --listen 127.0.0.1:$PORT --data-dir $DATA_DIR"
+# A throwaway CA and a certificate for 127.0.0.1/localhost signed by it, in $TLS_DIR.
+make_certificates() {
+  local dir="$1" ext="$1/server.ext"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=infrastream conformance CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" 2>/dev/null
+  openssl genrsa -traditional -out "$dir/server.key" 2048 2>/dev/null
+  openssl req -new -key "$dir/server.key" -subj "/CN=127.0.0.1" -out "$dir/server.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+    "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >"$ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$ext" -out "$dir/server.pem" 2>/dev/null
+  cat "$dir/server.pem" "$dir/ca.pem" >"$dir/chain.pem"
+  chmod 600 "$dir/server.key" "$dir/ca.key"
+}
+
+if [[ "$TLS" == 1 ]]; then
+  if ! command -v openssl >/dev/null; then
+    echo "conformance: --tls needs the openssl command line tool to make a test certificate" \
+      "(Debian: apt-get install openssl)" >&2
+    echo "conformance: 0 passed, 1 failed"
+    exit 1
+  fi
+  TLS_DIR="$(mktemp -d -t infrastream-conformance-tls.XXXXXX)"
+  make_certificates "$TLS_DIR"
+  URL="https://127.0.0.1:$PORT"
+  SERVER_TLS_ARGS=(--set "tls_cert=$TLS_DIR/chain.pem" --set "tls_key=$TLS_DIR/server.key")
+  CURL_TLS_ARGS=(--cacert "$TLS_DIR/ca.pem")
+  export NODE_EXTRA_CA_CERTS="$TLS_DIR/ca.pem"
+  export SSL_CERT_FILE="$TLS_DIR/ca.pem"
+  export INFRAHUB_TLS_CA_FILE="$TLS_DIR/ca.pem"
+  log "TLS: certificate for 127.0.0.1 signed by a throwaway CA ($TLS_DIR/ca.pem)"
+fi
+
+log "starting $BIN serve --listen 127.0.0.1:$PORT --data-dir $DATA_DIR ${SERVER_TLS_ARGS[*]}"
 INFRASTREAM_INITIAL_ADMIN_TOKEN="$TOKEN" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" \
-  >"$SERVER_LOG" 2>&1 &
+  "${SERVER_TLS_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 deadline=$((SECONDS + 30))
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/health" 2>/dev/null || true)" == "200" ]]; do
+until [[ "$(curl -s "${CURL_TLS_ARGS[@]}" -o /dev/null -w '%{http_code}' --max-time 2 "$URL/health" 2>/dev/null || true)" == "200" ]]; do
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "conformance: the server exited before answering GET /health" >&2
     FAILED_ANY=1
@@ -214,5 +267,6 @@ fi
 
 echo
 for r in "${results[@]}"; do echo "  $r"; done
+if [[ "$TLS" == 1 ]]; then echo "  (over TLS: $URL)"; fi
 echo "conformance: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -80,6 +80,16 @@ declare_settings! {
         /// instead of `jwt_secret`: the first key signs new tokens, every key verifies the
         /// tokens it signed. Re-read on SIGHUP. It must not be readable by group or others.
         jwt_secret_file: Option<String> = None;
+        /// PEM file of the TLS certificate chain (the server's certificate first); with
+        /// `tls_key`, the server speaks HTTPS and WSS only. Unset (the default), it speaks
+        /// plain HTTP. Re-read with `tls_key` on SIGHUP.
+        tls_cert: Option<String> = None;
+        /// PEM file of the TLS private key (PKCS#8, PKCS#1/RSA or SEC1) matching `tls_cert`;
+        /// it must not be readable by group or others.
+        tls_key: Option<String> = None;
+        /// Milliseconds a new connection has to complete its TLS handshake before it is
+        /// dropped.
+        tls_handshake_timeout_ms: u64 = 10_000, at_least_one;
         /// Whether requests without credentials get a read-only session.
         allow_anonymous_access: bool = false;
         /// Lifetime of JWT access tokens, in seconds.

@@ -351,6 +351,8 @@ fn all_field_keys() -> BTreeSet<String> {
         initial_admin_password: Some("x".into()),
         jwt_secret: Some("x".into()),
         jwt_secret_file: Some("x".into()),
+        tls_cert: Some("x".into()),
+        tls_key: Some("x".into()),
         ..Settings::default()
     };
     let mut keys = BTreeSet::new();
@@ -569,4 +571,43 @@ fn jwt_secret_sources_are_checked() {
         .to_string();
     assert!(e.contains("cannot be set together with jwt_secret"), "{e}");
     assert!(!e.contains(long), "the secret is never shown: {e}");
+}
+
+#[test]
+fn tls_files_come_together() {
+    let with = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(None, Vec::new(), &pairs)
+    };
+    let both = with(&[("tls_cert", "/etc/cert.pem"), ("tls_key", "/etc/key.pem")]).unwrap();
+    assert!(both.tls_enabled());
+    assert!(!with(&[]).unwrap().tls_enabled(), "plain HTTP by default");
+    let e = with(&[("tls_cert", "/etc/cert.pem")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tls_key") && e.contains("required with tls_cert"),
+        "{e}"
+    );
+    let e = with(&[("tls_key", "/etc/key.pem")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tls_cert") && e.contains("required with tls_key"),
+        "{e}"
+    );
+    let e = with(&[("tls_cert", " "), ("tls_key", "/etc/key.pem")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tls_cert") && e.contains("must not be empty"),
+        "{e}"
+    );
+    let e = with(&[("tls_handshake_timeout_ms", "0")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tls_handshake_timeout_ms"), "{e}");
 }

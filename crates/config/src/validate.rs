@@ -70,6 +70,7 @@ impl Settings {
             }
             _ => {}
         }
+        self.validate_tls()?;
         self.check_at_least_one()?;
         if self.ready_probe_bytes > MAX_READY_PROBE_BYTES {
             return Err(invalid(
@@ -108,6 +109,31 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// `tls_cert` and `tls_key` come together, neither empty.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        for (key, value) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(invalid(key, "must not be empty when set"));
+            }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(invalid(
+                "tls_key",
+                "is required with tls_cert: give the PEM file of the certificate's private key",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "tls_cert",
+                "is required with tls_key: give the PEM file of the certificate chain",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the server speaks TLS (`tls_cert` and `tls_key` are set).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
     /// The validated `listen` address.

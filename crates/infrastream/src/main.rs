@@ -102,10 +102,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(t) = &first.admin_token {
         say!("Admin API token (use as X-INFRAHUB-KEY; shown once): {t}");
     }
-    say!("infrastream listening on http://{addr}");
-    say!("  GraphQL (HTTP and WebSocket): http://{addr}/graphql  ws://{addr}/graphql");
-    say!("  GraphiQL: open http://{addr}/graphql in a browser");
-    say!("  Login: POST http://{addr}/api/auth/login   Health: http://{addr}/health");
+    let http = server.scheme();
+    let ws = if http == "https" { "wss" } else { "ws" };
+    say!("infrastream listening on {http}://{addr}");
+    say!("  GraphQL (HTTP and WebSocket): {http}://{addr}/graphql  {ws}://{addr}/graphql");
+    say!("  GraphiQL: open {http}://{addr}/graphql in a browser");
+    say!("  Login: POST {http}://{addr}/api/auth/login   Health: {http}://{addr}/health");
     server.serve(shutdown_signal()).await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The infrastream server: axum routes for GraphQL over HTTP and the REST endpoints,
-//! authentication, limits, first-start bootstrap and graceful shutdown. It wires `store`,
-//! `graphql` and `auth` together; the binary (`crates/infrastream`) only parses flags and
-//! calls [`Server::start`] and [`Server::serve`].
+//! authentication, limits, first-start bootstrap, optional TLS and graceful shutdown. It wires
+//! `store`, `graphql` and `auth` together; the binary (`crates/infrastream`) only parses flags
+//! and calls [`Server::start`] and [`Server::serve`].
 
 mod auth;
 mod bootstrap;
@@ -16,6 +16,7 @@ mod probes;
 mod reply;
 mod routes;
 mod storage;
+mod tls;
 mod ws;
 
 pub use bootstrap::FirstStart;
@@ -102,11 +103,26 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     first_start: FirstStart,
+    /// The TLS configuration when `tls_cert` and `tls_key` are set.
+    tls: Option<Arc<tls::Tls>>,
 }
 
 impl Server {
     /// Opens the store, runs first-start bootstrap and prepares the routes.
     pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, ServerError> {
+        let tls = tls::Tls::from_settings(&settings)
+            .map_err(ServerError::Config)?
+            .map(Arc::new);
+        if tls.is_none()
+            && let Ok(addr) = listener.local_addr()
+            && !addr.ip().is_loopback()
+        {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP beyond loopback: credentials and events cross the network \
+                 unencrypted; set tls_cert and tls_key, or put a TLS proxy in front"
+            );
+        }
         let store: Arc<dyn Store> = match settings.store {
             StoreBackend::Sqlite => {
                 data_dir::prepare(&settings.data_dir).map_err(ServerError::Config)?;
@@ -185,11 +201,20 @@ impl Server {
             std::time::Duration::from_millis(state.settings().ws_keepalive_interval_ms),
             state.shutdown.clone(),
         ));
+        if let Some(tls) = &tls {
+            tls::reload_on_hangup(tls.clone(), state.shutdown.clone())?;
+        }
         Ok(Self {
             listener,
             state,
             first_start: boot.first_start,
+            tls,
         })
+    }
+
+    /// `https` when the server speaks TLS (`tls_cert`, `tls_key`), else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The address the server listens on.
@@ -215,11 +240,18 @@ impl Server {
         );
         let drain =
             std::time::Duration::from_millis(self.state.settings().shutdown_http_drain_timeout_ms);
-        let result = serve_http(self.listener, app, token.clone(), drain, async move {
-            shutdown.await;
-            // WebSocket sessions are detached from hyper: tell them to close with 1001.
-            token.cancel();
-        })
+        let result = serve_http(
+            self.listener,
+            app,
+            self.tls,
+            token.clone(),
+            drain,
+            async move {
+                shutdown.await;
+                // WebSocket sessions are detached from hyper: tell them to close with 1001.
+                token.cancel();
+            },
+        )
         .await;
         self.state.shutdown.cancel();
         self.state.sessions.close();
@@ -259,10 +291,12 @@ impl Server {
 /// upgrade answer spells the headers the client sent as the client spelled them
 /// (`Sec-WebSocket-Protocol`), because some clients (Python `gql`) compare them
 /// case-sensitively. TCP_NODELAY is set on every connection: frames are written whole, and
-/// Nagle's algorithm would hold back the next one for up to 40 ms.
+/// Nagle's algorithm would hold back the next one for up to 40 ms. With `tls`, each
+/// connection's handshake runs in the connection's own task.
 async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
+    tls: Option<Arc<tls::Tls>>,
     stop: CancellationToken,
     drain: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -286,38 +320,61 @@ async fn serve_http(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    tower::ServiceExt::oneshot(app.clone(), request)
-                },
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .title_case_headers(true)
-                // Records the request's header-name cases, so the 101 answer can echo
-                // `Sec-WebSocket-Protocol` exactly as the client wrote it (see `ws::upgrade`).
-                .preserve_header_case(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "http connection ended with an error");
-                    }
-                    return;
-                }
-                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            let Some(tls) = tls else {
+                return serve_connection(TokioIo::new(stream), peer, app, stop, drain).await;
+            };
+            let handshake = tokio::select! {
+                s = tls::handshake(&tls, stream, peer) => s,
+                _ = stop.cancelled() => return,
+            };
+            if let Some(stream) = handshake {
+                serve_connection(TokioIo::new(stream), peer, app, stop, drain).await;
             }
-            let _ = tokio::time::timeout(drain, conn).await;
         });
     }
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Serves HTTP/1.1 with upgrades on one connection (TCP, or TLS over TCP) until it ends or
+/// the server stops; then the in-flight request gets `drain` to finish.
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: axum::Router,
+    stop: CancellationToken,
+    drain: std::time::Duration,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), request)
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .title_case_headers(true)
+        // Records the request's header-name cases, so the 101 answer can echo
+        // `Sec-WebSocket-Protocol` exactly as the client wrote it (see `ws::upgrade`).
+        .preserve_header_case(true)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = tokio::time::timeout(drain, conn).await;
 }
 
 /// Binds the listening socket of `settings.listen` with `settings.listen_backlog` pending

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 /// How long the binary may take to print its address.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// The line the binary prints once it listens, followed by the address.
-const LISTENING: &str = "infrastream listening on http://";
+/// The line the binary prints once it listens, followed by its URL (`http://ADDR`, or
+/// `https://ADDR` with TLS).
+const LISTENING: &str = "infrastream listening on ";
 /// Stands for the data directory in arguments.
 pub const DATA_DIR: &str = "{data_dir}";
 
@@ -169,8 +170,8 @@ impl BinaryBuilder {
         let stdout_thread = std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix(LISTENING) {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(url) = line.strip_prefix(LISTENING) {
+                    let _ = tx.send(url.trim().to_string());
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -202,7 +203,7 @@ impl BinaryBuilder {
             builder: self,
         };
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => binary.url = format!("http://{addr}"),
+            Ok(url) => binary.url = url,
             Err(_) => {
                 let status = binary.child.try_wait();
                 panic!(
@@ -219,7 +220,7 @@ impl BinaryBuilder {
 /// A running server process; killed (SIGKILL) and reaped when dropped.
 pub struct Binary {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://…` when the server speaks TLS).
     pub url: String,
     data_dir: PathBuf,
     temp: Option<tempfile::TempDir>,
@@ -250,12 +251,19 @@ impl Binary {
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, addr)| addr)
     }
 
-    /// `ws://127.0.0.1:PORT/graphql`.
+    /// `ws://127.0.0.1:PORT/graphql` (`wss://…` when the server speaks TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/graphql", self.addr())
+        let scheme = if self.url.starts_with("https://") {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/graphql", self.addr())
     }
 
     /// The data directory.

@@ -1,17 +1,21 @@
 //! The server in-process: on `127.0.0.1:0` with a fresh data directory, the kit's admin
-//! credentials and `fsync = false`, plus any settings a test overrides.
+//! credentials and `fsync = false`, plus any settings a test overrides; over TLS with
+//! [`TestServer::start_tls`], where every helper speaks `https://` and `wss://`.
 
 use crate::http::{self, Auth};
+use crate::tls::TestCertificate;
 use crate::ws::{TRANSPORT_WS, WsClient};
 use crate::{ADMIN_PASSWORD, ADMIN_TOKEN};
 use serde_json::{Value, json};
 
 /// A running server; stopped (gracefully) when dropped.
 pub struct TestServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://…` over TLS).
     pub url: String,
-    /// A client for the test's own requests.
+    /// A client for the test's own requests (trusting the server's certificate over TLS).
     pub http: reqwest::Client,
+    /// The client side of TLS, when the server speaks it.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -29,6 +33,18 @@ impl TestServer {
     /// # Panics
     /// When the settings are refused or the server cannot start.
     pub async fn start_with(overrides: &[(&str, &str)]) -> Self {
+        Self::start_inner(overrides, None).await
+    }
+
+    /// Starts a server speaking TLS with `cert`, with the default settings plus `overrides`.
+    ///
+    /// # Panics
+    /// When the settings are refused or the server cannot start.
+    pub async fn start_tls(cert: &TestCertificate, overrides: &[(&str, &str)]) -> Self {
+        Self::start_inner(overrides, Some(cert)).await
+    }
+
+    async fn start_inner(overrides: &[(&str, &str)], cert: Option<&TestCertificate>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut all = vec![
             ("listen".to_string(), "127.0.0.1:0".to_string()),
@@ -44,6 +60,7 @@ impl TestServer {
             ),
             ("fsync".to_string(), "false".to_string()),
         ];
+        all.extend(cert.iter().flat_map(|c| c.settings()));
         all.extend(
             overrides
                 .iter()
@@ -54,7 +71,7 @@ impl TestServer {
         let server = infrastream_server::Server::start(settings, listener)
             .await
             .unwrap();
-        let url = format!("http://{}", server.local_addr().unwrap());
+        let url = format!("{}://{}", server.scheme(), server.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -66,7 +83,8 @@ impl TestServer {
         });
         Self {
             url,
-            http: reqwest::Client::new(),
+            http: cert.map_or_else(reqwest::Client::new, TestCertificate::http_client),
+            tls: cert.map(TestCertificate::client_config),
             dir,
             stop: Some(stop),
             task: Some(task),
@@ -93,17 +111,25 @@ impl TestServer {
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, addr)| addr)
     }
 
-    /// `ws://127.0.0.1:PORT/graphql`.
+    /// `ws://127.0.0.1:PORT/graphql` (`wss://…` over TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/graphql", self.addr())
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/graphql", self.addr())
     }
 
     /// A WebSocket on `/graphql` offering `graphql-transport-ws`, not initialised yet.
     pub async fn ws(&self) -> WsClient {
-        WsClient::connect(&self.ws_url(), Some(TRANSPORT_WS)).await
+        match &self.tls {
+            Some(config) => {
+                WsClient::connect_tls(&self.ws_url(), Some(TRANSPORT_WS), config.clone()).await
+            }
+            None => WsClient::connect(&self.ws_url(), Some(TRANSPORT_WS)).await,
+        }
     }
 
     /// A WebSocket on `/graphql` offering `graphql-transport-ws`, initialised as admin.

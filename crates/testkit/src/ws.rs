@@ -51,6 +51,56 @@ impl WsClient {
         Ok(Self::new(ws, &resp))
     }
 
+    /// Connects to `url` (`wss://…/graphql`) over TLS with `config` (e.g.
+    /// [`TestCertificate::client_config`](crate::TestCertificate::client_config)).
+    pub async fn try_connect_tls(
+        url: &str,
+        offer: Option<&str>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Self, String> {
+        let req = request(url, offer)?;
+        let connector = tokio_tungstenite::Connector::Rustls(config);
+        let (ws, resp) =
+            tokio_tungstenite::connect_async_tls_with_config(req, None, true, Some(connector))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+        Ok(Self::new(ws, &resp))
+    }
+
+    /// Like [`WsClient::try_connect_tls`].
+    ///
+    /// # Panics
+    /// When the handshake fails.
+    pub async fn connect_tls(
+        url: &str,
+        offer: Option<&str>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Self {
+        Self::try_connect_tls(url, offer, config)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"))
+    }
+
+    /// Connects over TLS with `config` on a TCP stream the test made itself (e.g. with a
+    /// small receive buffer).
+    ///
+    /// # Panics
+    /// When the handshake fails.
+    pub async fn connect_tls_on(
+        stream: tokio::net::TcpStream,
+        url: &str,
+        offer: Option<&str>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Self {
+        let req = request(url, offer).unwrap();
+        let connector = tokio_tungstenite::Connector::Rustls(config);
+        let (ws, resp) =
+            tokio_tungstenite::client_async_tls_with_config(req, stream, None, Some(connector))
+                .await
+                .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));
+        Self::new(ws, &resp)
+    }
+
     /// Connects over a TCP stream the test made itself (e.g. with a small receive buffer).
     ///
     /// # Panics

@@ -12,6 +12,7 @@ mod limits;
 mod session;
 mod socket;
 mod ticks;
+mod transport;
 mod watch;
 
 pub(crate) use fanout::Fanout;
@@ -29,6 +30,8 @@ use infrastream_protocol::{close_frame, negotiate};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use transport::Transport;
 
 /// Whether the request asks for a WebSocket upgrade.
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -58,7 +61,8 @@ fn bad_upgrade(status: StatusCode, message: &str) -> Response {
 }
 
 /// Answers the upgrade request with 101 and spawns the connection's session on the raw TCP
-/// stream (the session does its own framing, see [`socket`]).
+/// stream, or the TLS connection over it (the session does its own framing, see [`socket`]
+/// and [`transport`]).
 pub(crate) async fn upgrade(
     state: AppState,
     mut parts: Parts,
@@ -151,18 +155,26 @@ pub(crate) async fn upgrade(
                 return;
             }
         };
-        let Ok(hyper::upgrade::Parts { io, read_buf, .. }) =
-            upgraded.downcast::<TokioIo<TcpStream>>()
-        else {
-            tracing::error!("websocket upgrade on an unexpected transport");
-            return;
+        // Bytes the client sent right behind its upgrade request (usually none; decrypted
+        // over TLS). They are copied out: `read_buf` is a view of hyper's 8 KiB read buffer
+        // and would keep all of it alive for the life of the connection.
+        let (io, early) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (
+                Transport::Plain(parts.io.into_inner()),
+                parts.read_buf.to_vec(),
+            ),
+            Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                Ok(parts) => {
+                    let (tcp, tls) = parts.io.into_inner().into_inner();
+                    (Transport::tls(tcp, tls), parts.read_buf.to_vec())
+                }
+                Err(_) => {
+                    tracing::error!("websocket upgrade on an unexpected transport");
+                    return;
+                }
+            },
         };
-        // Bytes the client sent right behind its upgrade request (usually none). They are
-        // copied out: `read_buf` is a view of hyper's 8 KiB read buffer and would keep all of
-        // it alive for the life of the connection.
-        let early = read_buf.to_vec();
-        drop(read_buf);
-        let socket = Arc::new(socket::Socket::new(io.into_inner(), max_frames));
+        let socket = Arc::new(socket::Socket::new(io, max_frames));
         match negotiated {
             Err(close) => {
                 socket.send_raw(&close_frame(&close), true);

@@ -1,6 +1,6 @@
-//! One upgraded WebSocket connection's TCP stream, shared by its session task (which reads,
-//! and writes protocol frames) and the fan-out shards (which write event frames straight to
-//! the socket, without waking the session).
+//! One upgraded WebSocket connection's stream (TCP, or TLS over TCP: [`Transport`]), shared
+//! by its session task (which reads, and writes protocol frames) and the fan-out shards (which
+//! write event frames straight to the socket, without waking the session).
 //!
 //! Writes never wait: [`Socket::send`] writes what the kernel takes at once (`writev`, one
 //! system call for the frame header, the subscriber's prefix and the shared payload) and keeps
@@ -8,13 +8,14 @@
 //! writable, coalescing every queued frame into one write. The outbox has a limit
 //! (`ws_max_outbox_frames`): past it the connection is a slow consumer and is closed with 1013
 //! (resume with `after`), so a client that stops reading costs bounded memory and never
-//! blocks anyone else.
+//! blocks anyone else. Over TLS, records encrypted but not yet taken by the kernel are part
+//! of the backlog the session drains.
 
+use super::transport::Transport;
 use infrastream_protocol::FrameHeader;
 use std::io::{self, IoSlice};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// What happened to a frame handed to [`Socket::send`].
@@ -40,7 +41,7 @@ struct Outbox {
 
 /// The shared half of a connection.
 pub(crate) struct Socket {
-    stream: TcpStream,
+    io: Transport,
     out: Mutex<Outbox>,
     /// Signalled when the outbox stops being empty (the session drains it), overflows, or the
     /// credentials are revoked.
@@ -54,19 +55,44 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(stream: TcpStream, max_frames: usize) -> Self {
-        Self {
-            stream,
+    pub(crate) fn new(io: Transport, max_frames: usize) -> Self {
+        let socket = Self {
+            io,
             out: Mutex::new(Outbox::default()),
             pending: Notify::new(),
             max_frames: max_frames.max(1),
             expires_at_us: AtomicI64::new(i64::MAX),
             revoked: AtomicBool::new(false),
-        }
+        };
+        // TLS records left from the upgrade's answer, if any, are drained by the session.
+        socket.wake_if_transport_backlog();
+        socket
     }
 
-    pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// Waits until [`Socket::try_read`] may have something.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.io.readable().await
+    }
+
+    /// Waits until the kernel takes more bytes.
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        self.io.writable().await
+    }
+
+    /// Reads what is there without waiting (`Ok(0)`: the end of the stream; `WouldBlock`:
+    /// nothing yet).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.io.try_read(buf);
+        // Reading TLS may queue records of its own (an alert, a key update's answer).
+        self.wake_if_transport_backlog();
+        read
+    }
+
+    /// Has the session drain what the transport holds (TLS records the kernel did not take).
+    fn wake_if_transport_backlog(&self) {
+        if self.io.has_backlog() {
+            self.pending.notify_one();
+        }
     }
 
     /// Sets the expiry of the credentials that authenticated the connection.
@@ -130,8 +156,12 @@ impl Socket {
         }
         let mut written = 0;
         if out.buf.is_empty() {
-            match self.stream.try_write_vectored(slices) {
-                Ok(n) if n == total => return Sent::Accepted,
+            match self.io.try_write_vectored(slices) {
+                Ok(n) if n == total => {
+                    drop(out);
+                    self.wake_if_transport_backlog();
+                    return Sent::Accepted;
+                }
                 Ok(n) => written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -179,7 +209,7 @@ impl Socket {
             .overflowed
     }
 
-    /// Whether frames wait in the outbox.
+    /// Whether frames wait in the outbox (or, over TLS, records in the transport).
     pub(crate) fn has_backlog(&self) -> bool {
         !self
             .out
@@ -187,16 +217,20 @@ impl Socket {
             .unwrap_or_else(|e| e.into_inner())
             .buf
             .is_empty()
+            || self.io.has_backlog()
     }
 
-    /// Writes as much of the outbox as the kernel takes now, in one system call. `Ok(true)`
-    /// when the outbox is empty afterwards.
+    /// Writes as much of the outbox as the kernel takes now, in one system call (over TLS,
+    /// what the transport holds goes first). `Ok(true)` when nothing waits afterwards.
     pub(crate) fn drain_some(&self) -> io::Result<bool> {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.io.flush()? {
+            return Ok(false);
+        }
         if out.buf.is_empty() {
             return Ok(true);
         }
-        match self.stream.try_write(&out.buf) {
+        match self.io.try_write_vectored(&[IoSlice::new(&out.buf)]) {
             Ok(n) => {
                 out.buf.drain(..n);
                 if out.buf.is_empty() {
@@ -205,7 +239,7 @@ impl Socket {
                     if out.buf.capacity() > 64 * 1024 {
                         out.buf = Vec::new();
                     }
-                    return Ok(true);
+                    return Ok(!self.io.has_backlog());
                 }
                 Ok(false)
             }
@@ -223,24 +257,27 @@ impl Socket {
             if self.drain_some()? {
                 return Ok(());
             }
-            self.stream.writable().await?;
+            self.io.writable().await?;
         }
     }
 
-    /// Ends the connection politely after the last frame was drained: sends FIN, then reads
+    /// Ends the connection politely after the last frame was drained: sends FIN (over TLS,
+    /// `close_notify` first), then reads
     /// and discards what the client still sends (its pongs, its close frame) until it closes
     /// too or `wait` passes. Dropping a socket with unread input makes the kernel answer with
     /// a reset, which destroys frames the client has received but not yet read — the close
     /// frame among them.
     pub(crate) async fn finish(&self, wait: std::time::Duration) {
-        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+        self.io.close_notify();
+        let tcp = self.io.tcp();
+        let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
         let discard = async {
             let mut sink = [0u8; 1024];
             loop {
-                if self.stream.readable().await.is_err() {
+                if tcp.readable().await.is_err() {
                     return;
                 }
-                match self.stream.try_read(&mut sink) {
+                match tcp.try_read(&mut sink) {
                     Ok(0) => return,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -172,7 +172,7 @@ impl Session {
             let expires = self.expires_at;
             flow = tokio::select! {
                 _ = &mut stopping => Flow::Close(self.conn.shutdown()),
-                ready = socket.stream().readable() => match ready {
+                ready = socket.readable() => match ready {
                     Ok(()) => match self.read() {
                         Ok(true) => self.on_bytes().await,
                         Ok(false) => Flow::Continue,
@@ -195,7 +195,7 @@ impl Session {
                         Flow::Continue
                     }
                 }
-                ready = socket.stream().writable(), if draining => match ready.and_then(|()| socket.drain_some()) {
+                ready = socket.writable(), if draining => match ready.and_then(|()| socket.drain_some()) {
                     Ok(true) => {
                         draining = false;
                         Flow::Continue
@@ -274,7 +274,7 @@ impl Session {
         // At most 16 chunks per wake-up: what was read is decoded (and size-checked) before
         // more is read, so a client that floods cannot make the buffer grow unchecked.
         for _ in 0..16 {
-            match self.socket.stream().try_read(&mut chunk) {
+            match self.socket.try_read(&mut chunk) {
                 Ok(0) => return Err(()),
                 Ok(n) => {
                     any = true;
