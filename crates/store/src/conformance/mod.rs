@@ -3,6 +3,7 @@
 //! [`nodes`].
 
 mod nodes;
+pub mod postgres;
 
 use crate::{Change, Commit, Store, StoreError};
 use infrastream_core::{
