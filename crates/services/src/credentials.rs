@@ -7,7 +7,7 @@
 use crate::Caller;
 use infrastream_core::{Timestamp, now};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A cached verification: when it was made, the caller, and the credential's own expiry.
@@ -21,6 +21,9 @@ pub struct CredentialCache {
     map: Mutex<HashMap<String, Entry>>,
     /// Counts the changes to accounts and tokens; live sockets re-check on each.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Tells the other instances sharing the database of a change made here, if any
+    /// ([`crate::cluster::CredentialSignal`]).
+    announce: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl CredentialCache {
@@ -31,6 +34,7 @@ impl CredentialCache {
             max_entries,
             map: Mutex::new(HashMap::new()),
             changes: tokio::sync::watch::Sender::new(0),
+            announce: OnceLock::new(),
         }
     }
 
@@ -53,10 +57,25 @@ impl CredentialCache {
         map.insert(key, (Instant::now(), caller, expires_at));
     }
 
-    /// Forgets everything (after an account or token changed) and signals the change.
+    /// Forgets everything after an account or token changed through this instance, signals
+    /// the change, and announces it to the other instances (when connected to them).
     pub fn clear(&self) {
+        self.clear_from_peer();
+        if let Some(announce) = self.announce.get() {
+            announce();
+        }
+    }
+
+    /// Forgets everything and signals the change, after another instance announced one.
+    pub fn clear_from_peer(&self) {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Sets what [`clear`](Self::clear) calls to announce a change to the other instances;
+    /// only the first call counts.
+    pub fn on_local_change(&self, announce: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.announce.set(announce);
     }
 
     /// Wakes on every [`clear`](Self::clear): credentials held by live sockets must be

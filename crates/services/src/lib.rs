@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod artifacts;
 pub mod branches;
 mod caller;
+pub mod cluster;
 pub mod credentials;
 pub mod locks;
 pub mod login;
