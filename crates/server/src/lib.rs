@@ -165,6 +165,7 @@ impl Server {
             settings.credential_cache_max_entries,
         ));
         let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
+        let objects = infrastream_services::ObjectStore::new(&settings.data_dir);
         let domain = infrastream_services::Services {
             bus,
             store,
@@ -173,6 +174,7 @@ impl Server {
             deployment_id: boot.deployment_id.clone(),
             credentials,
             locks: Arc::new(infrastream_services::InProcessLocks::default()),
+            objects,
             queries: Default::default(),
             passwords,
             login_throttle,

@@ -53,7 +53,7 @@ async fn json_body(state: &AppState, request: Request) -> Result<Value, Response
 }
 
 fn objects(state: &AppState) -> ObjectStore {
-    ObjectStore::new(&state.settings().data_dir)
+    state.services.domain.objects.clone()
 }
 
 fn storage_failure(e: std::io::Error) -> Response {

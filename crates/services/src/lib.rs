@@ -29,6 +29,7 @@ pub use caller::{Actor, Caller};
 pub use credentials::CredentialCache;
 pub use locks::{InProcessLocks, LockGuard, Locks};
 pub use login::LoginThrottle;
+pub use object_store::ObjectStore;
 pub use passwords::PasswordPool;
 pub use queries::{OperationKind, QueryOutcome, QueryRunner, QueryRunnerSlot};
 
@@ -54,6 +55,8 @@ pub struct Services {
     pub credentials: Arc<CredentialCache>,
     /// Locks that serialize work on one artifact or repository.
     pub locks: Arc<dyn Locks>,
+    /// Artifact content and uploads.
+    pub objects: ObjectStore,
     /// Runs saved GraphQL queries (set once the API layer is built).
     pub queries: QueryRunnerSlot,
     /// The threads every password hash and verification runs on.

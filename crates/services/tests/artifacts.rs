@@ -74,6 +74,7 @@ async fn fixture(settings: Settings) -> Fixture {
         ..settings
     };
     let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
+    let objects = infrastream_services::ObjectStore::new(&settings.data_dir);
     let services = Services {
         bus: infrastream_bus::Bus::start(store.clone(), 1024),
         store,
@@ -82,6 +83,7 @@ async fn fixture(settings: Settings) -> Fixture {
         deployment_id: "test".into(),
         credentials: Arc::new(CredentialCache::new(Duration::from_secs(1), 1000)),
         locks: Arc::new(InProcessLocks::default()),
+        objects,
         queries: Default::default(),
         passwords: Arc::new(infrastream_services::PasswordPool::new(1, 8)),
         login_throttle,

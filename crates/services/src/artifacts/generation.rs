@@ -9,7 +9,7 @@ use super::model::{
 use super::template::render_template;
 use super::validate::{is_not_a_query, resolve_target};
 use super::{Artifact, ArtifactError, DEFINITION_KIND, Definition, Result};
-use crate::object_store::{ObjectStore, md5_hex};
+use crate::object_store::md5_hex;
 use crate::{Caller, QueryOutcome, Services};
 use infrastream_core::RelatedNode;
 use serde_json::{Map, Value};
@@ -160,7 +160,9 @@ impl Generation<'_> {
                 let checksum = md5_hex(&bytes);
                 // Content-addressed: unchanged content is not written again (a damaged copy
                 // is repaired under the same id).
-                let storage_id = ObjectStore::new(&self.services.settings.data_dir)
+                let storage_id = self
+                    .services
+                    .objects
                     .put(bytes)
                     .await
                     .map_err(ArtifactError::Objects)?;

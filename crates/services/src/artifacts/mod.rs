@@ -1,7 +1,7 @@
 //! Artifact definitions and artifacts (`CoreArtifactDefinition`, `CoreArtifact`) and their
 //! generation: a definition names a saved query (the data) and a minijinja template (the
 //! transformation); [`generate`] runs the query for each target on a branch, renders the
-//! template, stores the content in the [`ObjectStore`](crate::object_store::ObjectStore) and
+//! template, stores the content in the [`ObjectStore`](crate::ObjectStore) and
 //! commits the artifact together with its `infrahub.artifact.created` / `.updated` event
 //! (SPEC §3).
 //!
@@ -42,7 +42,7 @@ pub use records::{ArtifactValues, TargetRef};
 
 use crate::Services;
 use crate::nodes::{NodeError, NodeKind};
-use crate::object_store::{ObjectStore, md5_hex};
+use crate::object_store::md5_hex;
 
 /// Node kind of artifact definitions.
 pub const DEFINITION_KIND: &str = "CoreArtifactDefinition";
@@ -87,7 +87,8 @@ pub async fn content(services: &Services, id: &str) -> Result<ArtifactContent> {
             status: a.data.status,
         });
     };
-    let bytes = ObjectStore::new(&services.settings.data_dir)
+    let bytes = services
+        .objects
         .get(storage_id)
         .await
         .map_err(|e| match e.kind() {

@@ -66,7 +66,8 @@ pub(crate) async fn check_artifact(services: &Services, a: &mut super::Artifact)
         if !ObjectStore::is_valid_id(storage_id) {
             return Err(ArtifactError::InvalidStorageId(storage_id.clone()));
         }
-        let bytes = ObjectStore::new(&services.settings.data_dir)
+        let bytes = services
+            .objects
             .get(storage_id)
             .await
             .map_err(ArtifactError::Objects)?
