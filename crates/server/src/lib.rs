@@ -5,6 +5,7 @@
 
 mod auth;
 mod bootstrap;
+mod cluster;
 mod data_dir;
 mod graphiql;
 mod graphql_http;
@@ -144,6 +145,9 @@ impl Server {
                 ));
             }
         };
+        let shared = cluster::Shared::connect(&settings)
+            .await
+            .map_err(ServerError::Config)?;
         let passwords = Arc::new(infrastream_services::PasswordPool::from_settings(&settings));
         let boot = bootstrap::run(&store, &settings, &passwords).await?;
         let limits = Arc::new(ws::Limits::new(&settings));
@@ -165,7 +169,6 @@ impl Server {
             settings.credential_cache_max_entries,
         ));
         let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
-        let objects = infrastream_services::ObjectStore::new(&settings.data_dir);
         let domain = infrastream_services::Services {
             bus,
             store,
@@ -173,8 +176,8 @@ impl Server {
             jwt: Arc::new(JwtKeys::with_ring(boot.jwt)),
             deployment_id: boot.deployment_id.clone(),
             credentials,
-            locks: Arc::new(infrastream_services::InProcessLocks::default()),
-            objects,
+            locks: shared.locks.clone(),
+            objects: shared.objects.clone(),
             queries: Default::default(),
             passwords,
             login_throttle,
@@ -197,6 +200,13 @@ impl Server {
             keepalives: Arc::new(ws::KeepAlives::new()),
             watch: Arc::default(),
         };
+        shared
+            .start_credential_signal(
+                state.services.domain.credentials.clone(),
+                state.shutdown.clone(),
+            )
+            .await
+            .map_err(ServerError::Config)?;
         tokio::spawn(state.watch.clone().run(state.clone()));
         jwt_reload::spawn(&state);
         tokio::spawn(state.keepalives.clone().run(
