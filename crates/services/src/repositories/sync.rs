@@ -64,6 +64,21 @@ pub async fn sync_repository(
     actor: &Actor,
     cancel: &CancellationToken,
 ) -> Result<(bool, Repository), RepositoryError> {
+    let outcome = sync_unless_recent(s, id, actor, cancel, None).await?;
+    Ok(outcome.expect("a sync without a minimum age always runs"))
+}
+
+/// Like [`sync_repository`], but once it holds the repository's lock it skips the sync
+/// (`Ok(None)`) when the repository was synced less than `min_age` ago — by this instance or
+/// by another one sharing the database, whose lock it waited for. This is how several
+/// instances running the periodic sync sync each repository once per interval between them.
+async fn sync_unless_recent(
+    s: &Services,
+    id: &str,
+    actor: &Actor,
+    cancel: &CancellationToken,
+    min_age: Option<chrono::Duration>,
+) -> Result<Option<(bool, Repository)>, RepositoryError> {
     let _guard = tokio::select! {
         g = super::lock(s, id) => g,
         () = cancel.cancelled() => return Err(RepositoryError::Cancelled),
@@ -71,6 +86,16 @@ pub async fn sync_repository(
     let mut repo = Repository::by_id(s, id)
         .await?
         .ok_or_else(|| NodeError::not_found::<Repository>(id))?;
+    let last = repo
+        .data
+        .last_synced_at
+        .as_deref()
+        .and_then(infrastream_core::parse_timestamp);
+    if let (Some(min_age), Some(last)) = (min_age, last)
+        && now() - last < min_age
+    {
+        return Ok(None);
+    }
     let base = json!({"repository_id": repo.id, "repository_name": repo.name});
     let with = |extra: Value| {
         let mut d = base.clone();
@@ -147,12 +172,14 @@ pub async fn sync_repository(
             events,
         })
         .await?;
-    Ok((ok, repo))
+    Ok(Some((ok, repo)))
 }
 
 /// Starts the periodic sync of every repository when `repository_sync_interval_secs > 0`:
 /// one round every interval (counted from the end of the previous round), until `shutdown`
-/// is cancelled. A sync running at shutdown is interrupted and recorded as failed; await the
+/// is cancelled. A repository synced less than half an interval ago — by any instance sharing
+/// the database — is skipped, so several instances sync each repository once per interval
+/// between them, one at a time (the repository's lock). A sync running at shutdown is interrupted and recorded as failed; await the
 /// returned task before closing the store.
 pub fn spawn_periodic_repository_sync(
     services: Services,
@@ -184,7 +211,10 @@ pub fn spawn_periodic_repository_sync(
                 if shutdown.is_cancelled() {
                     return;
                 }
-                match sync_repository(&services, &r.id, &actor, &shutdown).await {
+                // Another instance sharing the database may have synced it meanwhile: its
+                // sync counts for this interval too.
+                let min_age = chrono::Duration::from_std(interval / 2).unwrap_or_default();
+                match sync_unless_recent(&services, &r.id, &actor, &shutdown, Some(min_age)).await {
                     Ok(_) | Err(RepositoryError::Node(NodeError::NotFound { .. })) => {}
                     Err(RepositoryError::Cancelled) => return,
                     Err(e) => {
