@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Third-party-client conformance of infrastream.
 #
-# Usage: conformance/run.sh [--tls] path/to/infrastream-binary
+# Usage: conformance/run.sh [--tls] [--postgres] path/to/infrastream-binary
 #
 # Starts the binary on a free loopback port with a fresh data directory and a fresh admin API
 # token, then runs these suites (each installs what it needs first, idempotently):
@@ -39,6 +39,10 @@
 # context: urllib, websockets under gql, httpx), INFRAHUB_TLS_CA_FILE (infrahub-sdk's
 # tls_ca_file). INFRASTREAM_URL is then https://…; the suites derive wss:// from it.
 #
+# PostgreSQL (--postgres, or CONFORMANCE_POSTGRES=1): the server runs with store = postgres on a
+# fresh database created in the cluster named by INFRASTREAM_TEST_DATABASE_URL (scripts/test
+# starts one with scripts/postgres), instead of the embedded store.
+#
 # Environment (optional): CONFORMANCE_SUITES="sdk graphql-http gql-ws node-ws graphql-request"
 # to run a subset, PYTEST_ADDOPTS for extra pytest flags (e.g. -k default), CONFORMANCE_CASES=text
 # to run only the node-ws cases whose name contains text, RUST_LOG is passed through to the
@@ -47,12 +51,17 @@
 set -euo pipefail
 
 TLS="${CONFORMANCE_TLS:-0}"
-if [[ "${1:-}" == "--tls" ]]; then
-  TLS=1
+POSTGRES="${CONFORMANCE_POSTGRES:-0}"
+while [[ "${1:-}" == --* ]]; do
+  case "$1" in
+    --tls) TLS=1 ;;
+    --postgres) POSTGRES=1 ;;
+    *) echo "conformance: unknown option $1" >&2; exit 2 ;;
+  esac
   shift
-fi
+done
 if [[ $# -ne 1 ]]; then
-  echo "usage: $0 [--tls] path/to/infrastream-binary" >&2
+  echo "usage: $0 [--tls] [--postgres] path/to/infrastream-binary" >&2
   exit 2
 fi
 
@@ -186,9 +195,22 @@ if [[ "$TLS" == 1 ]]; then
   log "TLS: certificate for 127.0.0.1 signed by a throwaway CA ($TLS_DIR/ca.pem)"
 fi
 
-log "starting $BIN serve --listen 127.0.0.1:$PORT --data-dir $DATA_DIR ${SERVER_TLS_ARGS[*]}"
+SERVER_STORE_ARGS=()
+if [[ "$POSTGRES" == 1 ]]; then
+  if [[ -z "${INFRASTREAM_TEST_DATABASE_URL:-}" ]]; then
+    echo "conformance: --postgres needs INFRASTREAM_TEST_DATABASE_URL (scripts/postgres start DIR prints one)" >&2
+    echo "conformance: 0 passed, 1 failed"
+    exit 1
+  fi
+  DB_NAME="conformance_$(python3 -c 'import uuid;print(uuid.uuid4().hex)')"
+  psql "$INFRASTREAM_TEST_DATABASE_URL" -qc "CREATE DATABASE $DB_NAME" >&2
+  SERVER_STORE_ARGS=(--set store=postgres --set "database_url=${INFRASTREAM_TEST_DATABASE_URL%/*}/$DB_NAME")
+  log "PostgreSQL: database $DB_NAME"
+fi
+
+log "starting $BIN serve --listen 127.0.0.1:$PORT --data-dir $DATA_DIR ${SERVER_TLS_ARGS[*]} ${SERVER_STORE_ARGS[*]}"
 INFRASTREAM_INITIAL_ADMIN_TOKEN="$TOKEN" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" \
-  "${SERVER_TLS_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
+  "${SERVER_TLS_ARGS[@]}" "${SERVER_STORE_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 deadline=$((SECONDS + 30))
@@ -268,5 +290,6 @@ fi
 echo
 for r in "${results[@]}"; do echo "  $r"; done
 if [[ "$TLS" == 1 ]]; then echo "  (over TLS: $URL)"; fi
+if [[ "$POSTGRES" == 1 ]]; then echo "  (store: PostgreSQL)"; fi
 echo "conformance: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -1,6 +1,11 @@
 //! The server in-process: on `127.0.0.1:0` with a fresh data directory, the kit's admin
 //! credentials and `fsync = false`, plus any settings a test overrides; over TLS with
 //! [`TestServer::start_tls`], where every helper speaks `https://` and `wss://`.
+//!
+//! The backend is the embedded store, unless `INFRASTREAM_TEST_STORE=postgres`: then every
+//! server gets a fresh database of the test cluster (`INFRASTREAM_TEST_DATABASE_URL`), so a
+//! whole suite runs against PostgreSQL unchanged (`scripts/test` runs the WebSocket and
+//! events-query suites both ways). A test that sets `store` itself is left alone.
 
 use crate::http::{self, Auth};
 use crate::tls::TestCertificate;
@@ -46,6 +51,7 @@ impl TestServer {
 
     async fn start_inner(overrides: &[(&str, &str)], cert: Option<&TestCertificate>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let backend = backend_overrides(overrides).await;
         let mut all = vec![
             ("listen".to_string(), "127.0.0.1:0".to_string()),
             // A directory the server creates itself (private, as it requires).
@@ -61,6 +67,7 @@ impl TestServer {
             ("fsync".to_string(), "false".to_string()),
         ];
         all.extend(cert.iter().flat_map(|c| c.settings()));
+        all.extend(backend);
         all.extend(
             overrides
                 .iter()
@@ -249,4 +256,28 @@ impl Drop for TestServer {
             let _ = s.send(());
         }
     }
+}
+
+/// The variable that runs servers of the kit on PostgreSQL (`postgres`) instead of the
+/// embedded store.
+pub const STORE_VAR: &str = "INFRASTREAM_TEST_STORE";
+
+/// `store` and `database_url` for a fresh PostgreSQL database when `INFRASTREAM_TEST_STORE`
+/// is `postgres` and the test does not choose its store; nothing otherwise.
+///
+/// # Panics
+/// When PostgreSQL is asked for but no test cluster is configured.
+async fn backend_overrides(overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    if std::env::var(STORE_VAR).as_deref() != Ok("postgres")
+        || overrides.iter().any(|(k, _)| *k == "store")
+    {
+        return Vec::new();
+    }
+    let url = infrastream_store::conformance::postgres::fresh_database_url("TestServer")
+        .await
+        .unwrap_or_else(|| panic!("{STORE_VAR}=postgres needs a test cluster"));
+    vec![
+        ("store".to_string(), "postgres".to_string()),
+        ("database_url".to_string(), url),
+    ]
 }
