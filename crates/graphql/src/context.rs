@@ -29,7 +29,7 @@ pub struct UrlBranch(pub String);
 pub(crate) fn gql(e: Error) -> async_graphql::Error {
     async_graphql::Error::new(e.message).extend_with(|_, ext| {
         ext.set("code", e.code);
-        ext.set("http_status", e.kind.http_status());
+        ext.set("http_status", e.http_status());
     })
 }
 
