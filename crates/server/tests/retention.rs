@@ -5,7 +5,7 @@
 //! that was never in the log is still `NOT_FOUND`; resuming from a kept event works with no gap.
 
 use infrastream_testkit::ws::LEGACY_WS;
-use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient};
+use infrastream_testkit::{ADMIN_TOKEN, TestServer, WsClient, metric};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,9 @@ async fn pruned_events_disappear_and_resuming_from_them_is_cursor_pruned() {
         ("retention_interval_secs", "1"),
     ])
     .await;
+    // A live subscriber is never disturbed by pruning: it receives every event.
+    let mut watcher = s.ws_admin().await;
+    watcher.subscribe("all", RESUME, Value::Null).await;
     let mut ids = Vec::new();
     for _ in 0..12 {
         ids.push(s.emit("retention.e", "").await);
@@ -122,6 +125,12 @@ async fn pruned_events_disappear_and_resuming_from_them_is_cursor_pruned() {
         );
     }
 
+    // Positions 1 (the bootstrap's event) to 8 were pruned.
+    let page = s.metrics().await;
+    assert_eq!(metric(&page, "infrastream_events_pruned_through"), 8);
+    assert_eq!(metric(&page, "infrastream_events_pruned_total"), 8);
+    assert_eq!(metric(&page, "infrastream_events_appended_total"), 13);
+
     // Resuming from a kept event replays the rest, then goes live, with no gap.
     for client in [&mut ws, &mut legacy] {
         client
@@ -135,6 +144,10 @@ async fn pruned_events_disappear_and_resuming_from_them_is_cursor_pruned() {
     for client in [&mut ws, &mut legacy] {
         assert_eq!(client.next_data("kept").await["events"]["id"], live);
     }
+    for expected in ids.iter().chain([&live]) {
+        assert_eq!(watcher.next_data("all").await["events"]["id"], **expected);
+    }
+    watcher.close().await;
     ws.close().await;
     legacy.close().await;
 }
