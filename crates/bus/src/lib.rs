@@ -9,12 +9,17 @@
 //! position. Either way events reach the tail in position order with no gap: a hole in the
 //! feed is filled from the store.
 //!
+//! Pruning ([`Store::prune`]) removes the oldest events: [`Bus::pruned`] drops them from the
+//! tail too, and a reader whose cursor is before the log's new start gets
+//! [`StoreError::Pruned`] instead of a silent jump over the pruned events.
+//!
 //! Neighbours: `store` below (head notifications, reads by position), `graphql` above
 //! (the `events` subscription pulls from a [`Bus`]).
 
 use infrastream_core::{Event, Position};
 use infrastream_store::{Store, StoreError};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
@@ -35,11 +40,29 @@ impl Tail {
     }
 }
 
+/// The tail and the last pruned position, shared by the bus handles and the tailer.
+struct Shared {
+    tail: RwLock<Tail>,
+    /// The last pruned position this bus knows of: reads from before it are refused.
+    pruned_through: AtomicU64,
+}
+
+impl Shared {
+    /// Forgets the events up to `through` (pruned from the store).
+    fn forget_through(&self, through: Position) {
+        self.pruned_through.fetch_max(through.0, Ordering::Relaxed);
+        let mut t = self.tail.write().unwrap_or_else(|e| e.into_inner());
+        while t.first().is_some_and(|p| p <= through) {
+            t.events.pop_front();
+        }
+    }
+}
+
 /// Shared handle to the bus.
 #[derive(Clone)]
 pub struct Bus {
     store: Arc<dyn Store>,
-    tail: Arc<RwLock<Tail>>,
+    shared: Arc<Shared>,
     head: watch::Receiver<Position>,
 }
 
@@ -49,10 +72,13 @@ impl Bus {
         let store_head = store.head();
         let start = *store_head.borrow();
         let (head_tx, head) = watch::channel(start);
-        let tail = Arc::new(RwLock::new(Tail {
-            events: VecDeque::new(),
-            capacity: capacity.max(1),
-        }));
+        let tail = Arc::new(Shared {
+            tail: RwLock::new(Tail {
+                events: VecDeque::new(),
+                capacity: capacity.max(1),
+            }),
+            pruned_through: AtomicU64::new(0),
+        });
         match store.take_commit_feed() {
             Some(feed) => {
                 tokio::spawn(follow_feed(
@@ -73,7 +99,22 @@ impl Bus {
                 ));
             }
         }
-        Self { store, tail, head }
+        Self {
+            store,
+            shared: tail,
+            head,
+        }
+    }
+
+    /// The store the bus follows.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Tells the bus that the store pruned the log up to `through` (inclusive): those events
+    /// leave the tail, and reads from before `through` fail with [`StoreError::Pruned`].
+    pub fn pruned(&self, through: Position) {
+        self.shared.forget_through(through);
     }
 
     /// Position of the newest event visible to subscribers; `changed()` on the receiver wakes
@@ -83,7 +124,8 @@ impl Bus {
     }
 
     /// Up to `max` events after `after`, in position order: from the tail when it still holds
-    /// them, otherwise from the store. Never skips an event.
+    /// them, otherwise from the store. Never skips an event: when the events after `after`
+    /// were pruned, fails with [`StoreError::Pruned`].
     pub async fn read_after(
         &self,
         after: Position,
@@ -93,8 +135,15 @@ impl Bus {
         if after >= head {
             return Ok(Vec::new());
         }
+        let pruned_through = Position(self.shared.pruned_through.load(Ordering::Relaxed));
+        if after < pruned_through {
+            return Err(StoreError::Pruned {
+                after,
+                pruned_through,
+            });
+        }
         {
-            let tail = self.tail.read().unwrap_or_else(|e| e.into_inner());
+            let tail = self.shared.tail.read().unwrap_or_else(|e| e.into_inner());
             if let Some(first) = tail.first()
                 && first <= after.next()
             {
@@ -111,8 +160,8 @@ impl Bus {
     }
 }
 
-fn push(tail: &RwLock<Tail>, events: impl IntoIterator<Item = Arc<Event>>) {
-    let mut t = tail.write().unwrap_or_else(|e| e.into_inner());
+fn push(shared: &Shared, events: impl IntoIterator<Item = Arc<Event>>) {
+    let mut t = shared.tail.write().unwrap_or_else(|e| e.into_inner());
     for e in events {
         if t.events.len() == t.capacity {
             t.events.pop_front();
@@ -124,7 +173,7 @@ fn push(tail: &RwLock<Tail>, events: impl IntoIterator<Item = Arc<Event>>) {
 /// Reads `(seen, until]` from the store into the tail; the new `seen`.
 async fn fill_from_store(
     store: &dyn Store,
-    tail: &RwLock<Tail>,
+    tail: &Shared,
     mut seen: Position,
     until: Position,
 ) -> Position {
@@ -136,6 +185,9 @@ async fn fill_from_store(
                 push(tail, batch.into_iter().map(Arc::new));
             }
             Ok(_) => break,
+            Err(StoreError::Pruned { pruned_through, .. }) => {
+                seen = skip_pruned(tail, seen, pruned_through);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "bus could not read committed events; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -145,10 +197,22 @@ async fn fill_from_store(
     seen
 }
 
+/// The tailer's answer to events pruned before it read them: they are gone for every reader,
+/// so the tail (emptied of everything up to them) continues after them. The new `seen`.
+fn skip_pruned(tail: &Shared, seen: Position, pruned_through: Position) -> Position {
+    tracing::warn!(
+        from = seen.0,
+        through = pruned_through.0,
+        "events were pruned before the bus read them; readers before them get CURSOR_PRUNED"
+    );
+    tail.forget_through(pruned_through);
+    seen.max(pruned_through)
+}
+
 async fn follow_feed(
     store: Arc<dyn Store>,
     mut feed: infrastream_store::CommitFeed,
-    tail: Arc<RwLock<Tail>>,
+    tail: Arc<Shared>,
     head_tx: watch::Sender<Position>,
     mut seen: Position,
 ) {
@@ -182,7 +246,7 @@ async fn follow_feed(
 async fn follow(
     store: Arc<dyn Store>,
     mut store_head: watch::Receiver<Position>,
-    tail: Arc<RwLock<Tail>>,
+    tail: Arc<Shared>,
     head_tx: watch::Sender<Position>,
     mut seen: Position,
 ) {
@@ -196,6 +260,10 @@ async fn follow(
                     head_tx.send_replace(seen);
                 }
                 Ok(_) => break,
+                Err(StoreError::Pruned { pruned_through, .. }) => {
+                    seen = skip_pruned(&tail, seen, pruned_through);
+                    head_tx.send_replace(seen);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "bus could not read new events; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -249,5 +317,57 @@ mod tests {
             }
         }
         assert_eq!(names, (0..30).map(|i| format!("t.{i}")).collect::<Vec<_>>());
+    }
+
+    /// After a prune, a reader before the log's new start is refused (from the tail as from
+    /// the store), and a reader at the start continues without a gap.
+    #[tokio::test]
+    async fn readers_before_a_prune_are_refused_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(SqliteOptions::new(dir.path().join("db")))
+                .await
+                .unwrap(),
+        );
+        // A tail of 16 holds every event: refusals come from the bus itself.
+        let bus = Bus::start(store.clone(), 16);
+        let mut head = bus.head();
+        for i in 0..10 {
+            store
+                .commit(Commit::events(vec![NewEvent::new(format!("t.{i}"))]))
+                .await
+                .unwrap();
+        }
+        while *head.borrow_and_update() < Position(10) {
+            head.changed().await.unwrap();
+        }
+        let policy = infrastream_store::PrunePolicy {
+            keep_newest: Some(4),
+            ..Default::default()
+        };
+        let outcome = store.prune(policy).await.unwrap();
+        assert_eq!(outcome.log_start.pruned_through, Position(6));
+        bus.pruned(outcome.log_start.pruned_through);
+        for after in [0, 3, 5] {
+            match bus.read_after(Position(after), 5).await {
+                Err(StoreError::Pruned {
+                    after: a,
+                    pruned_through,
+                }) => assert_eq!((a.0, pruned_through.0), (after, 6)),
+                other => panic!("read from {after}: {other:?}"),
+            }
+        }
+        let read = bus.read_after(Position(6), 10).await.unwrap();
+        assert_eq!(
+            read.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+            [7, 8, 9, 10]
+        );
+        // A bus started after the prune (nothing in its tail) is refused by the store.
+        let fresh = Bus::start(store.clone(), 16);
+        assert!(matches!(
+            fresh.read_after(Position(2), 5).await,
+            Err(StoreError::Pruned { .. })
+        ));
+        assert_eq!(fresh.read_after(Position(8), 5).await.unwrap().len(), 2);
     }
 }

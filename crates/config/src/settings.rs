@@ -173,6 +173,17 @@ declare_settings! {
         /// Most recent events kept in memory for subscribers (older ones are read from the
         /// store).
         event_tail_capacity: usize = 65_536, at_least_one;
+        /// Seconds an event is kept in the event log: older events are pruned (they
+        /// disappear from `InfrahubEvent`, and a subscription resuming from one gets
+        /// `CURSOR_PRUNED`). 0 = keep events forever. At most 100 years.
+        retention_max_age_secs: u64 = 0;
+        /// Most events kept in the event log: the oldest beyond this many are pruned. 0 = no
+        /// count limit. With both limits set, an event goes when either says so.
+        retention_max_events: u64 = 0;
+        /// Seconds between two prunes of the event log when `retention_max_age_secs` or
+        /// `retention_max_events` is set (the first runs at start). Between two prunes the
+        /// log may exceed its limits by what was committed meanwhile.
+        retention_interval_secs: u64 = 60, at_least_one;
         /// Rendered `events` payloads kept per subscribed document (the most recent events),
         /// so that every subscriber of the same document shares one rendering.
         renderer_cache_events: usize = 1024, at_least_one;

@@ -235,6 +235,14 @@ fn validation() {
         ),
         (&[("login_backoff_max_ms", "999")], "login_backoff_max_ms"),
         (&[("password_hash_queue", "0")], "password_hash_queue"),
+        (
+            &[("retention_max_age_secs", "3155760001")],
+            "retention_max_age_secs",
+        ),
+        (
+            &[("retention_interval_secs", "0")],
+            "retention_interval_secs",
+        ),
     ];
     for (o, expected_key) in cases {
         let err = load(None, Vec::new(), &ov(o)).unwrap_err();
@@ -250,10 +258,20 @@ fn validation() {
         &ov(&[
             ("connection_rate_per_address", "0"),
             ("repository_sync_interval_secs", "0"),
+            ("retention_max_age_secs", "0"),
+            ("retention_max_events", "0"),
         ]),
     )
     .unwrap();
     assert_eq!(s.connection_rate_per_address, 0);
+    assert_eq!((s.retention_max_age_secs, s.retention_max_events), (0, 0));
+    let s = load(
+        None,
+        Vec::new(),
+        &ov(&[("retention_max_age_secs", "3155760000")]),
+    )
+    .unwrap();
+    assert_eq!(s.retention_max_age_secs, 3_155_760_000);
 }
 
 #[test]

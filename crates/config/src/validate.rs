@@ -10,6 +10,9 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// Largest accepted `ready_probe_bytes`: a probe is a check, not a load.
 pub const MAX_READY_PROBE_BYTES: usize = 16 << 20;
 
+/// Largest accepted `retention_max_age_secs` (100 years of 365.25 days).
+pub const MAX_RETENTION_AGE_SECS: u64 = 3_155_760_000;
+
 /// Shorthand for a validation error.
 pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -78,6 +81,15 @@ impl Settings {
                 format!(
                     "is {}, more than {MAX_READY_PROBE_BYTES} (16 MiB)",
                     self.ready_probe_bytes
+                ),
+            ));
+        }
+        if self.retention_max_age_secs > MAX_RETENTION_AGE_SECS {
+            return Err(invalid(
+                "retention_max_age_secs",
+                format!(
+                    "is {}, more than {MAX_RETENTION_AGE_SECS} (100 years); 0 keeps events forever",
+                    self.retention_max_age_secs
                 ),
             ));
         }

@@ -59,6 +59,12 @@ codes! {
     /// The named thing (branch, node, account, token, saved query, artifact content) does not
     /// exist.
     NOT_FOUND = NotFound;
+    /// An `events` subscription's cursor is older than the log's retention: the event named
+    /// by `after` (or the events a replay was about to deliver) were pruned
+    /// (`retention_max_age_secs`, `retention_max_events`), so the subscription cannot go on
+    /// without a gap. Resubscribe without `after` (from now), or from an event still in the
+    /// log (`InfrahubEvent` lists them); the message says where the log now starts.
+    CURSOR_PRUNED = NotFound(410);
     /// Something with that id or name already exists.
     ALREADY_EXISTS = AlreadyExists;
     /// The change conflicts with the current state (merging a merged branch, changing a

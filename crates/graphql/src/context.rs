@@ -27,9 +27,10 @@ pub struct UrlBranch(pub String);
 
 /// Turns a domain error into a GraphQL error with stable extensions.
 pub(crate) fn gql(e: Error) -> async_graphql::Error {
+    let status = e.http_status();
     async_graphql::Error::new(e.message).extend_with(|_, ext| {
         ext.set("code", e.code);
-        ext.set("http_status", e.kind.http_status());
+        ext.set("http_status", status);
     })
 }
 

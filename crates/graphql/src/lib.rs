@@ -7,6 +7,7 @@ mod accounts;
 mod artifacts;
 mod branches;
 mod context;
+mod cursor_pruned;
 mod events;
 mod extension;
 mod fanout;

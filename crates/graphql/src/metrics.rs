@@ -23,6 +23,10 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     /// Executions of saved queries by `query` subscriptions.
     pub stored_query_executions: AtomicU64,
+    /// The last position pruned from the log by retention (0: nothing pruned).
+    pub events_pruned_through: AtomicU64,
+    /// Events this server pruned from the log since it started.
+    pub events_pruned: AtomicU64,
     /// Subscriptions currently behind the head of the log by more than one read batch.
     pub lagging_consumers: AtomicI64,
     /// Histogram of commit → frame written, per bucket of [`LATENCY_BUCKETS`] (non-cumulative),

@@ -3,6 +3,7 @@
 //! [`QueryHub`](crate::QueryHub)).
 
 use crate::context::{Res, api, caller, gql, services, store_err, url_branch};
+use crate::cursor_pruned;
 use crate::events::{EventNode, EventTypeFilter, FilterArgs};
 use crate::query_hub::{GroupKey, TickResult};
 use crate::scalars::{DateTime, GenericScalar};
@@ -11,6 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use infrastream_bus::{Bus, READ_BATCH};
 use infrastream_config::IntervalUnit;
 use infrastream_core::{Error, Event, EventFilter, Position};
+use infrastream_store::StoreError;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -119,8 +121,11 @@ pub enum CursorStep {
     Event(Arc<Event>),
     /// Nothing left up to the head of the log: the cursor is at [`EventCursor::position`].
     CaughtUp,
-    /// The store failed.
+    /// The store failed (the next step tries again).
     Failed(async_graphql::Error),
+    /// The events after the cursor were pruned (`CURSOR_PRUNED`): the subscription cannot go
+    /// on without a gap and ends with this error; the cursor yields nothing more.
+    Pruned(async_graphql::Error),
 }
 
 /// A subscriber's position in the log, its filter and what it has read but not yet delivered.
@@ -137,6 +142,8 @@ pub struct EventCursor {
     lagging: bool,
     last_delivered: Option<Uuid>,
     gauge: Option<SubscriptionGauge>,
+    /// Ended by a pruned range: nothing more comes.
+    ended: bool,
 }
 
 impl EventCursor {
@@ -179,6 +186,9 @@ impl EventCursor {
     /// The next matching event up to the current head of the log, or `CaughtUp`.
     pub async fn step(&mut self) -> CursorStep {
         loop {
+            if self.ended {
+                return CursorStep::Pruned(async_graphql::Error::new("The subscription ended"));
+            }
             if let Some(e) = self.pending.pop_front() {
                 self.last_delivered = Some(e.id);
                 return CursorStep::Event(e);
@@ -199,17 +209,29 @@ impl EventCursor {
                     self.pending
                         .extend(batch.into_iter().filter(|e| filter.matches(e)));
                 }
+                Err(StoreError::Pruned { .. }) => {
+                    self.ended = true;
+                    self.set_lagging(false);
+                    let store = self.bus.store().clone();
+                    return CursorStep::Pruned(
+                        cursor_pruned::replay_pruned(&*store, self.last_delivered).await,
+                    );
+                }
                 Err(e) => return CursorStep::Failed(store_err(e)),
             }
         }
     }
 
-    /// The next matching event; waits for commits when caught up. `None` when the bus stops.
+    /// The next matching event; waits for commits when caught up. `None` when the bus stops,
+    /// and after the error of a pruned range.
     pub async fn next(&mut self) -> Option<Res<Arc<Event>>> {
+        if self.ended {
+            return None;
+        }
         loop {
             match self.step().await {
                 CursorStep::Event(e) => return Some(Ok(e)),
-                CursorStep::Failed(e) => return Some(Err(e)),
+                CursorStep::Failed(e) | CursorStep::Pruned(e) => return Some(Err(e)),
                 CursorStep::CaughtUp => {
                     if self.head.changed().await.is_err() {
                         return None;
@@ -260,7 +282,8 @@ impl Drop for SubscriptionGauge {
 impl Subscription {
     /// Every committed event matching the filters, in position order, as it is committed.
     /// With `after: <event id>`, the stored events after that one come first, then live ones,
-    /// with no gap and no duplicate.
+    /// with no gap and no duplicate. When that event (or one the replay is about to deliver)
+    /// was pruned by the log's retention, the subscription fails with `CURSOR_PRUNED`.
     #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
@@ -309,15 +332,18 @@ impl Subscription {
                         "Invalid UUID '{id}' in argument 'after'"
                     )))
                 })?;
-                s.store
-                    .event_position(uuid)
-                    .await
-                    .map_err(store_err)?
-                    .ok_or_else(|| {
-                        gql(Error::not_found(format!(
+                match s.store.event_position(uuid).await.map_err(store_err)? {
+                    Some(position) => position,
+                    // Not in the log: pruned, or never there (see `LogStart::covers`).
+                    None if s.store.log_start().await.map_err(store_err)?.covers(uuid) => {
+                        return Err(cursor_pruned::after_pruned(&*s.store, &id).await);
+                    }
+                    None => {
+                        return Err(gql(Error::not_found(format!(
                             "Event {id} not found (argument 'after')"
-                        )))
-                    })?
+                        ))));
+                    }
+                }
             }
         };
         let cursor = EventCursor {
@@ -330,6 +356,7 @@ impl Subscription {
             metrics: api(ctx).metrics.clone(),
             lagging: false,
             last_delivered: resume_from,
+            ended: false,
         };
         if let Some(capture) = ctx.data_opt::<CaptureEventsPlan>() {
             // The session serves this subscription itself (see `fanout`): hand it the cursor.

@@ -15,6 +15,7 @@ mod logging;
 mod metrics;
 mod probes;
 mod reply;
+mod retention;
 mod routes;
 mod storage;
 mod tls;
@@ -154,6 +155,10 @@ impl Server {
         let credential_ttl = std::time::Duration::from_millis(settings.token_check_interval_ms);
         let bus = infrastream_bus::Bus::start(store.clone(), settings.event_tail_capacity);
         let metrics: Arc<infrastream_graphql::Metrics> = Arc::default();
+        metrics.events_pruned_through.store(
+            store.log_start().await?.pruned_through.0,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let shards = match settings.fanout_shards {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -250,6 +255,7 @@ impl Server {
             self.state.services.domain.clone(),
             token.clone(),
         );
+        let retention = retention::spawn(&self.state);
         let drain =
             std::time::Duration::from_millis(self.state.settings().shutdown_http_drain_timeout_ms);
         let result = serve_http(
@@ -291,6 +297,10 @@ impl Server {
                 timeout_ms = s.shutdown_repository_sync_timeout_ms,
                 "the periodic repository sync did not stop within shutdown_repository_sync_timeout_ms"
             );
+        }
+        // The pruning task stops at the cancellation, between two of its transactions.
+        if let Some(task) = retention {
+            let _ = task.await;
         }
         self.state.store().close().await;
         tracing::info!("server stopped");

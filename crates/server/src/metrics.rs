@@ -29,8 +29,22 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         o,
         "infrastream_events_appended_total",
         "counter",
-        "Events in the log (the last committed position).",
+        "Events appended to the log (the last committed position; pruning does not lower it).",
         appended,
+    );
+    single(
+        o,
+        "infrastream_events_pruned_through",
+        "gauge",
+        "The last position pruned from the log by retention: the log holds the events after it.",
+        m.events_pruned_through.load(Relaxed),
+    );
+    single(
+        o,
+        "infrastream_events_pruned_total",
+        "counter",
+        "Events pruned from the log by retention since the server started.",
+        m.events_pruned.load(Relaxed),
     );
     single(
         o,

@@ -1,5 +1,5 @@
 use infrastream_core::codes::{self, Code};
-use infrastream_core::{DomainError, Error, storage_full};
+use infrastream_core::{DomainError, Error, Position, storage_full};
 use std::fmt;
 
 /// A backend failure's cause, kept for logs (`std::error::Error::source` walks the chain).
@@ -20,6 +20,20 @@ pub enum StoreError {
     /// cause is for logs.
     #[error("{}", storage_full::MESSAGE)]
     StorageFull(#[source] BoxError),
+    /// A read from `after` would skip events: the ones after it, up to `pruned_through`,
+    /// were pruned ([`Store::prune`](crate::Store::prune)). The reader cannot continue
+    /// without a gap (`CURSOR_PRUNED`).
+    #[error(
+        "the events after position {} were pruned: the log now starts after position {}",
+        after.0,
+        pruned_through.0
+    )]
+    Pruned {
+        /// Where the reader was.
+        after: Position,
+        /// The last pruned position ([`LogStart::pruned_through`](crate::LogStart)).
+        pruned_through: Position,
+    },
     /// The database was written by a newer binary.
     #[error("database schema version {found} is newer than this binary supports ({supported})")]
     TooNew {
@@ -83,7 +97,8 @@ impl StoreError {
     }
 }
 
-/// Rejections keep their own code, a full storage is `STORAGE_FULL`; anything else is an
+/// Rejections keep their own code, a full storage is `STORAGE_FULL`, a read from a pruned
+/// position is `CURSOR_PRUNED`; anything else is an
 /// internal failure (logged with its source chain and a correlation id by
 /// [`DomainError::user_error`]).
 impl DomainError for StoreError {
@@ -91,6 +106,7 @@ impl DomainError for StoreError {
         match self {
             StoreError::Rejected(e) => e.code(),
             StoreError::StorageFull(_) => &codes::STORAGE_FULL,
+            StoreError::Pruned { .. } => &codes::CURSOR_PRUNED,
             StoreError::Backend(_) | StoreError::TooNew { .. } => &codes::INTERNAL_SERVER_ERROR,
         }
     }
@@ -231,6 +247,20 @@ mod tests {
         let e = StoreError::from(other);
         assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
         assert!(!StoreError::shared("batch failed", std::sync::Arc::new(e)).is_storage_full());
+    }
+
+    #[test]
+    fn a_pruned_read_is_cursor_pruned() {
+        let e = StoreError::Pruned {
+            after: Position(3),
+            pruned_through: Position(9),
+        };
+        let shown = e.user_error();
+        assert_eq!((shown.code, shown.http_status()), ("CURSOR_PRUNED", 410));
+        assert_eq!(
+            shown.message,
+            "the events after position 3 were pruned: the log now starts after position 9"
+        );
     }
 
     #[test]

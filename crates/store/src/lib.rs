@@ -11,10 +11,12 @@
 pub mod conformance;
 mod error;
 mod readiness;
+mod retention;
 pub mod sqlite;
 
 pub use error::{BoxError, StoreError};
 pub use readiness::Readiness;
+pub use retention::{LogStart, PruneOutcome, PrunePolicy};
 
 use async_trait::async_trait;
 use infrastream_core::{
@@ -160,7 +162,9 @@ pub trait Store: Send + Sync + 'static {
     fn take_commit_feed(&self) -> Option<CommitFeed> {
         None
     }
-    /// Events with position in `(after, after + limit]`, ascending.
+    /// Events with position in `(after, after + limit]`, ascending. Never skips an event: when
+    /// the event at `after + 1` was pruned (`after` is before [`LogStart::pruned_through`]),
+    /// fails with [`StoreError::Pruned`] instead of returning later events.
     async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Events matching `filter`, ordered by position, paged.
     async fn query_events(
@@ -170,8 +174,21 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         offset: u32,
     ) -> Result<EventPage, StoreError>;
-    /// Position of the event with this id.
+    /// Position of the event with this id (`None` for an id not in the log: never there, or
+    /// pruned — [`LogStart::covers`] tells which).
     async fn event_position(&self, id: Uuid) -> Result<Option<Position>, StoreError>;
+    /// Removes the oldest events as `policy` says ([`PrunePolicy`]): always a prefix of the
+    /// log, oldest positions first, so the log stays gap-free from its new start. Commits go
+    /// on meanwhile (a backend may remove a long prefix in several transactions, each leaving
+    /// a gap-free log); the head does not move and positions are never reused, also when
+    /// every event was pruned and after a restart. Removes the pruned events from every
+    /// read (`query_events`, `read_after`, `event_position`) and records the new
+    /// [`LogStart`] in the same transaction. Calling it again with the same policy and no
+    /// new commits removes nothing.
+    async fn prune(&self, policy: PrunePolicy) -> Result<PruneOutcome, StoreError>;
+    /// Where the log starts: what pruning removed so far (persisted; the default value when
+    /// nothing was ever pruned).
+    async fn log_start(&self) -> Result<LogStart, StoreError>;
     /// Every branch, ordered by name.
     async fn branches(&self) -> Result<Vec<Branch>, StoreError>;
     /// The branch with this name.

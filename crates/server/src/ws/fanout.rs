@@ -17,6 +17,7 @@ use super::socket::{Sent, Socket};
 use infrastream_bus::{Bus, READ_BATCH};
 use infrastream_core::{Event, EventFilter, Position};
 use infrastream_graphql::{Caller, EventRenderer, Metrics};
+use infrastream_store::StoreError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -176,6 +177,16 @@ impl Fanout {
         }
     }
 
+    /// The position every shard has dispatched: live delivery never reads an event up to it
+    /// again, so pruning up to it cannot take anything from a live subscription.
+    pub(crate) fn dispatched(&self) -> Position {
+        self.shards
+            .iter()
+            .map(|s| s.index.lock().unwrap_or_else(|e| e.into_inner()).done)
+            .min()
+            .unwrap_or_default()
+    }
+
     /// Makes `sub` live if its shard has not dispatched past `sub.at` yet; otherwise returns
     /// the shard's position: the caller catches up to it first, then tries again.
     pub(crate) fn register(&self, sub: LiveSubscription) -> Result<Registration, Position> {
@@ -208,6 +219,13 @@ async fn run_shard(shard: Arc<Shard>, bus: Bus, metrics: Arc<Metrics>) {
         }
         let batch = match bus.read_after(done, READ_BATCH).await {
             Ok(b) => b,
+            Err(StoreError::Pruned { pruned_through, .. }) => {
+                // Only when another process pruned past this shard (this server bounds its
+                // own prunes by `Fanout::dispatched`): the live subscriptions would miss the
+                // pruned events, so they are told to resume instead.
+                done = drop_behind(&shard, pruned_through);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "fan-out could not read new events; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -226,6 +244,32 @@ async fn run_shard(shard: Arc<Shard>, bus: Bus, metrics: Arc<Metrics>) {
             }
         }
     }
+}
+
+/// Closes (1013, resume with `after`) the sockets of the shard's live subscriptions whose
+/// next events were pruned up to `through`, and moves the shard past them; returns the
+/// shard's new position. Resuming, they get `CURSOR_PRUNED`.
+fn drop_behind(shard: &Shard, through: Position) -> Position {
+    let mut index = shard.index.lock().unwrap_or_else(|e| e.into_inner());
+    let behind: Vec<u64> = index
+        .subs
+        .iter()
+        .filter(|(_, sub)| sub.at.load(Ordering::Relaxed) < through.0)
+        .map(|(key, _)| *key)
+        .collect();
+    tracing::warn!(
+        through = through.0,
+        subscriptions = behind.len(),
+        "events were pruned before live delivery read them; closing their subscribers' connections"
+    );
+    for key in behind {
+        if let Some(sub) = index.subs.get(&key) {
+            sub.outlet.socket.close_lagging();
+        }
+        index.remove(key);
+    }
+    index.done = index.done.max(through);
+    index.done
 }
 
 /// Writes `event` to every candidate it matches; empties `candidates`.

@@ -108,6 +108,16 @@ impl Socket {
         self.pending.notify_one();
     }
 
+    /// Closes the connection as a slow consumer (1013, resume with `after`) after what was
+    /// queued: its live subscriptions fell behind events that can no longer be read.
+    pub(crate) fn close_lagging(&self) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        out.closed = true;
+        out.overflowed = true;
+        drop(out);
+        self.pending.notify_one();
+    }
+
     /// Whether the credentials were revoked.
     pub(crate) fn is_revoked(&self) -> bool {
         self.revoked.load(Ordering::Relaxed)

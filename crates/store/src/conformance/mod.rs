@@ -1,9 +1,10 @@
 //! The conformance suite every [`Store`] backend must pass. A backend's test calls [`run_all`]
 //! with a factory that opens a fresh, empty store. The checks of generic nodes are in
-//! [`nodes`].
+//! [`nodes`], those of pruning the log in [`retention`].
 
 mod nodes;
 pub mod postgres;
+mod retention;
 
 use crate::{Change, Commit, Store, StoreError};
 use infrastream_core::{
@@ -35,6 +36,10 @@ where
     nodes::nodes_are_unique_per_kind(open().await).await;
     nodes::concurrent_creates_with_one_id_have_one_winner(open().await).await;
     nodes::a_node_keeps_its_kind(open().await).await;
+    retention::pruning_by_count_removes_the_oldest(open().await).await;
+    retention::pruning_by_age_removes_what_occurred_before(open().await).await;
+    retention::pruning_is_bounded_and_never_reuses_positions(open().await).await;
+    retention::commits_go_on_during_a_prune(open().await).await;
 }
 
 /// A branch value for tests.

@@ -6,7 +6,7 @@ mod rows;
 mod schema;
 mod writer;
 
-use crate::{Commit, EventPage, Readiness, Store, StoreError};
+use crate::{Commit, EventPage, LogStart, PruneOutcome, PrunePolicy, Readiness, Store, StoreError};
 use async_trait::async_trait;
 use infrastream_core::{
     Account, ApiToken, Branch, Event, EventFilter, Node, Position, RevokedSession, SavedQuery,
@@ -47,6 +47,9 @@ pub struct SqliteOptions {
     /// Size of a readiness probe's commit, in bytes: the store is ready while a change of
     /// this size can be committed.
     pub ready_probe_bytes: usize,
+    /// Most events one transaction of [`Store::prune`] removes: a long prune is done in
+    /// chunks, with the commits queued meanwhile written between them.
+    pub prune_chunk_events: u64,
 }
 
 impl SqliteOptions {
@@ -60,6 +63,7 @@ impl SqliteOptions {
             ready_probe_interval: Duration::from_secs(1),
             ready_probe_timeout: Duration::from_secs(5),
             ready_probe_bytes: 65_536,
+            prune_chunk_events: 10_000,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct SqliteStore {
     feed: Mutex<Option<crate::CommitFeed>>,
     readiness: Arc<Readiness>,
     probe_bytes: usize,
+    log_start: watch::Receiver<LogStart>,
+    prune_chunk: u64,
 }
 
 impl SqliteStore {
@@ -91,10 +97,14 @@ impl SqliteStore {
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut conn: SqliteConnection = connect.connect().await?;
         schema::migrate(&mut conn).await?;
+        let start = writer::load_log_start(&mut conn).await?;
         let head_pos: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
             .fetch_one(&mut conn)
             .await?;
-        let (head_tx, head) = watch::channel(Position(head_pos.unwrap_or(0) as u64));
+        // With every event pruned, the head stays at the last pruned position.
+        let head_pos = (head_pos.unwrap_or(0) as u64).max(start.pruned_through.0);
+        let (head_tx, head) = watch::channel(Position(head_pos));
+        let (log_start_tx, log_start) = watch::channel(start);
         // Readers are opened up front and kept: opening one later, while the writer holds the
         // write lock, could wait on the busy timeout; they set no pragmas that need a lock.
         let read_options = SqliteConnectOptions::new()
@@ -120,6 +130,7 @@ impl SqliteStore {
             head: head_tx,
             feed: feed_tx,
             readiness: readiness.clone(),
+            log_start: log_start_tx,
         };
         let task = tokio::spawn(writer::run(conn, rx, published, options.max_batch.max(1)));
         Ok(Self {
@@ -130,6 +141,8 @@ impl SqliteStore {
             feed: Mutex::new(Some(feed)),
             readiness,
             probe_bytes: options.ready_probe_bytes,
+            log_start,
+            prune_chunk: options.prune_chunk_events.max(1),
         })
     }
 
@@ -181,18 +194,34 @@ impl Store for SqliteStore {
     }
 
     async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError> {
+        // Read before the query: every event up to it is committed (or pruned) by then.
+        let head = *self.head.borrow();
         let sql = format!(
             "SELECT {} FROM events WHERE position > ? ORDER BY position LIMIT ?",
             rows::EVENT_COLUMNS
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let events = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after.0 as i64)
             .bind(limit as i64)
             .fetch_all(&self.reads)
             .await?
             .iter()
             .map(rows::event)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // Positions are gap-free from the log's start: a first event later than `after + 1`
+        // (or none, though the head is past `after`) means the events after `after` were
+        // pruned. Checked on what the query saw, so a concurrent prune cannot slip between.
+        let pruned_through = match events.first() {
+            Some(first) if first.position != after.next() => Position(first.position.0 - 1),
+            None if limit > 0 && after < head => {
+                self.log_start.borrow().pruned_through.max(after.next())
+            }
+            _ => return Ok(events),
+        };
+        Err(StoreError::Pruned {
+            after,
+            pruned_through,
+        })
     }
 
     async fn query_events(
@@ -226,6 +255,35 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reads)
             .await?;
         Ok(p.map(|p| Position(p as u64)))
+    }
+
+    async fn prune(&self, policy: PrunePolicy) -> Result<PruneOutcome, StoreError> {
+        let mut removed = 0;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.writer
+                .send(Msg::Prune {
+                    policy,
+                    max_rows: self.prune_chunk,
+                    reply: tx,
+                })
+                .await
+                .map_err(|_| StoreError::backend("store is closed"))?;
+            let chunk = rx
+                .await
+                .map_err(|_| StoreError::backend("store writer stopped"))??;
+            removed += chunk.removed;
+            if !chunk.more {
+                return Ok(PruneOutcome {
+                    removed,
+                    log_start: chunk.log_start,
+                });
+            }
+        }
+    }
+
+    async fn log_start(&self) -> Result<LogStart, StoreError> {
+        Ok(*self.log_start.borrow())
     }
 
     async fn branches(&self) -> Result<Vec<Branch>, StoreError> {

@@ -212,7 +212,8 @@ pub(super) fn query_stream(start: QueryStart) -> BoxStream<'static, Output> {
 }
 
 /// Replays an `events` subscription up to the head of the log, one rendered payload per
-/// matching event, then yields `CaughtUp` and ends.
+/// matching event, then yields `CaughtUp` and ends. When the events it is to replay were
+/// pruned, it yields `Failed` (`CURSOR_PRUNED`) and ends.
 pub(super) fn catch_up_stream(catch_up: CatchUp) -> BoxStream<'static, Output> {
     stream::unfold(Some(catch_up), |state| async move {
         let mut c = state?;
@@ -225,6 +226,12 @@ pub(super) fn catch_up_stream(catch_up: CatchUp) -> BoxStream<'static, Output> {
                 let errors = vec![e.into_server_error(Default::default())];
                 let response = async_graphql::Response::from_errors(errors);
                 Some((Output::Response(Box::new(response)), Some(c)))
+            }
+            CursorStep::Pruned(e) => {
+                // Not about a place in the document: no `locations`.
+                let mut error = e.into_server_error(Default::default());
+                error.locations.clear();
+                Some((Output::Failed(vec![error]), None))
             }
             CursorStep::CaughtUp => Some((Output::CaughtUp(Box::new(c)), None)),
         }

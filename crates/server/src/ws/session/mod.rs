@@ -48,6 +48,9 @@ enum Output {
     CaughtUp(Box<CatchUp>),
     /// A `query` subscription delivered its first result: make it live.
     QueryStarted(Box<QueryStart>),
+    /// The operation cannot go on (e.g. its replay reached pruned events): it ends with an
+    /// `error` message.
+    Failed(Vec<async_graphql::ServerError>),
 }
 
 struct Operation {

@@ -140,6 +140,7 @@ impl Session {
             Some(Output::Shared(payload)) => return self.deliver(&id, &payload),
             Some(Output::CaughtUp(c)) => return self.go_live(&id, *c),
             Some(Output::QueryStarted(q)) => return self.go_live_query(&id, *q),
+            Some(Output::Failed(errors)) => return self.fail(&id, &errors),
             None => return self.finished(&id),
         };
         let Some(op) = self.ops.get_mut(&id) else {
@@ -164,6 +165,17 @@ impl Session {
                 tracing::error!(error = %e, "could not serialize a response");
                 Flow::Continue
             }
+        }
+    }
+
+    /// Ends operation `id` with an `error` message carrying `errors`.
+    fn fail(&mut self, id: &str, errors: &[async_graphql::ServerError]) -> Flow {
+        if self.ops.remove(id).is_none() {
+            return Flow::Continue;
+        }
+        match self.conn.fail_operation(id, errors) {
+            Some(frame) => self.write(&frame),
+            None => Flow::Continue,
         }
     }
 

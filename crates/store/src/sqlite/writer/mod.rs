@@ -2,9 +2,10 @@
 //! was being written joins the next batch; a batch is one SQLite transaction (one fsync), and
 //! each request inside it is a savepoint, so one refused request does not undo its neighbours.
 //!
-//! Applying one change is in [`changes`]; turning requested events into rows, in [`events`].
+//! Applying one change is in [`changes`]; turning requested events into rows, in [`events`];
+//! pruning the log, in [`prune`].
 
-use crate::{Commit, Readiness, StoreError};
+use crate::{Commit, LogStart, PrunePolicy, Readiness, StoreError};
 use infrastream_core::{Chain, Error, ErrorKind, Event, ParentRef, Position, Timestamp};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Row, SqliteExecutor};
@@ -13,11 +14,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod changes;
 mod events;
+mod prune;
 #[cfg(test)]
 mod storage_full_tests;
 
 use changes::apply_change;
 use events::{build_events, insert_events};
+pub(crate) use prune::{PruneChunk, load_log_start};
 
 /// Reply channel of one commit.
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
@@ -34,6 +37,15 @@ pub(crate) enum Msg {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Prune one chunk of at most `max_rows` events ([`prune::prune_chunk`]) and reply.
+    Prune {
+        /// What to prune.
+        policy: PrunePolicy,
+        /// Most events removed in this chunk's transaction.
+        max_rows: u64,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<PruneChunk, StoreError>>,
+    },
     /// Finish what is queued before this message, close the connection, then reply.
     Close(oneshot::Sender<()>),
 }
@@ -46,6 +58,8 @@ pub(crate) struct Published {
     pub(crate) feed: mpsc::UnboundedSender<Vec<Event>>,
     /// Where the outcome of every batch is recorded.
     pub(crate) readiness: Arc<Readiness>,
+    /// Where the log starts, after every prune.
+    pub(crate) log_start: watch::Sender<LogStart>,
 }
 
 /// The metadata row a readiness probe rewrites (the time of the probe, repeated).
@@ -64,7 +78,8 @@ pub(crate) async fn run(
     head: Published,
     max_batch: usize,
 ) {
-    let mut cursor = match load_cursor(&mut conn).await {
+    let mut start = *head.log_start.borrow();
+    let mut cursor = match load_cursor(&mut conn, start.pruned_through).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "store writer could not read the log head");
@@ -76,6 +91,7 @@ pub(crate) async fn run(
         let Some(first) = rx.recv().await else { break };
         let mut batch = Vec::new();
         let mut probes = Vec::new();
+        let mut prunes = Vec::new();
         let mut probe_bytes = 0;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
@@ -85,6 +101,11 @@ pub(crate) async fn run(
                     probe_bytes = probe_bytes.max(bytes);
                     probes.push(reply);
                 }
+                Msg::Prune {
+                    policy,
+                    max_rows,
+                    reply,
+                } => prunes.push((policy, max_rows, reply)),
                 Msg::Close(done) => closing = Some(done),
             }
             if closing.is_none() && batch.len() < max_batch {
@@ -93,6 +114,14 @@ pub(crate) async fn run(
         }
         if !batch.is_empty() {
             write_batch(&mut conn, batch, &mut cursor, &head).await;
+        }
+        for (policy, max_rows, reply) in prunes {
+            let last = Position(cursor.next.0 - 1);
+            let outcome = prune::prune_chunk(&mut conn, &policy, last, max_rows, &mut start).await;
+            if matches!(outcome, Ok(ref chunk) if chunk.removed > 0) {
+                head.log_start.send_replace(start);
+            }
+            let _ = reply.send(outcome);
         }
         if !probes.is_empty() {
             let outcome = probe(&mut conn, probe_bytes).await.map_err(Arc::new);
@@ -113,14 +142,19 @@ pub(crate) async fn run(
     }
 }
 
-async fn load_cursor(conn: &mut SqliteConnection) -> Result<Cursor, StoreError> {
+/// Where the next event goes: after the last stored event, or after the last pruned one when
+/// every event was pruned (positions are never reused).
+async fn load_cursor(
+    conn: &mut SqliteConnection,
+    pruned_through: Position,
+) -> Result<Cursor, StoreError> {
     let row = sqlx::query("SELECT MAX(position) AS p, MAX(occurred_at) AS t FROM events")
         .fetch_one(&mut *conn)
         .await?;
     let p: Option<i64> = row.try_get("p")?;
     let t: Option<i64> = row.try_get("t")?;
     Ok(Cursor {
-        next: Position(p.unwrap_or(0) as u64 + 1),
+        next: Position((p.unwrap_or(0) as u64).max(pruned_through.0) + 1),
         last_time: t.and_then(chrono::DateTime::from_timestamp_micros),
     })
 }
@@ -211,7 +245,7 @@ async fn write_batch(
 
 /// Starts the write transaction. A transaction left open by a failed one (whose ROLLBACK
 /// failed too) is rolled back first, so one failure cannot wedge the writer.
-async fn begin(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+pub(super) async fn begin(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         Ok(_) => Ok(()),
         Err(e) if e.to_string().contains("within a transaction") => {
@@ -384,6 +418,7 @@ mod tests {
                 std::time::Duration::from_secs(1),
                 std::time::Duration::from_secs(1),
             )),
+            log_start: watch::channel(LogStart::default()).0,
         };
         let task = tokio::spawn(run(conn, rx, published, 1024));
         let parent = replies.remove(0).await.unwrap().unwrap().remove(0);

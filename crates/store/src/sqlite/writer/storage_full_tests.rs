@@ -65,6 +65,7 @@ async fn a_full_database_keeps_every_acknowledged_event_and_recovers() {
         head: head_tx,
         feed,
         readiness: readiness.clone(),
+        log_start: watch::channel(crate::LogStart::default()).0,
     };
     let task = tokio::spawn(run(conn, rx, published, 1024));
 
