@@ -34,11 +34,11 @@ pub(crate) struct IngestArgs {
 }
 
 /// What one run measured.
-struct RunResult {
-    rate: f64,
+pub(crate) struct RunResult {
+    pub(crate) rate: f64,
     branches: u64,
-    p50: Duration,
-    p99: Duration,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
     /// CPU seconds this process used during the run (client and, in-process, server).
     cpu: Option<f64>,
     elapsed: f64,
@@ -109,17 +109,31 @@ async fn one_run(
     branch_every: u64,
     run: usize,
 ) -> anyhow::Result<RunResult> {
+    let urls = [target.url.clone()];
+    run_against(&urls, &target.token, clients, duration, branch_every, run).await
+}
+
+/// One run of `clients` clients spread round-robin over the servers at `urls` (the same log
+/// behind each: several instances on one database).
+pub(crate) async fn run_against(
+    urls: &[String],
+    token: &str,
+    clients: usize,
+    duration: Duration,
+    branch_every: u64,
+    run: usize,
+) -> anyhow::Result<RunResult> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
-    let url = format!("{}/graphql", target.url);
     let failed = Arc::new(AtomicU64::new(0));
     let cpu = ProcessCpu::now();
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let (http, url, token) = (http.clone(), url.clone(), target.token.clone());
+        let url = format!("{}/graphql", urls[client % urls.len()]);
+        let (http, token) = (http.clone(), token.to_owned());
         let failed = failed.clone();
         tasks.push(tokio::spawn(async move {
             // Latencies (µs) of acknowledged requests, and how many were branches.

@@ -10,6 +10,7 @@
 //! WebSocket clients.
 
 mod client;
+mod cluster;
 mod connect;
 mod fanout;
 mod idle;
@@ -37,6 +38,8 @@ struct BenchArgs {
 enum Scenario {
     /// Committed `EventEmit` events per second from concurrent HTTP clients.
     Ingest(ingest::IngestArgs),
+    /// Committed events per second through 1, 3, 5… instances on one PostgreSQL database.
+    ClusterIngest(cluster::ClusterIngestArgs),
     /// Commit → delivered latency of single events fanned out to N `events` subscribers.
     Fanout(fanout::FanoutArgs),
     /// Server RSS per idle connection and per `events` subscription, CPU while idle.
@@ -98,6 +101,7 @@ async fn interrupted() {
 async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Ingest(a) => ingest::run(a).await,
+        Scenario::ClusterIngest(a) => cluster::run(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Sustained(a) => sustained::run(a).await,

@@ -88,7 +88,17 @@ impl ServerArgs {
     /// The `infrastream` binary to spawn: `--server-bin`, else the one in this executable's
     /// directory.
     fn server_binary(&self) -> anyhow::Result<std::path::PathBuf> {
-        if let Some(path) = &self.server_bin {
+        server_binary(self.server_bin.as_ref())
+    }
+}
+
+/// The `infrastream` binary to spawn: `given` (`--server-bin`), else the one in this
+/// executable's directory.
+pub(crate) fn server_binary(
+    given: Option<&std::path::PathBuf>,
+) -> anyhow::Result<std::path::PathBuf> {
+    {
+        if let Some(path) = given {
             if !path.is_file() {
                 bail!("--server-bin {}: no such file", path.display());
             }
@@ -106,7 +116,28 @@ impl ServerArgs {
         }
         Ok(path)
     }
+}
 
+/// Spawns `infrastream serve` from `exe` with `settings` (`KEY=VALUE`) and the bench's admin
+/// API token; killed when the returned server is dropped.
+pub(crate) fn spawn_server(
+    exe: &std::path::Path,
+    fsync: bool,
+    settings: &[String],
+) -> anyhow::Result<Server> {
+    let child = Spawned::start(exe, fsync, settings)?;
+    let init = serde_json::json!({"type": "connection_init", "payload": {"X-INFRAHUB-KEY": TOKEN}});
+    Ok(Server {
+        addr: child.addr,
+        token: TOKEN.to_string(),
+        init: init.to_string(),
+        pid: Some(child.child.id()),
+        child: Some(child),
+        _node: None,
+    })
+}
+
+impl ServerArgs {
     /// Starts (or connects to) the server; `settings` are `--set` values the scenario needs.
     pub(crate) async fn start(&self, settings: &[(&str, String)]) -> anyhow::Result<Server> {
         let mut server = if let Some(url) = &self.url {
