@@ -1,15 +1,16 @@
 //! The `Store`: the one place state lives. A state change and the events it produces are
 //! committed together ([`Store::commit`]); events get gap-free positions at commit; readers
-//! read by position range or by [`EventFilter`]. Backends: `sqlite` (embedded, default);
-//! PostgreSQL comes later and must pass the same `conformance` suite (behind the cargo feature
-//! `conformance`, off by default, so release builds do not carry it; the store's own tests turn
-//! it on).
+//! read by position range or by [`EventFilter`]. Backends: `sqlite` (embedded, default) and
+//! `postgres` (shared by any number of instances); both pass the same `conformance` suite
+//! (behind the cargo feature `conformance`, off by default, so release builds do not carry it;
+//! the store's own tests turn it on).
 //!
 //! Neighbours: `core` below (types), `bus` and `graphql` above (they read and commit).
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+pub mod postgres;
 mod readiness;
 pub mod sqlite;
 

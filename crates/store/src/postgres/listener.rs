@@ -1,0 +1,100 @@
+//! The listener: one connection per instance that `LISTEN`s on the events channel and wakes
+//! the follower when another instance committed. It only says "look": the follower reads the
+//! positions itself, so a lost or coalesced notification costs a poll interval, no event.
+//!
+//! When its connection drops it reconnects with backoff (logged once per outage, and once
+//! when it is back), and wakes the follower after every (re)connection to catch up on what was
+//! committed while it was not listening.
+
+use super::writer::CHANNEL;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// `application_name` of the listening connection (how operators and tests find it in
+/// `pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "infrastream-listener";
+
+/// First and longest wait between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest wait for one connection attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Listens until the task is aborted (at close). `published` is the follower's last published
+/// position: a notification of a head it already published (its own commits) is ignored.
+pub(crate) async fn run(options: PgConnectOptions, wake: Arc<Notify>, published: Arc<AtomicU64>) {
+    // A pool of one, only to open (and reopen) the listening connection.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(options.application_name(APPLICATION_NAME));
+    let mut backoff = BACKOFF_MIN;
+    let mut outage: Option<Instant> = None;
+    loop {
+        let listener = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.ignore_pool_close_event(true);
+            l.eager_reconnect(false);
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        }
+        .await;
+        let lost = match listener {
+            Ok(mut listener) => {
+                if let Some(since) = outage.take() {
+                    tracing::info!(
+                        after_ms = since.elapsed().as_millis() as u64,
+                        "the store listener is connected again; catching up"
+                    );
+                }
+                backoff = BACKOFF_MIN;
+                // Whatever was committed while nobody listened.
+                wake.notify_one();
+                listen(&mut listener, &wake, &published).await
+            }
+            Err(e) => e,
+        };
+        if outage.is_none() {
+            tracing::warn!(
+                error = %lost,
+                "the store listener lost its connection; reconnecting (events from other \
+                 instances arrive by the fallback poll meanwhile)"
+            );
+            outage = Some(Instant::now());
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Wakes the follower for every notification of a position it has not published, until the
+/// connection fails; returns why.
+async fn listen(listener: &mut PgListener, wake: &Notify, published: &AtomicU64) -> sqlx::Error {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(n)) => {
+                let mut newest = n.payload().parse::<u64>().unwrap_or(u64::MAX);
+                while let Some(n) = listener.next_buffered() {
+                    newest = newest.max(n.payload().parse::<u64>().unwrap_or(u64::MAX));
+                }
+                if newest > published.load(Ordering::Acquire) {
+                    wake.notify_one();
+                }
+            }
+            Ok(None) => {
+                return sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the listening connection was closed",
+                ));
+            }
+            Err(e) => return e,
+        }
+    }
+}
