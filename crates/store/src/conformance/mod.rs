@@ -1,9 +1,12 @@
 //! The conformance suite every [`Store`] backend must pass. A backend's test calls [`run_all`]
 //! with a factory that opens a fresh, empty store. The checks of generic nodes are in
-//! [`nodes`].
+//! [`nodes`], of text (order, case, characters a backend cannot store) in [`text`], of the
+//! commit feed in [`feed`].
 
+mod feed;
 mod nodes;
 pub mod postgres;
+mod text;
 
 use crate::{Change, Commit, Store, StoreError};
 use infrastream_core::{
@@ -35,6 +38,10 @@ where
     nodes::nodes_are_unique_per_kind(open().await).await;
     nodes::concurrent_creates_with_one_id_have_one_winner(open().await).await;
     nodes::a_node_keeps_its_kind(open().await).await;
+    text::names_are_listed_in_byte_order(open().await).await;
+    text::filters_are_case_sensitive(open().await).await;
+    text::a_string_the_backend_cannot_store_is_refused_alone(open().await).await;
+    feed::the_feed_carries_every_committed_event_once(open().await).await;
 }
 
 /// A branch value for tests.

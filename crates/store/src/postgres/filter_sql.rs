@@ -1,6 +1,8 @@
 //! [`EventFilter`] → SQL. Must agree with `EventFilter::matches`; the conformance suite checks.
 //! Lists are bound as one array each (`= ANY($n)`), so the statement text depends only on
-//! which criteria are set, never on how many values they hold.
+//! which criteria are set, never on how many values they hold. A value containing NUL, which
+//! no stored text can (see `text`), is left out of its list: it matches nothing, while its
+//! criterion stays (an empty array matches nothing).
 
 use super::rows::{EVENT_COLUMNS, micros};
 use infrastream_core::{EventFilter, SortOrder, event::EventName};
@@ -11,6 +13,11 @@ where
     Vec<T>: for<'a> sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send + 'static,
 {
     q.push(column).push(" = ANY(").push_bind(values).push(")");
+}
+
+/// The values of `list` that stored text can equal.
+fn storable(list: &[String]) -> Vec<String> {
+    list.iter().filter(|v| !v.contains('\0')).cloned().collect()
 }
 
 fn push_where(q: &mut QueryBuilder<Postgres>, f: &EventFilter) {
@@ -35,7 +42,7 @@ fn push_where(q: &mut QueryBuilder<Postgres>, f: &EventFilter) {
         q.push(" AND (FALSE");
         if !f.event_types.is_empty() {
             q.push(" OR ");
-            push_any(q, "name", f.event_types.clone());
+            push_any(q, "name", storable(&f.event_types));
         }
         for (name, branches) in [
             (EventName::BRANCH_MERGED, &f.branch_merged),
@@ -43,7 +50,7 @@ fn push_where(q: &mut QueryBuilder<Postgres>, f: &EventFilter) {
         ] {
             if let Some(branches) = branches.as_ref().filter(|b| !b.is_empty()) {
                 q.push(" OR (name = ").push_bind(name).push(" AND ");
-                push_any(q, "subject_branch", branches.clone());
+                push_any(q, "subject_branch", storable(branches));
                 q.push(")");
             }
         }
@@ -51,11 +58,11 @@ fn push_where(q: &mut QueryBuilder<Postgres>, f: &EventFilter) {
     }
     if !f.primary_node_ids.is_empty() {
         q.push(" AND ");
-        push_any(q, "primary_node_id", f.primary_node_ids.clone());
+        push_any(q, "primary_node_id", storable(&f.primary_node_ids));
     }
     if !f.related_node_ids.is_empty() {
         q.push(" AND position IN (SELECT position FROM event_related WHERE ");
-        push_any(q, "node_id", f.related_node_ids.clone());
+        push_any(q, "node_id", storable(&f.related_node_ids));
         q.push(")");
     }
     if !f.parent_ids.is_empty() {
@@ -70,11 +77,11 @@ fn push_where(q: &mut QueryBuilder<Postgres>, f: &EventFilter) {
     }
     if !f.branches.is_empty() {
         q.push(" AND ");
-        push_any(q, "branch", f.branches.clone());
+        push_any(q, "branch", storable(&f.branches));
     }
     if !f.account_ids.is_empty() {
         q.push(" AND ");
-        push_any(q, "account_id", f.account_ids.clone());
+        push_any(q, "account_id", storable(&f.account_ids));
     }
 }
 

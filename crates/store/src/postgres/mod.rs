@@ -190,6 +190,10 @@ impl PostgresStore {
         arg: &str,
         map: fn(&sqlx::postgres::PgRow) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
+        if arg.contains('\0') {
+            // No stored text holds NUL (see `text`).
+            return Ok(None);
+        }
         let row = sqlx::query(sql)
             .bind(arg)
             .fetch_optional(&self.reads)
@@ -344,6 +348,9 @@ impl Store for PostgresStore {
     }
 
     async fn nodes(&self, kind: &str) -> Result<Vec<Node>, StoreError> {
+        if kind.contains('\0') {
+            return Ok(Vec::new());
+        }
         sqlx::query("SELECT * FROM nodes WHERE kind = $1 ORDER BY name")
             .bind(kind)
             .fetch_all(&self.reads)
@@ -359,6 +366,9 @@ impl Store for PostgresStore {
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if key.contains('\0') {
+            return Ok(None);
+        }
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.reads)
