@@ -25,6 +25,7 @@ pub use logging::init_logging;
 use infrastream_auth::JwtKeys;
 use infrastream_config::{Settings, StoreBackend};
 use infrastream_graphql::{CredentialCache, InfraSchema, Services, build_schema};
+use infrastream_store::postgres::{PostgresOptions, PostgresStore};
 use infrastream_store::sqlite::{SqliteOptions, SqliteStore};
 use infrastream_store::{Store, StoreError};
 use std::future::Future;
@@ -139,9 +140,22 @@ impl Server {
                 Arc::new(store)
             }
             StoreBackend::Postgres => {
-                return Err(ServerError::Config(
-                    "the PostgreSQL backend is not available in this version; use store = \"sqlite\"".into(),
-                ));
+                // Artifact content and repository mirrors still live in the data directory.
+                data_dir::prepare(&settings.data_dir).map_err(ServerError::Config)?;
+                let url = settings.database_url.clone().ok_or_else(|| {
+                    ServerError::Config("store = \"postgres\" needs database_url".into())
+                })?;
+                let mut options = PostgresOptions::new(url);
+                options.max_connections = settings.database_max_connections;
+                options.max_batch = settings.group_commit_max_batch;
+                options.poll_interval =
+                    std::time::Duration::from_millis(settings.database_poll_interval_ms);
+                options.ready_probe_interval =
+                    std::time::Duration::from_millis(settings.ready_probe_interval_ms);
+                options.ready_probe_timeout =
+                    std::time::Duration::from_millis(settings.ready_probe_timeout_ms);
+                options.ready_probe_bytes = settings.ready_probe_bytes;
+                Arc::new(PostgresStore::open(options).await?)
             }
         };
         let passwords = Arc::new(infrastream_services::PasswordPool::from_settings(&settings));
