@@ -10,6 +10,7 @@ use infrastream_core::{Event, NewEvent, Position};
 use infrastream_store::conformance::postgres::fresh_database_url;
 use infrastream_store::postgres::{
     CURRENT_SCHEMA_VERSION, LISTENER_APPLICATION_NAME, PostgresOptions, PostgresStore,
+    WRITER_APPLICATION_NAME,
 };
 use infrastream_store::{Commit, CommitFeed, Store, StoreError, conformance};
 use sqlx::Connection;
@@ -212,16 +213,120 @@ async fn reopening_keeps_events_and_continues_positions() {
 
 /// Terminates the listening connections of the database at `url`; how many there were.
 async fn kill_listeners(url: &str) -> usize {
+    kill(url, LISTENER_APPLICATION_NAME).await
+}
+
+/// Terminates the connections of the database at `url` named `application_name`; how many
+/// there were.
+async fn kill(url: &str, application_name: &str) -> usize {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE application_name = $1 AND datname = current_database()",
     )
-    .bind(LISTENER_APPLICATION_NAME)
+    .bind(application_name)
     .fetch_all(&mut conn)
     .await
     .unwrap();
     killed.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_writer_connection_is_replaced_without_failing_a_commit() {
+    let Some(url) =
+        fresh_database_url("a_lost_writer_connection_is_replaced_without_failing_a_commit").await
+    else {
+        return;
+    };
+    let mut options = PostgresOptions::new(&url);
+    options.ready_probe_interval = Duration::from_millis(1);
+    let store = PostgresStore::open(options).await.unwrap();
+    let mut feed = store.take_commit_feed().unwrap();
+    let first = store
+        .commit(Commit::events(vec![NewEvent::new("w.1")]))
+        .await
+        .unwrap();
+    assert_eq!(kill(&url, WRITER_APPLICATION_NAME).await, 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The batch meets the dead connection before it commits: it is written again.
+    let second = store
+        .commit(Commit::events(vec![NewEvent::new("w.2")]))
+        .await
+        .expect("a commit on a lost connection is retried on a new one");
+    assert_eq!(second[0].position, Position(2));
+    // A probe on a lost connection too.
+    assert_eq!(kill(&url, WRITER_APPLICATION_NAME).await, 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.ready().await.expect("ready on a new connection");
+    assert_eq!(take(&mut feed, 2).await, [first, second].concat());
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_storage_full_and_loses_nothing() {
+    let Some(url) = fresh_database_url("a_full_disk_is_storage_full_and_loses_nothing").await
+    else {
+        return;
+    };
+    let mut options = PostgresOptions::new(&url);
+    options.ready_probe_interval = Duration::from_millis(50);
+    let store = PostgresStore::open(options).await.unwrap();
+    let mut feed = store.take_commit_feed().unwrap();
+    let first = store
+        .commit(Commit::events(vec![NewEvent::new("d.1")]))
+        .await
+        .unwrap();
+    // The server's own `disk_full` (SQLSTATE 53100), raised where a full disk raises it: when
+    // rows are written.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             RAISE EXCEPTION 'could not extend file: No space left on device' \
+             USING ERRCODE = 'disk_full'; END $$; \
+         CREATE TRIGGER full_events BEFORE INSERT ON events \
+             FOR EACH STATEMENT EXECUTE FUNCTION full_disk(); \
+         CREATE TRIGGER full_meta BEFORE INSERT OR UPDATE ON meta \
+             FOR EACH STATEMENT EXECUTE FUNCTION full_disk();",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let refused = [
+        Commit::events(vec![NewEvent::new("d.lost")]),
+        Commit {
+            changes: vec![infrastream_store::Change::InsertBranch(
+                conformance::branch("b"),
+            )],
+            events: vec![NewEvent::new("d.branch")],
+        },
+    ];
+    for commit in refused {
+        let e = store.commit(commit).await.unwrap_err();
+        assert!(e.is_storage_full(), "{e:?}");
+        let shown = infrastream_core::DomainError::user_error(&e);
+        assert_eq!(shown.code, "STORAGE_FULL");
+    }
+    // Not ready: from the last commit, then from a probe of its own.
+    assert!(store.ready().await.unwrap_err().is_storage_full());
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(store.ready().await.unwrap_err().is_storage_full());
+    assert_eq!(*store.head().borrow(), Position(1));
+    assert!(store.branch("b").await.unwrap().is_none());
+
+    // Space again: the log goes on from the last acknowledged position.
+    sqlx::raw_sql("DROP TRIGGER full_events ON events; DROP TRIGGER full_meta ON meta;")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    store.ready().await.expect("ready once there is room");
+    let next = store
+        .commit(Commit::events(vec![NewEvent::new("d.2")]))
+        .await
+        .unwrap();
+    assert_eq!(next[0].position, Position(2));
+    assert_eq!(take(&mut feed, 2).await, [first, next].concat());
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ mod text;
 mod writer;
 
 pub use listener::APPLICATION_NAME as LISTENER_APPLICATION_NAME;
+pub use writer::APPLICATION_NAME as WRITER_APPLICATION_NAME;
 
 use crate::{Commit, EventPage, Readiness, Store, StoreError};
 use async_trait::async_trait;
@@ -41,9 +42,8 @@ use writer::Msg;
 /// The schema version this binary writes.
 pub const CURRENT_SCHEMA_VERSION: i64 = schema::CURRENT_VERSION;
 
-/// `application_name` of the pooled connections (reads) and of the writer's.
+/// `application_name` of the pooled connections (reads).
 const POOL_APPLICATION_NAME: &str = "infrastream";
-const WRITER_APPLICATION_NAME: &str = "infrastream-writer";
 
 /// Options of the PostgreSQL store.
 #[derive(Clone)]

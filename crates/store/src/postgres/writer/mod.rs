@@ -36,6 +36,10 @@ use events::{build_events, insert_events};
 /// Reply channel of one commit.
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 
+/// `application_name` of the writer's connection (how operators and tests find it in
+/// `pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "infrastream-writer";
+
 /// The channel other instances (and this one's follower) listen on.
 pub(crate) const CHANNEL: &str = "infrastream_events";
 
@@ -160,7 +164,20 @@ pub(crate) async fn run(
 
 async fn write_batch(conn: &mut WriterConnection, batch: Vec<(Box<Commit>, Reply)>, out: &Outlet) {
     let mut outcomes = Vec::with_capacity(batch.len());
-    let result = write(conn, &batch, &mut outcomes).await;
+    let mut committing = false;
+    let mut result = write(conn, &batch, &mut outcomes, &mut committing).await;
+    if let Err(e) = &result
+        && !committing
+        && connection_lost(e)
+    {
+        // Nothing was committed (the server rolls back a transaction whose connection
+        // ends): written again on a new connection. Once COMMIT was sent the outcome is
+        // unknown, so the batch fails instead.
+        tracing::warn!(error = %Chain(e), "the store writer's connection was lost; writing the batch again on a new one");
+        conn.discard();
+        outcomes.clear();
+        result = write(conn, &batch, &mut outcomes, &mut committing).await;
+    }
     match result {
         Ok(()) => {
             out.readiness.record(Ok(()));
@@ -214,6 +231,7 @@ async fn write(
     conn: &mut WriterConnection,
     batch: &[(Box<Commit>, Reply)],
     outcomes: &mut Vec<Result<Vec<Event>, StoreError>>,
+    committing: &mut bool,
 ) -> Result<(), StoreError> {
     let mut tx = conn.get().await?.begin().await?;
     let mut cursor = lock_head(&mut tx).await?;
@@ -264,8 +282,25 @@ async fn write(
         .execute(&mut *tx)
         .await?;
     }
+    *committing = true;
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether `e` says the connection is gone (an I/O or protocol failure, SQLSTATE class 08
+/// "connection exception", or 57P01–57P05: the server is shutting down or ended the session)
+/// rather than that the statement failed.
+fn connection_lost(e: &StoreError) -> bool {
+    let (StoreError::Backend(cause) | StoreError::StorageFull(cause)) = e else {
+        return false;
+    };
+    match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => true,
+        Some(sqlx::Error::Database(db)) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// Locks the log head until the transaction ends and reads where the next event goes.
@@ -303,6 +338,14 @@ fn refusal(e: &StoreError) -> bool {
 /// repeated over `bytes` bytes (stored uncompressed: see the schema), committed like any
 /// batch. `Ok` means the store can commit a change of that size now.
 async fn probe(conn: &mut WriterConnection, bytes: usize) -> Result<(), StoreError> {
+    match probe_once(conn, bytes).await {
+        // A connection that died while idle says nothing about the store: try a new one.
+        Err(e) if connection_lost(&e) => probe_once(conn, bytes).await,
+        other => other,
+    }
+}
+
+async fn probe_once(conn: &mut WriterConnection, bytes: usize) -> Result<(), StoreError> {
     let time = infrastream_core::format_timestamp(&infrastream_core::now()) + " ";
     let value: String = time.chars().cycle().take(bytes.max(time.len())).collect();
     let result: Result<(), StoreError> = async {
