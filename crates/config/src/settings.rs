@@ -53,8 +53,8 @@ declare_settings! {
         /// content and repository mirrors).
         store: StoreBackend = StoreBackend::Sqlite;
         /// Database URL, required when `store = "postgres"`
-        /// (`postgres://user:password@host:port/database`, with libpq's parameters such as
-        /// `?sslmode=require`). Its password is never shown.
+        /// (`postgres://user:password@host:port/database`). This build connects without TLS:
+        /// keep the database on loopback or a trusted network. Its password is never shown.
         database_url: Option<String> = None, secret(redact_database_url);
         /// Connections each server keeps in its PostgreSQL read pool (`store = "postgres"`);
         /// it opens one more for its writer and one to listen for other servers' commits.

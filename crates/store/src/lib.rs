@@ -154,9 +154,11 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError>;
     /// Position of the last committed event, updated after every commit.
     fn head(&self) -> watch::Receiver<Position>;
-    /// The committed events as the writer publishes them (each batch in position order,
-    /// before [`head`](Self::head) moves), for the one bus of this process, so that nothing is
-    /// read back from the store to be delivered. Only the first call gets the feed; `None`
+    /// The committed events as the backend publishes them — every one, whichever process
+    /// committed it, each batch in position order, before [`head`](Self::head) moves — for
+    /// the one bus of this process, so that the bus reads nothing back from the store (the
+    /// embedded backend hands over its writer's batches; the shared one, its own batches and
+    /// what it read of other instances'). Only the first call gets the feed; `None`
     /// when the backend cannot hand events over (the bus then reads them by position).
     fn take_commit_feed(&self) -> Option<CommitFeed> {
         None

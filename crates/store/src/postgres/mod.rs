@@ -125,7 +125,13 @@ impl PostgresStore {
                 StoreError::backend_context("database_url is not a valid PostgreSQL URL", e)
             })?
             .log_statements(tracing::log::LevelFilter::Trace);
-        let writer_options = connect.clone().application_name(WRITER_APPLICATION_NAME);
+        let writer_options = connect
+            .clone()
+            .application_name(WRITER_APPLICATION_NAME)
+            .options([(
+                "idle_in_transaction_session_timeout",
+                writer::IDLE_IN_TRANSACTION_TIMEOUT,
+            )]);
         let mut writer_conn = writer_options
             .connect()
             .await

@@ -40,6 +40,12 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 /// `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "infrastream-writer";
 
+/// How long the server lets the writer's session sit idle inside a transaction before it
+/// ends the session: a writer cut off mid-batch (a network partition, a frozen process) holds
+/// the log head's lock, which every instance needs to commit, until then. A batch sends its
+/// statements back to back, so it never comes near.
+pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
+
 /// The channel other instances (and this one's follower) listen on.
 pub(crate) const CHANNEL: &str = "infrastream_events";
 
