@@ -7,6 +7,7 @@ use crate::StoreError;
 use infrastream_core::{ErrorKind, Event, NewEvent, ParentRef, event::subject_branch, now};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// Assigns ids, positions, times, levels and `has_children`.
@@ -75,9 +76,9 @@ pub(super) async fn build_events(
     Ok(out)
 }
 
-/// Every event row of a commit (or a group of commits) in one statement: one array per
-/// column, so the statement text is the same whatever the number of rows.
-const INSERT_EVENTS: &str = "INSERT INTO events (position, id, name, branch, subject_branch, \
+/// Every event row of a commit (or a group of commits): one array per column, so the text
+/// is the same whatever the number of rows.
+const EVENT_ROWS: &str = "INSERT INTO events (position, id, name, branch, subject_branch, \
     account_id, occurred_at, level, parent_id, has_children, primary_node_id, primary_node_kind, \
     related_nodes, data, context) \
     SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
@@ -85,10 +86,32 @@ const INSERT_EVENTS: &str = "INSERT INTO events (position, id, name, branch, sub
     $14::text[], $15::text[])";
 
 /// The related-node index rows of those events (a node named twice by one event is one row).
-const INSERT_RELATED: &str = "INSERT INTO event_related (node_id, position) \
-    SELECT * FROM UNNEST($1::text[], $2::int8[]) ON CONFLICT DO NOTHING";
+const RELATED_ROWS: &str = "INSERT INTO event_related (node_id, position) \
+    SELECT * FROM UNNEST($16::text[], $17::int8[]) ON CONFLICT DO NOTHING";
 
-/// Inserts events (and their related-node index rows).
+/// Both, in one statement (one round trip).
+static INSERT: LazyLock<String> =
+    LazyLock::new(|| format!("WITH ev AS ({EVENT_ROWS}) {RELATED_ROWS}"));
+
+/// Both, and the new head written back and announced (`$18` position, `$19` time, `$20`
+/// channel): the last statement of a batch before its COMMIT.
+static INSERT_AND_ADVANCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH ev AS ({EVENT_ROWS}), rel AS ({RELATED_ROWS}), \
+         h AS (UPDATE log_head SET position = $18, last_time = $19 RETURNING position) \
+         SELECT pg_notify($20, position::text) FROM h"
+    )
+});
+
+/// The new head of the log, written with the batch's last rows.
+pub(super) struct Advance {
+    /// Position of the last event.
+    pub(super) position: i64,
+    /// Time of the last event, in microseconds.
+    pub(super) last_time: Option<i64>,
+}
+
+/// Inserts events (and their related-node index rows) in one statement.
 pub(super) async fn insert_events(
     conn: &mut PgConnection,
     events: &[&Event],
@@ -96,6 +119,32 @@ pub(super) async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
+    bind_rows(sqlx::query(INSERT.as_str()), events)?
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts events (possibly none) and moves the log head to `advance`, notifying the other
+/// instances at commit, in one statement.
+pub(super) async fn insert_events_and_advance(
+    conn: &mut PgConnection,
+    events: &[&Event],
+    advance: Advance,
+) -> Result<(), StoreError> {
+    bind_rows(sqlx::query(INSERT_AND_ADVANCE.as_str()), events)?
+        .bind(advance.position)
+        .bind(advance.last_time)
+        .bind(super::CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+type Query = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds `$1`–`$17`: the event rows' columns, then the related-node rows'.
+fn bind_rows(q: Query, events: &[&Event]) -> Result<Query, StoreError> {
     let mut related = Vec::with_capacity(events.len());
     for e in events {
         related.push(
@@ -104,51 +153,6 @@ pub(super) async fn insert_events(
         );
     }
     let column = |f: fn(&Event) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
-    sqlx::query(INSERT_EVENTS)
-        .bind(
-            events
-                .iter()
-                .map(|e| e.position.0 as i64)
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.id).collect::<Vec<Uuid>>())
-        .bind(events.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
-        .bind(column(|e| e.branch.clone()))
-        .bind(column(|e| {
-            subject_branch(&e.name, &e.data).map(str::to_owned)
-        }))
-        .bind(column(|e| e.account_id.clone()))
-        .bind(
-            events
-                .iter()
-                .map(|e| micros(&e.occurred_at))
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.level as i64).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.parent_id)
-                .collect::<Vec<Option<Uuid>>>(),
-        )
-        .bind(events.iter().map(|e| e.has_children).collect::<Vec<_>>())
-        .bind(column(|e| e.primary_node.as_ref().map(|n| n.id.clone())))
-        .bind(column(|e| e.primary_node.as_ref().map(|n| n.kind.clone())))
-        .bind(related)
-        .bind(
-            events
-                .iter()
-                .map(|e| e.data.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|e| e.context.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await?;
     let (nodes, positions): (Vec<String>, Vec<i64>) = events
         .iter()
         .flat_map(|e| {
@@ -157,12 +161,48 @@ pub(super) async fn insert_events(
                 .map(|n| (n.id.clone(), e.position.0 as i64))
         })
         .unzip();
-    if !nodes.is_empty() {
-        sqlx::query(INSERT_RELATED)
-            .bind(nodes)
-            .bind(positions)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    Ok(q.bind(
+        events
+            .iter()
+            .map(|e| e.position.0 as i64)
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.id).collect::<Vec<Uuid>>())
+    .bind(events.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+    .bind(column(|e| e.branch.clone()))
+    .bind(column(|e| {
+        subject_branch(&e.name, &e.data).map(str::to_owned)
+    }))
+    .bind(column(|e| e.account_id.clone()))
+    .bind(
+        events
+            .iter()
+            .map(|e| micros(&e.occurred_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.level as i64).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.parent_id)
+            .collect::<Vec<Option<Uuid>>>(),
+    )
+    .bind(events.iter().map(|e| e.has_children).collect::<Vec<_>>())
+    .bind(column(|e| e.primary_node.as_ref().map(|n| n.id.clone())))
+    .bind(column(|e| e.primary_node.as_ref().map(|n| n.kind.clone())))
+    .bind(related)
+    .bind(
+        events
+            .iter()
+            .map(|e| e.data.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.context.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(nodes)
+    .bind(positions))
 }

@@ -31,7 +31,7 @@ mod changes;
 mod events;
 
 use changes::apply_change;
-use events::{build_events, insert_events};
+use events::{Advance, build_events, insert_events, insert_events_and_advance};
 
 /// Reply channel of one commit.
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
@@ -239,33 +239,42 @@ async fn write(
     outcomes: &mut Vec<Result<Vec<Event>, StoreError>>,
     committing: &mut bool,
 ) -> Result<(), StoreError> {
-    let mut tx = conn.get().await?.begin().await?;
-    let mut cursor = lock_head(&mut tx).await?;
+    let conn = conn.get().await?;
+    // The transaction and the lock on the log head in one round trip. On any failure the
+    // connection is dropped (see `write_batch`), which rolls the transaction back.
+    let row = sqlx::raw_sql("BEGIN; SELECT position, last_time FROM log_head FOR UPDATE")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut cursor = cursor(&row)?;
     let start = cursor;
     // Outcomes whose events are built but not yet inserted (see `events_only`).
     let mut pending: Vec<usize> = Vec::new();
     for (commit, _) in batch {
         if events_only(commit) {
             // Cannot be refused: no savepoint, and its rows join one INSERT.
-            let events = build_events(&mut tx, &commit.events, &mut cursor).await?;
+            let events = build_events(conn, &commit.events, &mut cursor).await?;
             pending.push(outcomes.len());
             outcomes.push(Ok(events));
             continue;
         }
         // Earlier events first: this commit may name one of them as its parent.
-        insert_pending(&mut tx, outcomes, &mut pending).await?;
-        sqlx::query("SAVEPOINT c").execute(&mut *tx).await?;
+        insert_pending(conn, outcomes, &mut pending).await?;
+        sqlx::query("SAVEPOINT c").execute(&mut *conn).await?;
         let before = cursor;
-        match apply(&mut tx, commit, &mut cursor).await {
+        match apply(conn, commit, &mut cursor).await {
             Ok(events) => {
-                sqlx::query("RELEASE SAVEPOINT c").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT c")
+                    .execute(&mut *conn)
+                    .await?;
                 outcomes.push(Ok(events));
             }
             Err(e) if refusal(&e) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT c")
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
-                sqlx::query("RELEASE SAVEPOINT c").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT c")
+                    .execute(&mut *conn)
+                    .await?;
                 cursor = before;
                 if !matches!(e, StoreError::Rejected(_)) {
                     tracing::error!(error = %Chain(&e), "a commit's own data was refused by the database; its neighbours go on");
@@ -275,22 +284,32 @@ async fn write(
             Err(other) => return Err(other),
         }
     }
-    insert_pending(&mut tx, outcomes, &mut pending).await?;
     if cursor.next != start.next {
-        let head = cursor.next.0 as i64 - 1;
-        sqlx::query(
-            "WITH h AS (UPDATE log_head SET position = $1, last_time = $2 RETURNING position) \
-             SELECT pg_notify($3, position::text) FROM h",
-        )
-        .bind(head)
-        .bind(cursor.last_time.as_ref().map(super::rows::micros))
-        .bind(CHANNEL)
-        .execute(&mut *tx)
-        .await?;
+        // The last rows, the new head and the notification in one statement.
+        let events: Vec<&Event> = pending
+            .drain(..)
+            .filter_map(|i| outcomes[i].as_ref().ok())
+            .flatten()
+            .collect();
+        let advance = Advance {
+            position: cursor.next.0 as i64 - 1,
+            last_time: cursor.last_time.as_ref().map(super::rows::micros),
+        };
+        insert_events_and_advance(conn, &events, advance).await?;
     }
     *committing = true;
-    tx.commit().await?;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Where the next event goes, from the locked log head row.
+fn cursor(row: &sqlx::postgres::PgRow) -> Result<Cursor, StoreError> {
+    let position: i64 = row.try_get("position")?;
+    let last: Option<i64> = row.try_get("last_time")?;
+    Ok(Cursor {
+        next: Position(position as u64 + 1),
+        last_time: last.map(super::rows::from_micros).transpose()?,
+    })
 }
 
 /// Whether `e` says the connection is gone (an I/O or protocol failure, SQLSTATE class 08
@@ -307,19 +326,6 @@ fn connection_lost(e: &StoreError) -> bool {
             .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
         _ => false,
     }
-}
-
-/// Locks the log head until the transaction ends and reads where the next event goes.
-async fn lock_head(conn: &mut PgConnection) -> Result<Cursor, StoreError> {
-    let row = sqlx::query("SELECT position, last_time FROM log_head FOR UPDATE")
-        .fetch_one(&mut *conn)
-        .await?;
-    let position: i64 = row.try_get("position")?;
-    let last: Option<i64> = row.try_get("last_time")?;
-    Ok(Cursor {
-        next: Position(position as u64 + 1),
-        last_time: last.map(super::rows::from_micros).transpose()?,
-    })
 }
 
 /// Whether a commit's failure is its own: a refusal ([`StoreError::Rejected`]), or the
