@@ -63,6 +63,10 @@ declare_settings! {
         /// (`store = "postgres"`): the longest an event committed by another server waits if
         /// its notification is lost (notifications normally deliver it at once).
         database_poll_interval_ms: u64 = 1000, at_least_one;
+        /// Milliseconds a server waits for a PostgreSQL connection (`store = "postgres"`): to
+        /// open one, or for a free one of its pool when all are busy; past it the request
+        /// fails instead of hanging while the database is unreachable.
+        database_connect_timeout_ms: u64 = 5000, at_least_one;
         /// Whether every commit is flushed to stable storage before it is acknowledged
         /// (SQLite; a PostgreSQL server's durability is its own, `synchronous_commit`).
         fsync: bool = true;

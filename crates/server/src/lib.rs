@@ -150,6 +150,8 @@ impl Server {
                 options.max_batch = settings.group_commit_max_batch;
                 options.poll_interval =
                     std::time::Duration::from_millis(settings.database_poll_interval_ms);
+                options.connect_timeout =
+                    std::time::Duration::from_millis(settings.database_connect_timeout_ms);
                 options.ready_probe_interval =
                     std::time::Duration::from_millis(settings.ready_probe_interval_ms);
                 options.ready_probe_timeout =

@@ -479,3 +479,25 @@ async fn an_unreachable_server_is_a_clear_error() {
         bad.err()
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_given_up_after_the_connect_timeout() {
+    // Accepts connections (the kernel does, from its backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut options = PostgresOptions::new(format!("postgres://u@127.0.0.1:{port}/db"));
+    options.connect_timeout = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let e = match PostgresStore::open(options).await {
+        Err(e) => e,
+        Ok(_) => panic!("opened a store on a silent server"),
+    };
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let shown = infrastream_core::Chain(&e).to_string();
+    assert!(
+        shown.contains("cannot connect to the PostgreSQL server")
+            && shown.contains("database_connect_timeout_ms"),
+        "{shown}"
+    );
+    drop(silent);
+}

@@ -21,17 +21,21 @@ pub const APPLICATION_NAME: &str = "infrastream-listener";
 /// First and longest wait between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Longest wait for one connection attempt.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Listens until the task is aborted (at close). `published` is the follower's last published
-/// position: a notification of a head it already published (its own commits) is ignored.
-pub(crate) async fn run(options: PgConnectOptions, wake: Arc<Notify>, published: Arc<AtomicU64>) {
+/// position: a notification of a head it already published (its own commits) is ignored. A
+/// connection attempt gives up after `connect_timeout`.
+pub(crate) async fn run(
+    options: PgConnectOptions,
+    connect_timeout: Duration,
+    wake: Arc<Notify>,
+    published: Arc<AtomicU64>,
+) {
     // A pool of one, only to open (and reopen) the listening connection.
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(connect_timeout)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect_lazy_with(options.application_name(APPLICATION_NAME));

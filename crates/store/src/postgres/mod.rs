@@ -56,6 +56,9 @@ pub struct PostgresOptions {
     pub max_batch: usize,
     /// How often the follower reads the log even without a notification.
     pub poll_interval: Duration,
+    /// Longest wait for a connection: a new one (the writer's, the listener's), or one of the
+    /// read pool's, which a read waits for when all are busy or the server is unreachable.
+    pub connect_timeout: Duration,
     /// How long the outcome of the last commit answers [`Store::ready`] before a probe
     /// commit checks again.
     pub ready_probe_interval: Duration,
@@ -72,6 +75,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("max_connections", &self.max_connections)
             .field("max_batch", &self.max_batch)
             .field("poll_interval", &self.poll_interval)
+            .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +88,7 @@ impl PostgresOptions {
             max_connections: 10,
             max_batch: 1024,
             poll_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
             ready_probe_interval: Duration::from_secs(1),
             ready_probe_timeout: Duration::from_secs(5),
             ready_probe_bytes: 65_536,
@@ -104,7 +109,7 @@ pub struct PostgresStore {
 }
 
 /// A connection failure, with where it tried to connect (never the password).
-fn connect_error(options: &PgConnectOptions, e: sqlx::Error) -> StoreError {
+fn connect_error(options: &PgConnectOptions, e: impl Into<crate::BoxError>) -> StoreError {
     StoreError::backend_context(
         format!(
             "cannot connect to the PostgreSQL server at {}:{} (database {}; setting database_url)",
@@ -114,6 +119,27 @@ fn connect_error(options: &PgConnectOptions, e: sqlx::Error) -> StoreError {
         ),
         e,
     )
+}
+
+/// A new connection with `options`, or a clear error after `timeout`.
+async fn connect_within(
+    options: &PgConnectOptions,
+    timeout: Duration,
+) -> Result<sqlx::PgConnection, StoreError> {
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(connect_error(options, e)),
+        Err(_) => Err(connect_error(
+            options,
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no connection within {} ms (setting database_connect_timeout_ms)",
+                    timeout.as_millis()
+                ),
+            ),
+        )),
+    }
 }
 
 impl PostgresStore {
@@ -132,13 +158,11 @@ impl PostgresStore {
                 "idle_in_transaction_session_timeout",
                 writer::IDLE_IN_TRANSACTION_TIMEOUT,
             )]);
-        let mut writer_conn = writer_options
-            .connect()
-            .await
-            .map_err(|e| connect_error(&connect, e))?;
+        let mut writer_conn = connect_within(&writer_options, options.connect_timeout).await?;
         schema::migrate(&mut writer_conn).await?;
         let reads = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.connect_timeout)
             .connect_with(connect.clone().application_name(POOL_APPLICATION_NAME))
             .await
             .map_err(|e| connect_error(&connect, e))?;
@@ -165,7 +189,12 @@ impl PostgresStore {
             poll: options.poll_interval,
         };
         let follower_task = tokio::spawn(follower.run(follower_rx));
-        let listener = tokio::spawn(listener::run(connect.clone(), wake, published));
+        let listener = tokio::spawn(listener::run(
+            connect.clone(),
+            options.connect_timeout,
+            wake,
+            published,
+        ));
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
         let outlet = writer::Outlet {
             follower: follower_tx,
@@ -173,6 +202,7 @@ impl PostgresStore {
         };
         let writer_task = tokio::spawn(writer::run(
             writer_options,
+            options.connect_timeout,
             writer_conn,
             rx,
             outlet,

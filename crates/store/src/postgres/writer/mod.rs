@@ -23,8 +23,9 @@ use super::follower::{self, Delivery};
 use crate::{Commit, Readiness, StoreError};
 use infrastream_core::{Chain, Error, ErrorKind, Event, ParentRef, Position, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection, PgExecutor, Row};
+use sqlx::{Connection, PgExecutor, Row};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 mod changes;
@@ -88,18 +89,14 @@ struct Cursor {
 /// broken), so the next batch starts on a fresh one.
 struct WriterConnection {
     options: PgConnectOptions,
+    timeout: Duration,
     conn: Option<PgConnection>,
 }
 
 impl WriterConnection {
     async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
         if self.conn.is_none() {
-            let conn = self
-                .options
-                .connect()
-                .await
-                .map_err(|e| super::connect_error(&self.options, e))?;
-            self.conn = Some(conn);
+            self.conn = Some(super::connect_within(&self.options, self.timeout).await?);
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
@@ -111,6 +108,7 @@ impl WriterConnection {
 
 pub(crate) async fn run(
     options: PgConnectOptions,
+    timeout: Duration,
     conn: PgConnection,
     mut rx: mpsc::Receiver<Msg>,
     out: Outlet,
@@ -118,6 +116,7 @@ pub(crate) async fn run(
 ) {
     let mut conn = WriterConnection {
         options,
+        timeout,
         conn: Some(conn),
     };
     let mut closing = None;
