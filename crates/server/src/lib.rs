@@ -180,6 +180,16 @@ impl Server {
             credential_ttl,
             settings.credential_cache_max_entries,
         ));
+        // Accounts and tokens changed by other servers sharing the store: verified again at
+        // once, like changes made here (the cache is cleared and live sockets re-checked).
+        if let Some(mut changes) = store.credential_changes() {
+            let credentials = credentials.clone();
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    credentials.clear();
+                }
+            });
+        }
         let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
         let domain = infrastream_services::Services {
             bus,

@@ -84,3 +84,72 @@ async fn two_servers_on_one_database_share_the_event_log() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Waits for the close frame of `ws`; its code.
+async fn close_code(ws: &mut infrastream_testkit::WsClient) -> Option<u64> {
+    loop {
+        match ws.recv_timeout(Duration::from_secs(10)).await {
+            Some(f) if f.get("close").is_some() => return f["close"].as_u64(),
+            Some(f) if f.get("closed").is_none() => continue,
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_server_closes_its_sockets_on_the_other() {
+    let Some(url) =
+        fresh_database_url("a_token_revoked_through_one_server_closes_its_sockets_on_the_other")
+            .await
+    else {
+        return;
+    };
+    let settings = [("store", "postgres"), ("database_url", url.as_str())];
+    let a = TestServer::start_with(&settings).await;
+    let b = TestServer::start_with(&settings).await;
+    let created = a
+        .admin(
+            "mutation { InfrahubAccountTokenCreate(data: {name: \"shared\"}) { ok object { id token { value } } } }",
+            json!({}),
+        )
+        .await;
+    let object = &created["InfrahubAccountTokenCreate"]["object"];
+    let (id, secret) = (
+        object["id"].as_str().unwrap().to_owned(),
+        object["token"]["value"].as_str().unwrap().to_owned(),
+    );
+    // The token works on b, over HTTP and on a socket.
+    let mut on_b = b.ws().await;
+    on_b.init(&secret).await;
+    on_b.subscribe("1", "subscription { events { id } }", Value::Null)
+        .await;
+    let mut admin_on_b = b.ws().await;
+    admin_on_b.init(ADMIN_TOKEN).await;
+    admin_on_b
+        .subscribe("1", "subscription { events { id } }", Value::Null)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let revoked = a
+        .admin(
+            "mutation($id: String!) { InfrahubAccountTokenDelete(data: {id: $id}) { ok } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(revoked["InfrahubAccountTokenDelete"]["ok"], true);
+    assert_eq!(close_code(&mut on_b).await, Some(4403), "closed on b");
+    // b refuses the token over HTTP at once, and the admin's socket on b lives on.
+    let r = b
+        .http
+        .post(format!("{}/graphql", b.url))
+        .header("X-INFRAHUB-KEY", &secret)
+        .json(&json!({"query": "{ Branch { name } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let id = a.emit("pg.after", "").await;
+    let f = admin_on_b.recv_data_within(Duration::from_secs(10)).await;
+    assert_eq!(f["payload"]["data"]["events"]["id"], id.as_str(), "{f}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

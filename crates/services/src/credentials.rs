@@ -1,8 +1,8 @@
 //! A short-lived cache of verified credentials (API token hash or JWT subject → caller), so
 //! that a request does not read the store twice before it runs. Entries live for
-//! `token_check_interval_ms`; any change to accounts or tokens made through this server
-//! clears the cache at once, so revocations and role changes apply to the very next request
-//! (changes made through another instance sharing the database apply within the TTL).
+//! `token_check_interval_ms`; any change to accounts or tokens made through this server —
+//! or, with a shared database, through another server (`Store::credential_changes`) — clears
+//! the cache at once, so revocations and role changes apply to the very next request.
 
 use crate::Caller;
 use infrastream_core::{Timestamp, now};

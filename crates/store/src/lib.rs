@@ -163,6 +163,13 @@ pub trait Store: Send + Sync + 'static {
     fn take_commit_feed(&self) -> Option<CommitFeed> {
         None
     }
+    /// Counts the changes to accounts, API tokens and revoked sessions committed by *other*
+    /// processes sharing this store (and the moments some may have been missed), so that this
+    /// process re-checks the credentials it has cached or holds on live sockets; `None` when
+    /// no other process writes the store (the embedded backend).
+    fn credential_changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
     /// Events with position in `(after, after + limit]`, ascending.
     async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Events matching `filter`, ordered by position, paged.

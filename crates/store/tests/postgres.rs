@@ -492,7 +492,11 @@ async fn a_server_that_never_answers_is_given_up_after_the_connect_timeout() {
         Err(e) => e,
         Ok(_) => panic!("opened a store on a silent server"),
     };
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let shown = infrastream_core::Chain(&e).to_string();
     assert!(
         shown.contains("cannot connect to the PostgreSQL server")

@@ -5,7 +5,8 @@
 //! - [`follower`]: one task per instance publishes every committed event (its own and other
 //!   instances') into the commit feed and `head()`, in order, no gap, no duplicate.
 //! - [`listener`]: `LISTEN infrastream_events` wakes the follower when another instance
-//!   committed; a fallback poll covers lost notifications and outages.
+//!   committed; a fallback poll covers lost notifications and outages. It also hears other
+//!   instances' credential changes (`infrastream_credentials`).
 //! - [`schema`]: versioned migrations under an advisory lock.
 //!
 //! Connections per instance: the pool of `max_connections` (reads, the follower's reads), one
@@ -104,6 +105,7 @@ pub struct PostgresStore {
     reads: PgPool,
     head: watch::Receiver<Position>,
     feed: Mutex<Option<crate::CommitFeed>>,
+    credentials: watch::Receiver<u64>,
     readiness: Arc<Readiness>,
     probe_bytes: usize,
 }
@@ -189,16 +191,23 @@ impl PostgresStore {
             poll: options.poll_interval,
         };
         let follower_task = tokio::spawn(follower.run(follower_rx));
+        let instance = Uuid::now_v7().to_string();
+        let (credentials_tx, credentials) = watch::channel(0);
         let listener = tokio::spawn(listener::run(
             connect.clone(),
             options.connect_timeout,
-            wake,
-            published,
+            listener::Wakes {
+                follower: wake,
+                published,
+                credentials: credentials_tx,
+                instance: instance.clone(),
+            },
         ));
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 4);
         let outlet = writer::Outlet {
             follower: follower_tx,
             readiness: readiness.clone(),
+            instance,
         };
         let writer_task = tokio::spawn(writer::run(
             writer_options,
@@ -215,6 +224,7 @@ impl PostgresStore {
             reads,
             head,
             feed: Mutex::new(Some(feed)),
+            credentials,
             readiness,
             probe_bytes: options.ready_probe_bytes,
         })
@@ -270,6 +280,10 @@ impl Store for PostgresStore {
 
     fn take_commit_feed(&self) -> Option<crate::CommitFeed> {
         self.feed.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn credential_changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.credentials.clone())
     }
 
     async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<Event>, StoreError> {

@@ -20,7 +20,7 @@
 //! Applying one change is in [`changes`]; turning requested events into rows, in [`events`].
 
 use super::follower::{self, Delivery};
-use crate::{Commit, Readiness, StoreError};
+use crate::{Change, Commit, Readiness, StoreError};
 use infrastream_core::{Chain, Error, ErrorKind, Event, ParentRef, Position, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, PgExecutor, Row};
@@ -50,6 +50,10 @@ pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
 /// The channel other instances (and this one's follower) listen on.
 pub(crate) const CHANNEL: &str = "infrastream_events";
 
+/// The channel announcing changes to accounts, tokens or revoked sessions; the payload is the
+/// committing instance's id (an instance ignores its own: it re-checks at once anyway).
+pub(crate) const CREDENTIALS_CHANNEL: &str = "infrastream_credentials";
+
 /// Messages to the writer task.
 pub(crate) enum Msg {
     /// Commit this and reply.
@@ -73,6 +77,8 @@ pub(crate) struct Outlet {
     pub(crate) follower: mpsc::UnboundedSender<follower::Msg>,
     /// Where the outcome of every batch is recorded.
     pub(crate) readiness: Arc<Readiness>,
+    /// This instance's id, in its credential notifications.
+    pub(crate) instance: String,
 }
 
 /// The metadata row a readiness probe rewrites (the time of the probe, repeated).
@@ -170,7 +176,7 @@ pub(crate) async fn run(
 async fn write_batch(conn: &mut WriterConnection, batch: Vec<(Box<Commit>, Reply)>, out: &Outlet) {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut committing = false;
-    let mut result = write(conn, &batch, &mut outcomes, &mut committing).await;
+    let mut result = write(conn, &batch, &mut outcomes, &mut committing, &out.instance).await;
     if let Err(e) = &result
         && !committing
         && connection_lost(e)
@@ -181,7 +187,7 @@ async fn write_batch(conn: &mut WriterConnection, batch: Vec<(Box<Commit>, Reply
         tracing::warn!(error = %Chain(e), "the store writer's connection was lost; writing the batch again on a new one");
         conn.discard();
         outcomes.clear();
-        result = write(conn, &batch, &mut outcomes, &mut committing).await;
+        result = write(conn, &batch, &mut outcomes, &mut committing, &out.instance).await;
     }
     match result {
         Ok(()) => {
@@ -237,6 +243,7 @@ async fn write(
     batch: &[(Box<Commit>, Reply)],
     outcomes: &mut Vec<Result<Vec<Event>, StoreError>>,
     committing: &mut bool,
+    instance: &str,
 ) -> Result<(), StoreError> {
     let conn = conn.get().await?;
     // The transaction and the lock on the log head in one round trip. On any failure the
@@ -295,6 +302,17 @@ async fn write(
             last_time: cursor.last_time.as_ref().map(super::rows::micros),
         };
         insert_events_and_advance(conn, &events, advance).await?;
+    }
+    let credentials = batch
+        .iter()
+        .zip(outcomes.iter())
+        .any(|((commit, _), outcome)| outcome.is_ok() && changes_credentials(commit));
+    if credentials {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CREDENTIALS_CHANNEL)
+            .bind(instance)
+            .execute(&mut *conn)
+            .await?;
     }
     *committing = true;
     sqlx::query("COMMIT").execute(&mut *conn).await?;
@@ -406,6 +424,22 @@ async fn apply(
     let events = build_events(conn, &commit.events, cursor).await?;
     insert_events(conn, &events.iter().collect::<Vec<_>>()).await?;
     Ok(events)
+}
+
+/// Whether a commit changes what a credential verifies against: an account, a token, a
+/// revoked session.
+fn changes_credentials(commit: &Commit) -> bool {
+    commit.changes.iter().any(|c| {
+        matches!(
+            c,
+            Change::InsertAccount(_)
+                | Change::UpdateAccount(_)
+                | Change::DeleteAccount { .. }
+                | Change::InsertToken(_)
+                | Change::RevokeToken { .. }
+                | Change::RevokeSession(_)
+        )
+    })
 }
 
 /// Whether a commit only appends events that name no stored parent: nothing in it can be
