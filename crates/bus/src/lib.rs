@@ -3,11 +3,12 @@
 //! the store. A subscriber is a cursor (a [`Position`]); a slow one costs nothing but its
 //! cursor and, once it falls out of the tail, reads from the store until it catches up.
 //!
-//! One tailer task per server fills the tail. With the embedded store the writer hands it the
-//! committed events directly (the store's commit feed): nothing is read back. Otherwise (a
-//! shared database, later) it follows the store's committed head and reads new events by
-//! position. Either way events reach the tail in position order with no gap: a hole in the
-//! feed is filled from the store.
+//! One tailer task per server fills the tail. Both backends hand it the committed events
+//! directly (the store's commit feed: the embedded store's writer batches; PostgreSQL's
+//! follower, with the events other servers committed): the bus reads nothing back. A backend
+//! without a feed is followed by its committed head, reading new events by position. Either
+//! way events reach the tail in position order with no gap: a hole in the feed is filled from
+//! the store.
 //!
 //! Pruning ([`Store::prune`]) removes the oldest events: [`Bus::pruned`] drops them from the
 //! tail too, and a reader whose cursor is before the log's new start gets

@@ -42,7 +42,11 @@ pub const ENV_PREFIX: &str = "INFRASTREAM_";
 
 /// `INFRASTREAM_*` environment variables that are not settings and are therefore ignored by
 /// [`load`] instead of being rejected as unknown (e.g. a variable read by the binary itself).
-pub const NON_SETTING_ENV_VARS: &[&str] = &[];
+pub const NON_SETTING_ENV_VARS: &[&str] = &[
+    // Read by the PostgreSQL tests (`scripts/test` exports them), which also start servers.
+    "INFRASTREAM_TEST_DATABASE_URL",
+    "INFRASTREAM_REQUIRE_POSTGRES",
+];
 
 /// Storage backend of the event log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,8 +54,7 @@ pub const NON_SETTING_ENV_VARS: &[&str] = &[];
 pub enum StoreBackend {
     /// Embedded SQLite database in `data_dir`.
     Sqlite,
-    /// PostgreSQL server at `database_url`; not available in this build yet, so validation
-    /// refuses it.
+    /// The PostgreSQL database at `database_url`, shared by any number of servers.
     Postgres,
 }
 

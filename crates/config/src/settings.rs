@@ -41,17 +41,34 @@ declare_settings! {
     pub struct Settings {
         /// Address (IP:port) the HTTP and WebSocket server listens on.
         listen: String = "127.0.0.1:8000".to_owned();
-        /// Directory of the embedded store and the persisted server secret.
+        /// Directory of the embedded store (with `store = "sqlite"`, which keeps the server's
+        /// signing secret in it), of artifact content and of repository mirrors.
         data_dir: PathBuf = PathBuf::from("./infrastream-data");
         /// Pending connections the listening socket queues before the server accepts them
         /// (the kernel caps it at `net.core.somaxconn`).
         listen_backlog: u32 = 4096, at_least_one;
-        /// Storage backend. Only `sqlite` is available in this build; `postgres` is refused
-        /// by validation until the PostgreSQL backend exists.
+        /// Storage backend: `sqlite` (one embedded database file in `data_dir`, for one
+        /// server) or `postgres` (the PostgreSQL database at `database_url`, shared by any
+        /// number of servers, which all see one event log; `data_dir` still holds artifact
+        /// content and repository mirrors).
         store: StoreBackend = StoreBackend::Sqlite;
-        /// Database URL, required when `store = "postgres"`. Its password is never shown.
+        /// Database URL, required when `store = "postgres"`
+        /// (`postgres://user:password@host:port/database`). This build connects without TLS:
+        /// keep the database on loopback or a trusted network. Its password is never shown.
         database_url: Option<String> = None, secret(redact_database_url);
-        /// Whether every commit is flushed to stable storage before it is acknowledged.
+        /// Connections each server keeps in its PostgreSQL read pool (`store = "postgres"`);
+        /// it opens one more for its writer and one to listen for other servers' commits.
+        database_max_connections: u32 = 10, at_least_one;
+        /// Milliseconds between reads of the shared log when no notification arrived
+        /// (`store = "postgres"`): the longest an event committed by another server waits if
+        /// its notification is lost (notifications normally deliver it at once).
+        database_poll_interval_ms: u64 = 1000, at_least_one;
+        /// Milliseconds a server waits for a PostgreSQL connection (`store = "postgres"`): to
+        /// open one, or for a free one of its pool when all are busy; past it the request
+        /// fails instead of hanging while the database is unreachable.
+        database_connect_timeout_ms: u64 = 5000, at_least_one;
+        /// Whether every commit is flushed to stable storage before it is acknowledged
+        /// (SQLite; a PostgreSQL server's durability is its own, `synchronous_commit`).
         fsync: bool = true;
         /// Most writes committed together in one group commit.
         group_commit_max_batch: usize = 1024, at_least_one;

@@ -222,7 +222,7 @@ fn validation() {
             "subscriptions.min_interval_ms",
         ),
         (&[("listen", "localhost")], "listen"),
-        (&[("store", "postgres")], "store"),
+        (&[("store", "postgres")], "database_url"),
         (
             &[("token_check_interval_ms", "0")],
             "token_check_interval_ms",
@@ -276,7 +276,7 @@ fn validation() {
 
 #[test]
 fn non_setting_env_vars_are_skipped() {
-    // The allow-list is empty today; the check still must not reject unrelated variables.
+    // Listed variables are skipped, and the check never rejects unrelated ones.
     for name in NON_SETTING_ENV_VARS {
         load(None, env(&[(name, "x")]), &[]).unwrap();
     }
@@ -548,22 +548,40 @@ fn limit_settings_default_to_the_former_constants() {
 }
 
 #[test]
-fn postgres_store_is_refused_until_the_backend_exists() {
-    let expected = "invalid setting `store`: store = \"postgres\": the PostgreSQL backend is not \
-                    available in this build yet; use store = \"sqlite\"";
-    // Whatever layer it comes from, and with or without a database URL.
-    let f = file("store = \"postgres\"\ndatabase_url = \"postgres://u:p@h/db\"\n");
-    let err = load(Some(f.path()), Vec::new(), &[]).unwrap_err();
-    assert_eq!(err.to_string(), expected);
+fn postgres_store_needs_a_database_url() {
+    let expected = "invalid setting `database_url`: must be set when store = \"postgres\" \
+                    (postgres://user:password@host:port/database)";
+    // Whatever layer it comes from.
     let err = load(None, env(&[("INFRASTREAM_STORE", "postgres")]), &[]).unwrap_err();
     assert_eq!(err.to_string(), expected);
     assert_eq!(err.code(), "CONFIG_INVALID");
-    // The value still parses: the variant stays for the backend to come.
     let s = Settings {
         store: StoreBackend::Postgres,
         ..Settings::default()
     };
-    assert!(matches!(s.validate(), Err(ConfigError::Invalid { key, .. }) if key == "store"));
+    assert!(matches!(s.validate(), Err(ConfigError::Invalid { key, .. }) if key == "database_url"));
+    // With one it is accepted, from a file as from flags.
+    let f = file("store = \"postgres\"\ndatabase_url = \"postgres://u:p@h/db\"\n");
+    let s = load(Some(f.path()), Vec::new(), &[]).unwrap();
+    assert_eq!(s.store, StoreBackend::Postgres);
+    assert_eq!(s.database_max_connections, 10);
+    assert_eq!(s.database_poll_interval_ms, 1000);
+    let s = load(
+        None,
+        Vec::new(),
+        &ov(&[
+            ("store", "postgres"),
+            ("database_url", "postgres://u@h/db"),
+            ("database_max_connections", "3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.database_max_connections, 3);
+    let err = load(None, Vec::new(), &ov(&[("database_max_connections", "0")])).unwrap_err();
+    assert!(
+        err.to_string().contains("database_max_connections"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -33,18 +33,16 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        // When the PostgreSQL backend arrives, `database_url` becomes required with it.
-        if self.store == StoreBackend::Postgres {
-            return Err(invalid(
-                "store",
-                "store = \"postgres\": the PostgreSQL backend is not available in this build \
-                 yet; use store = \"sqlite\"",
-            ));
-        }
         if let Some(url) = &self.database_url
             && url.trim().is_empty()
         {
             return Err(invalid("database_url", "must not be empty when set"));
+        }
+        if self.store == StoreBackend::Postgres && self.database_url.is_none() {
+            return Err(invalid(
+                "database_url",
+                "must be set when store = \"postgres\" (postgres://user:password@host:port/database)",
+            ));
         }
         if self.initial_admin_token.as_deref() == Some("") {
             return Err(invalid("initial_admin_token", "must not be empty when set"));

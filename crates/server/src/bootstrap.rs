@@ -99,13 +99,18 @@ pub(crate) async fn run(
             data: json!({"created_branch": "main", "branch_id": main.id, "sync_with_git": true}),
             ..NewEvent::new(EventName::BRANCH_CREATED)
         };
-        store
+        let created = store
             .commit(Commit {
                 changes: vec![Change::InsertBranch(main)],
                 events: vec![event],
             })
-            .await?;
-        tracing::info!("created branch main");
+            .await;
+        // Another server on the same database may have created it meanwhile.
+        match created {
+            Ok(_) => tracing::info!("created branch main"),
+            Err(e) if store.branch("main").await?.is_none() => return Err(e.into()),
+            Err(_) => {}
+        }
     }
 
     let mut first_start = FirstStart::default();
@@ -139,7 +144,7 @@ pub(crate) async fn run(
                 }
             };
             let token = admin_token(&admin, &token);
-            store
+            let created = store
                 .commit(Commit {
                     changes: vec![
                         Change::InsertAccount(admin.clone()),
@@ -147,9 +152,22 @@ pub(crate) async fn run(
                     ],
                     events: vec![],
                 })
-                .await?;
-            tracing::info!("created account admin");
-            admin
+                .await;
+            match created {
+                Ok(_) => {
+                    tracing::info!("created account admin");
+                    admin
+                }
+                // Another server on the same database created it meanwhile: its first start
+                // reports the credentials.
+                Err(e) => match store.account_by_name("admin").await? {
+                    Some(theirs) => {
+                        first_start = FirstStart::default();
+                        theirs
+                    }
+                    None => return Err(e.into()),
+                },
+            }
         }
     };
     // A configured initial token is honoured on every start, so an operator can always get in.
@@ -159,12 +177,19 @@ pub(crate) async fn run(
             .await?
             .is_none()
     {
-        store
+        let hash = infrastream_auth::hash_api_token(t);
+        let inserted = store
             .commit(Commit {
                 changes: vec![Change::InsertToken(admin_token(&admin, t))],
                 events: vec![],
             })
-            .await?;
+            .await;
+        // As above: another server may have inserted it meanwhile.
+        if let Err(e) = inserted
+            && store.token_by_hash(&hash).await?.is_none()
+        {
+            return Err(e.into());
+        }
     }
     Ok(Boot {
         jwt,

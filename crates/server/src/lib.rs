@@ -27,6 +27,7 @@ pub use logging::init_logging;
 use infrastream_auth::JwtKeys;
 use infrastream_config::{Settings, StoreBackend};
 use infrastream_graphql::{CredentialCache, InfraSchema, Services, build_schema};
+use infrastream_store::postgres::{PostgresOptions, PostgresStore};
 use infrastream_store::sqlite::{SqliteOptions, SqliteStore};
 use infrastream_store::{Store, StoreError};
 use std::future::Future;
@@ -141,9 +142,24 @@ impl Server {
                 Arc::new(store)
             }
             StoreBackend::Postgres => {
-                return Err(ServerError::Config(
-                    "the PostgreSQL backend is not available in this version; use store = \"sqlite\"".into(),
-                ));
+                // Artifact content and repository mirrors still live in the data directory.
+                data_dir::prepare(&settings.data_dir).map_err(ServerError::Config)?;
+                let url = settings.database_url.clone().ok_or_else(|| {
+                    ServerError::Config("store = \"postgres\" needs database_url".into())
+                })?;
+                let mut options = PostgresOptions::new(url);
+                options.max_connections = settings.database_max_connections;
+                options.max_batch = settings.group_commit_max_batch;
+                options.poll_interval =
+                    std::time::Duration::from_millis(settings.database_poll_interval_ms);
+                options.connect_timeout =
+                    std::time::Duration::from_millis(settings.database_connect_timeout_ms);
+                options.ready_probe_interval =
+                    std::time::Duration::from_millis(settings.ready_probe_interval_ms);
+                options.ready_probe_timeout =
+                    std::time::Duration::from_millis(settings.ready_probe_timeout_ms);
+                options.ready_probe_bytes = settings.ready_probe_bytes;
+                Arc::new(PostgresStore::open(options).await?)
             }
         };
         let shared = cluster::Shared::connect(&settings)
@@ -173,6 +189,16 @@ impl Server {
             credential_ttl,
             settings.credential_cache_max_entries,
         ));
+        // Accounts and tokens changed by other servers sharing the store: verified again at
+        // once, like changes made here (the cache is cleared and live sockets re-checked).
+        if let Some(mut changes) = store.credential_changes() {
+            let credentials = credentials.clone();
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    credentials.clear();
+                }
+            });
+        }
         let login_throttle = Arc::new(infrastream_services::LoginThrottle::new(&settings));
         let domain = infrastream_services::Services {
             bus,
@@ -205,13 +231,6 @@ impl Server {
             keepalives: Arc::new(ws::KeepAlives::new()),
             watch: Arc::default(),
         };
-        shared
-            .start_credential_signal(
-                state.services.domain.credentials.clone(),
-                state.shutdown.clone(),
-            )
-            .await
-            .map_err(ServerError::Config)?;
         tokio::spawn(state.watch.clone().run(state.clone()));
         jwt_reload::spawn(&state);
         tokio::spawn(state.keepalives.clone().run(

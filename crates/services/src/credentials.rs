@@ -1,13 +1,13 @@
 //! A short-lived cache of verified credentials (API token hash or JWT subject → caller), so
 //! that a request does not read the store twice before it runs. Entries live for
-//! `token_check_interval_ms`; any change to accounts or tokens made through this server
-//! clears the cache at once, so revocations and role changes apply to the very next request
-//! (changes made through another instance sharing the database apply within the TTL).
+//! `token_check_interval_ms`; any change to accounts or tokens made through this server —
+//! or, with a shared database, through another server (`Store::credential_changes`) — clears
+//! the cache at once, so revocations and role changes apply to the very next request.
 
 use crate::Caller;
 use infrastream_core::{Timestamp, now};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A cached verification: when it was made, the caller, and the credential's own expiry.
@@ -21,9 +21,6 @@ pub struct CredentialCache {
     map: Mutex<HashMap<String, Entry>>,
     /// Counts the changes to accounts and tokens; live sockets re-check on each.
     changes: tokio::sync::watch::Sender<u64>,
-    /// Tells the other instances sharing the database of a change made here, if any
-    /// ([`crate::cluster::CredentialSignal`]).
-    announce: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl CredentialCache {
@@ -34,7 +31,6 @@ impl CredentialCache {
             max_entries,
             map: Mutex::new(HashMap::new()),
             changes: tokio::sync::watch::Sender::new(0),
-            announce: OnceLock::new(),
         }
     }
 
@@ -57,25 +53,11 @@ impl CredentialCache {
         map.insert(key, (Instant::now(), caller, expires_at));
     }
 
-    /// Forgets everything after an account or token changed through this instance, signals
-    /// the change, and announces it to the other instances (when connected to them).
+    /// Forgets everything (after an account or token changed, here or through another
+    /// instance sharing the store) and signals the change.
     pub fn clear(&self) {
-        self.clear_from_peer();
-        if let Some(announce) = self.announce.get() {
-            announce();
-        }
-    }
-
-    /// Forgets everything and signals the change, after another instance announced one.
-    pub fn clear_from_peer(&self) {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.changes.send_modify(|n| *n += 1);
-    }
-
-    /// Sets what [`clear`](Self::clear) calls to announce a change to the other instances;
-    /// only the first call counts.
-    pub fn on_local_change(&self, announce: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.announce.set(announce);
     }
 
     /// Wakes on every [`clear`](Self::clear): credentials held by live sockets must be

@@ -15,8 +15,8 @@ pub enum StoreError {
     #[error("storage backend failure: {0}")]
     Backend(#[source] BoxError),
     /// The storage is full (no space left on the device, a disk quota, SQLite's
-    /// `SQLITE_FULL`; a PostgreSQL backend maps its own `disk_full` here): nothing of the
-    /// change was recorded. The message is the client's ([`storage_full::MESSAGE`]); the
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full`, SQLSTATE 53100): nothing of the change was
+    /// recorded. The message is the client's ([`storage_full::MESSAGE`]); the
     /// cause is for logs.
     #[error("{}", storage_full::MESSAGE)]
     StorageFull(#[source] BoxError),
@@ -116,10 +116,15 @@ impl DomainError for StoreError {
 /// carry it in their low byte.
 const SQLITE_FULL: i64 = 13;
 
+/// PostgreSQL's SQLSTATE `disk_full` (a server that could not extend a file for lack of
+/// space). Out of memory (53200) and too many connections (53300), the other members of class
+/// 53 "insufficient resources", are not about storage.
+const PG_DISK_FULL: &str = "53100";
+
 /// Whether `e` or one of its sources says the storage is full: an I/O error of `ENOSPC` or
-/// `EDQUOT` ([`storage_full::is_storage_full`]), or a SQLite error whose primary code is
+/// `EDQUOT` ([`storage_full::is_storage_full`]), a SQLite error whose primary code is
 /// `SQLITE_FULL` (SQLite reports a write refused for `ENOSPC` that way, and a database that
-/// reached `max_page_count`).
+/// reached `max_page_count`), or PostgreSQL's `disk_full`.
 pub(crate) fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(e) = next {
@@ -127,15 +132,15 @@ pub(crate) fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         let full = match e.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::Database(db)) => sqlite_full(db.code().as_deref()),
+            Some(sqlx::Error::Database(db)) => database_full(&**db),
             Some(sqlx::Error::Io(io)) => storage_full::is_storage_full(io),
             _ => {
                 e.downcast_ref::<std::io::Error>()
                     .is_some_and(storage_full::is_storage_full)
                     || e.downcast_ref::<sqlx::sqlite::SqliteError>()
-                        .is_some_and(|db| {
-                            sqlite_full(sqlx::error::DatabaseError::code(db).as_deref())
-                        })
+                        .is_some_and(|db| database_full(db))
+                    || e.downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some_and(|db| database_full(db))
             }
         };
         if full {
@@ -144,6 +149,19 @@ pub(crate) fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
         next = e.source();
     }
     false
+}
+
+/// Whether a database error says the storage is full, in its backend's terms.
+fn database_full(db: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    let code = db.code();
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        code.as_deref() == Some(PG_DISK_FULL)
+    } else {
+        sqlite_full(code.as_deref())
+    }
 }
 
 /// Whether a SQLite result code (as sqlx gives it, the extended code in decimal) is

@@ -1,15 +1,16 @@
 //! The `Store`: the one place state lives. A state change and the events it produces are
 //! committed together ([`Store::commit`]); events get gap-free positions at commit; readers
-//! read by position range or by [`EventFilter`]. Backends: `sqlite` (embedded, default);
-//! PostgreSQL comes later and must pass the same `conformance` suite (behind the cargo feature
-//! `conformance`, off by default, so release builds do not carry it; the store's own tests turn
-//! it on).
+//! read by position range or by [`EventFilter`]. Backends: `sqlite` (embedded, default) and
+//! `postgres` (shared by any number of instances); both pass the same `conformance` suite
+//! (behind the cargo feature `conformance`, off by default, so release builds do not carry it;
+//! the store's own tests turn it on).
 //!
 //! Neighbours: `core` below (types), `bus` and `graphql` above (they read and commit).
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+pub mod postgres;
 mod readiness;
 mod retention;
 pub mod sqlite;
@@ -155,11 +156,20 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError>;
     /// Position of the last committed event, updated after every commit.
     fn head(&self) -> watch::Receiver<Position>;
-    /// The committed events as the writer publishes them (each batch in position order,
-    /// before [`head`](Self::head) moves), for the one bus of this process, so that nothing is
-    /// read back from the store to be delivered. Only the first call gets the feed; `None`
+    /// The committed events as the backend publishes them — every one, whichever process
+    /// committed it, each batch in position order, before [`head`](Self::head) moves — for
+    /// the one bus of this process, so that the bus reads nothing back from the store (the
+    /// embedded backend hands over its writer's batches; the shared one, its own batches and
+    /// what it read of other instances'). Only the first call gets the feed; `None`
     /// when the backend cannot hand events over (the bus then reads them by position).
     fn take_commit_feed(&self) -> Option<CommitFeed> {
+        None
+    }
+    /// Counts the changes to accounts, API tokens and revoked sessions committed by *other*
+    /// processes sharing this store (and the moments some may have been missed), so that this
+    /// process re-checks the credentials it has cached or holds on live sockets; `None` when
+    /// no other process writes the store (the embedded backend).
+    fn credential_changes(&self) -> Option<watch::Receiver<u64>> {
         None
     }
     /// Events with position in `(after, after + limit]`, ascending. Never skips an event: when

@@ -1,12 +1,8 @@
 //! What several instances sharing one PostgreSQL database coordinate through it, besides the
-//! log itself (which the store follows): locks on one artifact or repository
-//! ([`PostgresLocks`]), and changes to credentials ([`CredentialSignal`]), so that a token
-//! revoked or an account changed through one instance closes the affected sockets on every
-//! instance. The embedded store needs neither: [`crate::InProcessLocks`] and the
-//! [`crate::CredentialCache`] alone serve one process.
+//! log, the accounts and the credential changes (which the store carries): locks on one
+//! artifact or repository ([`PostgresLocks`]). The embedded store needs none:
+//! [`crate::InProcessLocks`] serves one process.
 
-mod credentials;
 mod locks;
 
-pub use credentials::CredentialSignal;
 pub use locks::PostgresLocks;

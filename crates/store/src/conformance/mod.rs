@@ -1,10 +1,13 @@
 //! The conformance suite every [`Store`] backend must pass. A backend's test calls [`run_all`]
 //! with a factory that opens a fresh, empty store. The checks of generic nodes are in
-//! [`nodes`], those of pruning the log in [`retention`].
+//! [`nodes`], of pruning the log in [`retention`], of text (order, case, characters a backend
+//! cannot store) in [`text`], of the commit feed in [`feed`].
 
+mod feed;
 mod nodes;
 pub mod postgres;
 mod retention;
+mod text;
 
 use crate::{Change, Commit, Store, StoreError};
 use infrastream_core::{
@@ -40,6 +43,10 @@ where
     retention::pruning_by_age_removes_what_occurred_before(open().await).await;
     retention::pruning_is_bounded_and_never_reuses_positions(open().await).await;
     retention::commits_go_on_during_a_prune(open().await).await;
+    text::names_are_listed_in_byte_order(open().await).await;
+    text::filters_are_case_sensitive(open().await).await;
+    text::a_string_the_backend_cannot_store_is_refused_alone(open().await).await;
+    feed::the_feed_carries_every_committed_event_once(open().await).await;
 }
 
 /// A branch value for tests.

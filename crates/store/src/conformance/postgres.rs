@@ -37,11 +37,24 @@ pub async fn fresh_database_url(test: &str) -> Option<String> {
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("{test}: cannot connect to {DATABASE_URL_VAR}: {e}"));
-    // `name` is made here from a UUID: nothing of it comes from outside.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+    // A dictionary collation (en-US, from ICU), as production databases usually have, so
+    // that an order or a comparison that depends on the locale fails the tests; the cluster's
+    // default when its PostgreSQL has no ICU. `name` is made here from a UUID: nothing of it
+    // comes from outside.
+    let icu = format!(
+        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu \
+         ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    );
+    if sqlx::query(sqlx::AssertSqlSafe(icu))
         .execute(&mut conn)
         .await
-        .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
+        .is_err()
+    {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
+    }
     let _ = conn.close().await;
     Some(with_database(&admin, &name))
 }
