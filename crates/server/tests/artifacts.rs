@@ -145,12 +145,41 @@ fn error_message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or_default()
 }
 
-fn object_files(s: &TestServer) -> Vec<String> {
+/// The stored objects' ids: files in the data directory, or rows of the `objects` table when
+/// the server runs on PostgreSQL.
+async fn object_files(s: &TestServer) -> Vec<String> {
+    if let Some(url) = s.database_url() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        return sqlx::query_scalar("SELECT id FROM objects ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    }
     match std::fs::read_dir(s.data_dir().join("objects")) {
         Ok(dir) => dir
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect(),
         Err(_) => Vec::new(),
+    }
+}
+
+/// Replaces the stored bytes of object `id` (`None`: removes it), behind the server's back.
+async fn tamper_object(s: &TestServer, id: &str, bytes: Option<&[u8]>) {
+    if let Some(url) = s.database_url() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let q = match bytes {
+            Some(b) => sqlx::query("UPDATE objects SET content = $2 WHERE id = $1")
+                .bind(id)
+                .bind(b.to_vec()),
+            None => sqlx::query("DELETE FROM objects WHERE id = $1").bind(id),
+        };
+        assert_eq!(q.execute(&pool).await.unwrap().rows_affected(), 1);
+        return;
+    }
+    let path = s.data_dir().join("objects").join(id);
+    match bytes {
+        Some(b) => std::fs::write(path, b).unwrap(),
+        None => std::fs::remove_file(path).unwrap(),
     }
 }
 
@@ -185,7 +214,7 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
     assert_eq!(obj["definition"]["node"]["name"]["value"], "branches");
     assert!(obj["error_message"]["value"].is_null());
     assert_eq!(checksum1, md5_hex(b"main\n"));
-    assert_eq!(object_files(&s), vec![storage1.clone()]);
+    assert_eq!(object_files(&s).await, vec![storage1.clone()]);
 
     // Same data: no event, no new object, same artifact.
     let second = generate(&s, &def, json!([target])).await;
@@ -194,7 +223,7 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
     assert!(a["event_id"].is_null());
     assert_eq!(a["object"]["id"], artifact_id.as_str());
     assert_eq!(a["object"]["checksum"]["value"], checksum1.as_str());
-    assert_eq!(object_files(&s), vec![storage1.clone()]);
+    assert_eq!(object_files(&s).await, vec![storage1.clone()]);
     let events = artifact_events(&s, json!([artifact_id]), Value::Null).await;
     assert_eq!(events["count"], 1, "{events}");
     let created = &events["edges"][0]["node"];
@@ -265,7 +294,7 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
     assert_eq!(resp.bytes().await.unwrap(), bytes);
 
     // Tampering with the stored file: 409 with a clear error.
-    std::fs::write(s.data_dir().join("objects").join(&storage2), b"tampered\n").unwrap();
+    tamper_object(&s, &storage2, Some(b"tampered\n")).await;
     let resp = get_artifact(&s, &artifact_id).await;
     assert_eq!(resp.status(), 409);
     let body: Value = resp.json().await.unwrap();
@@ -278,7 +307,7 @@ async fn regeneration_emits_created_once_then_updated_and_content_is_verified() 
         "{body}"
     );
     // A missing file is refused the same way.
-    std::fs::remove_file(s.data_dir().join("objects").join(&storage2)).unwrap();
+    tamper_object(&s, &storage2, None).await;
     let resp = get_artifact(&s, &artifact_id).await;
     assert_eq!(resp.status(), 409);
     // Regeneration with the same checksum restores the object, without an event.

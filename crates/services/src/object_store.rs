@@ -123,12 +123,17 @@ impl ObjectStore {
 /// Inserts the object's row unless it is there (same id, same bytes: the id is their hash).
 async fn put_row(pool: &sqlx::PgPool, bytes: Vec<u8>) -> std::io::Result<String> {
     let id = sha256_hex(&bytes);
-    sqlx::query("INSERT INTO objects (id, content) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
-        .bind(&id)
-        .bind(bytes)
-        .execute(pool)
-        .await
-        .map_err(io_error)?;
+    // A stored copy that no longer matches its id (damaged behind the server's back) is
+    // replaced, as with files; an intact one is left alone.
+    sqlx::query(
+        "INSERT INTO objects (id, content) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE \
+         SET content = excluded.content WHERE objects.content IS DISTINCT FROM excluded.content",
+    )
+    .bind(&id)
+    .bind(bytes)
+    .execute(pool)
+    .await
+    .map_err(io_error)?;
     Ok(id)
 }
 

@@ -22,6 +22,8 @@ pub struct TestServer {
     /// The client side of TLS, when the server speaks it.
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     dir: tempfile::TempDir,
+    /// The server's PostgreSQL database, when it runs on one.
+    database_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -52,6 +54,12 @@ impl TestServer {
     async fn start_inner(overrides: &[(&str, &str)], cert: Option<&TestCertificate>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let backend = backend_overrides(overrides).await;
+        let database_url = backend
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(overrides.iter().copied())
+            .find(|(k, _)| *k == "database_url")
+            .map(|(_, v)| v.to_string());
         let mut all = vec![
             ("listen".to_string(), "127.0.0.1:0".to_string()),
             // A directory the server creates itself (private, as it requires).
@@ -93,6 +101,7 @@ impl TestServer {
             http: cert.map_or_else(reqwest::Client::new, TestCertificate::http_client),
             tls: cert.map(TestCertificate::client_config),
             dir,
+            database_url,
             stop: Some(stop),
             task: Some(task),
         }
@@ -109,6 +118,11 @@ impl TestServer {
         if let Some(t) = self.task.take() {
             t.await.unwrap();
         }
+    }
+
+    /// The server's PostgreSQL database (`store = postgres`), if it runs on one.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     /// The server's data directory.
