@@ -118,7 +118,7 @@ async fn instances_recover_from_a_database_restart_and_subscribers_see_no_gap() 
             .spawn()
     };
     let (a, b) = (instance(), instance());
-    let mut subscribers = vec![subscriber(&a).await, subscriber(&b).await];
+    let mut subscribers = [subscriber(&a).await, subscriber(&b).await];
     let http = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
