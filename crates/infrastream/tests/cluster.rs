@@ -301,3 +301,79 @@ async fn a_token_revoked_through_one_instance_closes_its_socket_on_another() {
         "instance b still accepts the revoked token: {refused:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_racing_to_generate_an_artifact_generate_it_once() {
+    let Some(url) = fresh_database_url("artifact_race").await else {
+        return;
+    };
+    let (a, b) = (instance(&url), instance(&url));
+    let http = reqwest::Client::new();
+    let admin = |b: &Binary, q: &'static str, vars: Value| {
+        let (http, base) = (http.clone(), base(b));
+        async move { graphql(&http, &base, q, vars).await.unwrap()["data"].clone() }
+    };
+    admin(
+        &a,
+        "mutation($d: CoreGraphQLQueryCreateInput!) { CoreGraphQLQueryCreate(data: $d) { ok } }",
+        json!({"d": {"name": {"value": "branches"}, "query": {"value": "query { Branch { name } }"}}}),
+    )
+    .await;
+    let def = admin(
+        &a,
+        "mutation($d: CoreArtifactDefinitionCreateInput!) { CoreArtifactDefinitionCreate(data: $d) { ok object { id } } }",
+        json!({"d": {
+            "name": {"value": "race"},
+            "artifact_name": {"value": "race-artifact"},
+            "content_type": {"value": "text/plain"},
+            "parameters": {"value": {}},
+            "query": {"value": "branches"},
+            "template": {"value": "{% for b in data.Branch %}{{ b.name }}\n{% endfor %}"},
+        }}),
+    )
+    .await["CoreArtifactDefinitionCreate"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let main = admin(&a, "query { Branch(name: \"main\") { id } }", Value::Null).await["Branch"][0]
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    const GENERATE: &str = "mutation($d: String!, $t: [String!]) { ArtifactGenerate(definition: $d, targets: $t) { ok artifacts { result object { id } } } }";
+    // Both instances at once, several times over: one artifact, created once.
+    let mut results = Vec::new();
+    for _ in 0..5 {
+        let vars = json!({"d": def, "t": [main]});
+        let (x, y) = tokio::join!(admin(&a, GENERATE, vars.clone()), admin(&b, GENERATE, vars));
+        for r in [x, y] {
+            let artifact = &r["ArtifactGenerate"]["artifacts"][0];
+            results.push((
+                artifact["result"].as_str().unwrap().to_owned(),
+                artifact["object"]["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    let created = results.iter().filter(|(r, _)| r == "created").count();
+    assert_eq!(created, 1, "generated more than once: {results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(r, _)| r == "created" || r == "unchanged"),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|(_, id)| *id == results[0].1),
+        "two artifacts: {results:?}"
+    );
+    let events = admin(
+        &b,
+        "{ InfrahubEvent(event_type: [\"infrahub.artifact.created\", \"infrahub.artifact.updated\"]) { count } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        events["InfrahubEvent"]["count"], 1,
+        "the event was emitted more than once"
+    );
+}
