@@ -40,6 +40,9 @@ enum Scenario {
     Ingest(ingest::IngestArgs),
     /// Committed events per second through 1, 3, 5… instances on one PostgreSQL database.
     ClusterIngest(cluster::ClusterIngestArgs),
+    /// Commit on one instance → receipt on every instance, subscribers spread over instances
+    /// on one PostgreSQL database.
+    ClusterFanout(cluster::ClusterFanoutArgs),
     /// Commit → delivered latency of single events fanned out to N `events` subscribers.
     Fanout(fanout::FanoutArgs),
     /// Server RSS per idle connection and per `events` subscription, CPU while idle.
@@ -102,6 +105,7 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Ingest(a) => ingest::run(a).await,
         Scenario::ClusterIngest(a) => cluster::run(a).await,
+        Scenario::ClusterFanout(a) => cluster::fanout(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Sustained(a) => sustained::run(a).await,
