@@ -31,6 +31,32 @@ impl PrunePolicy {
     pub fn limits_anything(&self) -> bool {
         self.occurred_before.is_some() || self.keep_newest.is_some()
     }
+
+    /// The end of the next chunk of a prune whose log starts after `lo`, with `head` the last
+    /// committed position and at most `max_rows` events per chunk; `None` when the policy
+    /// leaves nothing to look at. Every backend prunes `(lo, end]` at most.
+    pub fn chunk_end(&self, lo: u64, head: u64, max_rows: u64) -> Option<u64> {
+        let mut hi = head.min(lo.saturating_add(max_rows.max(1)));
+        if let Some(bound) = self.through_at_most {
+            hi = hi.min(bound.0);
+        }
+        (hi > lo && self.limits_anything()).then_some(hi)
+    }
+
+    /// The last position to remove from `(lo, hi]` (`lo`: nothing): by count, everything up to
+    /// `head - keep_newest`; by age, everything before `first_younger`, the smallest position in
+    /// `(lo, hi]` that occurred at or after the cutoff (read only with an age limit; `None`
+    /// when every event there is older). Whichever limit removes more wins.
+    pub fn prune_through(&self, lo: u64, hi: u64, head: u64, first_younger: Option<u64>) -> u64 {
+        let by_count = self
+            .keep_newest
+            .map_or(lo, |keep| head.saturating_sub(keep).min(hi));
+        let by_age = match self.occurred_before {
+            None => lo,
+            Some(_) => first_younger.map_or(hi, |p| p - 1),
+        };
+        by_count.max(by_age)
+    }
 }
 
 /// Where the log starts: what pruning has removed so far. Persisted by the store, so a pruned

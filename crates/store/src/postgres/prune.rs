@@ -82,32 +82,23 @@ async fn prune_chunk(
         .unwrap_or(0);
     let head = head.max(0) as u64;
     let lo = start.pruned_through.0;
-    let mut hi = head.min(lo.saturating_add(CHUNK));
-    if let Some(bound) = policy.through_at_most {
-        hi = hi.min(bound.0);
-    }
-    if hi <= lo || !policy.limits_anything() {
+    let Some(hi) = policy.chunk_end(lo, head, CHUNK) else {
         return Ok((0, start));
-    }
-    let by_count = policy
-        .keep_newest
-        .map_or(lo, |keep| head.saturating_sub(keep).min(hi));
-    let by_age = match policy.occurred_before {
-        None => lo,
-        Some(cutoff) => {
-            let younger: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(position) FROM events \
-                 WHERE position > $1 AND position <= $2 AND occurred_at >= $3",
-            )
-            .bind(lo as i64)
-            .bind(hi as i64)
-            .bind(micros(&cutoff))
-            .fetch_one(&mut *tx)
-            .await?;
-            younger.map_or(hi, |p| p as u64 - 1)
-        }
     };
-    let through = by_count.max(by_age);
+    let first_younger = match policy.occurred_before {
+        None => None,
+        Some(cutoff) => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(position) FROM events \
+             WHERE position > $1 AND position <= $2 AND occurred_at >= $3",
+        )
+        .bind(lo as i64)
+        .bind(hi as i64)
+        .bind(micros(&cutoff))
+        .fetch_one(&mut *tx)
+        .await?
+        .map(|p| p as u64),
+    };
+    let through = policy.prune_through(lo, hi, head, first_younger);
     if through <= lo {
         return Ok((0, start));
     }

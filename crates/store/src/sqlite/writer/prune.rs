@@ -67,34 +67,23 @@ pub(super) async fn prune_chunk(
         log_start: *start,
     };
     let lo = start.pruned_through;
-    let mut hi = head.0.min(lo.0.saturating_add(max_rows.max(1)));
-    if let Some(bound) = policy.through_at_most {
-        hi = hi.min(bound.0);
-    }
-    if hi <= lo.0 || !policy.limits_anything() {
+    let Some(hi) = policy.chunk_end(lo.0, head.0, max_rows) else {
         return Ok(unchanged(start));
-    }
-    // The count limit: everything up to `head - keep` goes.
-    let by_count = policy
-        .keep_newest
-        .map_or(lo.0, |keep| head.0.saturating_sub(keep).min(hi));
-    // The age limit: the longest prefix of (lo, hi] that occurred before the cutoff.
-    let by_age = match policy.occurred_before {
-        None => lo.0,
-        Some(cutoff) => {
-            let younger: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(position) FROM events \
-                 WHERE position > ? AND position <= ? AND occurred_at >= ?",
-            )
-            .bind(lo.0 as i64)
-            .bind(hi as i64)
-            .bind(micros(&cutoff))
-            .fetch_one(&mut *conn)
-            .await?;
-            younger.map_or(hi, |p| p as u64 - 1)
-        }
     };
-    let through = by_count.max(by_age);
+    let first_younger = match policy.occurred_before {
+        None => None,
+        Some(cutoff) => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(position) FROM events \
+             WHERE position > ? AND position <= ? AND occurred_at >= ?",
+        )
+        .bind(lo.0 as i64)
+        .bind(hi as i64)
+        .bind(micros(&cutoff))
+        .fetch_one(&mut *conn)
+        .await?
+        .map(|p| p as u64),
+    };
+    let through = policy.prune_through(lo.0, hi, head.0, first_younger);
     if through <= lo.0 {
         return Ok(unchanged(start));
     }
