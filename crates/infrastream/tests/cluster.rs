@@ -377,3 +377,133 @@ async fn two_instances_racing_to_generate_an_artifact_generate_it_once() {
         "the event was emitted more than once"
     );
 }
+
+/// Runs `git` in `dir`; its trimmed output.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Waiters for an advisory lock in the database at `url`.
+async fn lock_waiters(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_racing_to_sync_a_repository_sync_it_once() {
+    use infrastream_services::locks::Locks;
+    let Some(url) = fresh_database_url("repository_sync_race").await else {
+        return;
+    };
+    let source = tempfile::tempdir().unwrap();
+    let path = source.path();
+    git(path, &["init", "-q", "-b", "main"]);
+    std::fs::write(path.join("README"), "race").unwrap();
+    git(path, &["add", "."]);
+    git(
+        path,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "one",
+        ],
+    );
+    let head = git(path, &["rev-parse", "HEAD"]);
+
+    let (a, b) = (instance(&url), instance(&url));
+    let http = reqwest::Client::new();
+    let created = graphql(
+        &http,
+        &base(&a),
+        "mutation($loc: String!) { CoreRepositoryCreate(data: {name: {value: \"race\"}, location: {value: $loc}}) { object { id } } }",
+        json!({"loc": path.to_str().unwrap()}),
+    )
+    .await
+    .unwrap();
+    let id = created["data"]["CoreRepositoryCreate"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The repository's lock, held the way a third instance would: both requests are made
+    // while it is held, so whichever syncs first started after both were made.
+    let locks = infrastream_services::cluster::PostgresLocks::new(url.clone());
+    let held = locks.lock(&format!("repository/{id}")).await;
+    const SYNC: &str = "mutation($id: String!) { RepositorySync(data: {id: $id}) { ok object { commit { value } } } }";
+    let request = |b: &Binary| {
+        let (http, base, id) = (http.clone(), base(b), id.clone());
+        tokio::spawn(async move {
+            graphql(&http, &base, SYNC, json!({"id": id}))
+                .await
+                .unwrap()
+        })
+    };
+    let (x, y) = (request(&a), request(&b));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lock_waiters(&url).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the two syncs never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(held);
+    for answer in [x.await.unwrap(), y.await.unwrap()] {
+        let r = &answer["data"]["RepositorySync"];
+        assert_eq!(r["ok"], true, "{answer}");
+        assert_eq!(r["object"]["commit"]["value"], head.as_str(), "{answer}");
+    }
+    let events = graphql(
+        &http,
+        &base(&b),
+        "query($id: String!) { InfrahubEvent(primary_node__ids: [$id], order: ASC) { edges { node { event } } } }",
+        json!({"id": id}),
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = events["data"]["InfrahubEvent"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "infrahub.repository.sync_started",
+            "infrahub.repository.sync_completed",
+            "infrahub.repository.update_commit",
+        ],
+        "synced more than once"
+    );
+
+    // A request made after that sync completed syncs again.
+    let again = graphql(&http, &base(&a), SYNC, json!({"id": id}))
+        .await
+        .unwrap();
+    assert_eq!(again["data"]["RepositorySync"]["ok"], true, "{again}");
+    let started = graphql(
+        &http,
+        &base(&a),
+        "{ InfrahubEvent(event_type: [\"infrahub.repository.sync_started\"]) { count } }",
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(started["data"]["InfrahubEvent"]["count"], 2);
+}

@@ -260,15 +260,20 @@ async fn concurrent_syncs_of_one_repository_are_serialized() {
         .iter()
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "infrahub.repository.sync_started",
-            "infrahub.repository.sync_completed",
-            "infrahub.repository.update_commit",
-            "infrahub.repository.sync_started",
-            "infrahub.repository.sync_completed",
-        ]
+    let one = [
+        "infrahub.repository.sync_started",
+        "infrahub.repository.sync_completed",
+        "infrahub.repository.update_commit",
+    ];
+    let again = [
+        "infrahub.repository.sync_started",
+        "infrahub.repository.sync_completed",
+    ];
+    // Either the second request came before the first sync started, which then served both,
+    // or it came during that sync and ran after it — never two syncs interleaved.
+    assert!(
+        names == one || names == [&one[..], &again[..]].concat(),
+        "{names:?}"
     );
     s.shutdown().await;
 }

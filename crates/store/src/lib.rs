@@ -156,6 +156,14 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError>;
     /// Position of the last committed event, updated after every commit.
     fn head(&self) -> watch::Receiver<Position>;
+    /// Position of the last event committed by any process sharing the store, read from the
+    /// store itself rather than from [`head`](Self::head) (which, on a shared backend, may
+    /// lag behind other instances' commits): an event whose commit had not completed when
+    /// this was read gets a greater position. The embedded backend has one writer, whose
+    /// head moves before its commits return.
+    async fn committed_head(&self) -> Result<Position, StoreError> {
+        Ok(*self.head().borrow())
+    }
     /// The committed events as the backend publishes them — every one, whichever process
     /// committed it, each batch in position order, before [`head`](Self::head) moves — for
     /// the one bus of this process, so that the bus reads nothing back from the store (the

@@ -505,3 +505,30 @@ async fn a_server_that_never_answers_is_given_up_after_the_connect_timeout() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn the_committed_head_counts_other_instances_commits_at_once() {
+    let Some(url) =
+        fresh_database_url("the_committed_head_counts_other_instances_commits_at_once").await
+    else {
+        return;
+    };
+    // A fallback poll far away: only a notification would move this store's head, and the
+    // commit below sends none.
+    let mut options = PostgresOptions::new(&url);
+    options.poll_interval = Duration::from_secs(3600);
+    let store = PostgresStore::open(options).await.unwrap();
+    store
+        .commit(Commit::events(vec![NewEvent::new("own")]))
+        .await
+        .unwrap();
+    assert_eq!(store.committed_head().await.unwrap(), Position(1));
+    commit_silently(&url, "elsewhere").await;
+    assert_eq!(
+        *store.head().borrow(),
+        Position(1),
+        "nothing told this store"
+    );
+    assert_eq!(store.committed_head().await.unwrap(), Position(2));
+    store.close().await;
+}

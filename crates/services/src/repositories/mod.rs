@@ -102,6 +102,10 @@ pub struct RepositoryData {
     /// When the last sync ended.
     #[serde(default)]
     pub last_synced_at: Option<String>,
+    /// Log position of the last completed sync's `sync_started` event: a sync requested
+    /// when the log's head was before it is served by that sync (not shown over GraphQL).
+    #[serde(default)]
+    pub last_sync_started_position: Option<u64>,
 }
 
 fn unknown() -> String {
@@ -245,6 +249,7 @@ impl NodeKind for Repository {
                 sync_status: status::UNKNOWN.into(),
                 sync_message: None,
                 last_synced_at: None,
+                last_sync_started_position: None,
             },
         })
     }

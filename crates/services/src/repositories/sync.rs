@@ -20,7 +20,7 @@ use super::git::{Git, GitError, Location};
 use super::{Repository, RepositoryError, status};
 use crate::nodes::{NodeError, NodeKind};
 use crate::{Actor, Services};
-use infrastream_core::{EventName, NewEvent, ParentRef, format_timestamp, now};
+use infrastream_core::{EventName, NewEvent, ParentRef, Position, format_timestamp, now};
 use infrastream_store::{Change, Commit};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -58,26 +58,44 @@ async fn fetch(
 /// succeeded and the repository after it. Waits for any sync, update or delete of the same
 /// repository first; `cancel` interrupts the wait and the fetch (a fetch interrupted is
 /// recorded as failed).
+///
+/// Requests that race are served by one sync: when, once this request holds the lock, a sync
+/// that *started* after the request was made has completed (on this instance or another one
+/// sharing the database), that sync fetched everything pushed before the request, so its
+/// outcome is returned and nothing is fetched or committed again. "After" is decided by the
+/// log, not by clocks: the request notes the store's committed head, and a sync started after
+/// it when its `sync_started` event has a greater position. A request made while a sync is
+/// already fetching waits for it and then syncs again, since that fetch may have missed what
+/// was pushed just before the request.
 pub async fn sync_repository(
     s: &Services,
     id: &str,
     actor: &Actor,
     cancel: &CancellationToken,
 ) -> Result<(bool, Repository), RepositoryError> {
-    let outcome = sync_unless_recent(s, id, actor, cancel, None).await?;
-    Ok(outcome.expect("a sync without a minimum age always runs"))
+    let requested = s.store.committed_head().await?;
+    let outcome = sync_unless(s, id, actor, cancel, Skip::IfStartedAfter(requested)).await?;
+    Ok(outcome.expect("a sync skipped by its start position has an outcome"))
 }
 
-/// Like [`sync_repository`], but once it holds the repository's lock it skips the sync
-/// (`Ok(None)`) when the repository was synced less than `min_age` ago — by this instance or
-/// by another one sharing the database, whose lock it waited for. This is how several
-/// instances running the periodic sync sync each repository once per interval between them.
-async fn sync_unless_recent(
+/// When a sync, once it holds the repository's lock, is not needed.
+enum Skip {
+    /// A sync that started after this position completed: it is this request's outcome.
+    IfStartedAfter(Position),
+    /// The repository was synced less than this long ago (the periodic sync: another
+    /// instance's sync counts for this interval too).
+    IfSyncedWithin(chrono::Duration),
+}
+
+/// Syncs repository `id` unless `skip` says, under its lock, that a sync already did the
+/// work; returns whether the sync (this one, or the one that did the work) succeeded and the
+/// repository after it. `None` when skipped by [`Skip::IfSyncedWithin`].
+async fn sync_unless(
     s: &Services,
     id: &str,
     actor: &Actor,
     cancel: &CancellationToken,
-    min_age: Option<chrono::Duration>,
+    skip: Skip,
 ) -> Result<Option<(bool, Repository)>, RepositoryError> {
     let _guard = tokio::select! {
         g = super::lock(s, id) => g,
@@ -86,15 +104,27 @@ async fn sync_unless_recent(
     let mut repo = Repository::by_id(s, id)
         .await?
         .ok_or_else(|| NodeError::not_found::<Repository>(id))?;
-    let last = repo
-        .data
-        .last_synced_at
-        .as_deref()
-        .and_then(infrastream_core::parse_timestamp);
-    if let (Some(min_age), Some(last)) = (min_age, last)
-        && now() - last < min_age
-    {
-        return Ok(None);
+    match skip {
+        Skip::IfStartedAfter(requested) => {
+            if repo
+                .data
+                .last_sync_started_position
+                .is_some_and(|started| started > requested.0)
+            {
+                let ok = repo.data.sync_status == status::IN_SYNC;
+                return Ok(Some((ok, repo)));
+            }
+        }
+        Skip::IfSyncedWithin(min_age) => {
+            let last = repo
+                .data
+                .last_synced_at
+                .as_deref()
+                .and_then(infrastream_core::parse_timestamp);
+            if last.is_some_and(|last| now() - last < min_age) {
+                return Ok(None);
+            }
+        }
     }
     let base = json!({"repository_id": repo.id, "repository_name": repo.name});
     let with = |extra: Value| {
@@ -106,7 +136,8 @@ async fn sync_unless_recent(
     };
 
     repo.data.sync_status = status::SYNCING.into();
-    s.store
+    let started = s
+        .store
         .commit(Commit {
             changes: vec![Change::UpdateNode(repo.to_node())],
             events: vec![event(
@@ -120,6 +151,7 @@ async fn sync_unless_recent(
 
     let outcome = fetch(s, &repo, cancel).await;
     repo.data.last_synced_at = Some(format_timestamp(&now()));
+    repo.data.last_sync_started_position = started.first().map(|e| e.position.0);
     let mut events = Vec::new();
     let ok = match outcome {
         Ok((head, heads)) => {
@@ -214,7 +246,8 @@ pub fn spawn_periodic_repository_sync(
                 // Another instance sharing the database may have synced it meanwhile: its
                 // sync counts for this interval too.
                 let min_age = chrono::Duration::from_std(interval / 2).unwrap_or_default();
-                match sync_unless_recent(&services, &r.id, &actor, &shutdown, Some(min_age)).await {
+                let skip = Skip::IfSyncedWithin(min_age);
+                match sync_unless(&services, &r.id, &actor, &shutdown, skip).await {
                     Ok(_) | Err(RepositoryError::Node(NodeError::NotFound { .. })) => {}
                     Err(RepositoryError::Cancelled) => return,
                     Err(e) => {

@@ -326,6 +326,13 @@ impl Store for PostgresStore {
         prune::load_log_start(&self.reads).await
     }
 
+    async fn committed_head(&self) -> Result<Position, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT position FROM log_head")
+            .fetch_one(&self.reads)
+            .await?;
+        Ok(Position(head as u64))
+    }
+
     async fn query_events(
         &self,
         filter: &EventFilter,
