@@ -187,7 +187,7 @@ pub(crate) async fn fanout(args: ClusterFanoutArgs) -> anyhow::Result<()> {
 }
 
 /// A new, empty database in the cluster of `admin_url`; its URL.
-async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
     let name = format!("bench_{}", uuid_like());
     let mut conn = sqlx::PgConnection::connect(admin_url)
         .await

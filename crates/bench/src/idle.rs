@@ -28,10 +28,10 @@ use tokio_tungstenite::tungstenite::Message;
 const QUERY: &str = r#"subscription { events(event_type: ["bench.idle"]) { id occurred_at } }"#;
 
 /// Longest wait for the connect and subscribe phases of all clients.
-const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
+pub(crate) const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Longest wait for one event to reach every subscription.
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Args)]
 pub(crate) struct IdleArgs {
@@ -72,7 +72,7 @@ struct RunResult {
     verify: Result<f64, String>,
 }
 
-fn settings(n: usize, k: usize) -> Vec<(&'static str, String)> {
+pub(crate) fn settings(n: usize, k: usize) -> Vec<(&'static str, String)> {
     let mut s = Vec::new();
     if n > 10_000 {
         s.push(("max_connections_per_account", (n + 100).to_string()));
@@ -161,32 +161,15 @@ async fn one_run(
         let share = left / (clients - i);
         left -= share;
         let bind = Ipv4Addr::new(127, 0, 0, 2 + i as u8);
-        let mut child = Command::new(&exe)
-            .arg("idle-client")
-            .arg("--addr")
-            .arg(server.addr.to_string())
-            .arg("--init")
-            .arg(&server.init)
-            .arg("--connections")
-            .arg(share.to_string())
-            .arg("--subs")
-            .arg(args.subs.to_string())
-            .arg("--bind")
-            .arg(bind.to_string())
-            .arg("--concurrency")
-            .arg(args.connect_concurrency.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start `infrastream-bench idle-client`")?;
-        let stdin = child.stdin.take().context("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-        procs.push(ClientProc {
-            child,
-            stdin,
-            stdout,
-        });
+        let spec = ClientSpec {
+            addr: server.addr,
+            init: &server.init,
+            connections: share,
+            subs: args.subs,
+            bind,
+            concurrency: args.connect_concurrency,
+        };
+        procs.push(ClientProc::spawn(&exe, &spec)?);
     }
     let started = Instant::now();
     expect_all(&mut procs, "connected", PHASE_TIMEOUT).await?;
@@ -217,15 +200,7 @@ async fn one_run(
         Ok(()) => Ok(started.elapsed().as_secs_f64() * 1e3),
         Err(e) => Err(format!("{e:#}")),
     };
-    let _ = command_all(&mut procs, "quit").await;
-    for p in &mut procs {
-        if tokio::time::timeout(Duration::from_secs(5), p.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = p.child.start_kill();
-        }
-    }
+    quit_all(&mut procs).await;
     let subs_total = (n * args.subs).max(1) as f64;
     Ok(RunResult {
         rss0,
@@ -242,20 +217,83 @@ async fn one_run(
 }
 
 /// Server CPU (in cores) over `seconds` of doing nothing but holding connections.
-async fn idle_cpu(server: &Server, seconds: u64) -> Option<f64> {
+pub(crate) async fn idle_cpu(server: &Server, seconds: u64) -> Option<f64> {
     let before = server.cpu_seconds();
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     Some((server.cpu_seconds()? - before?) / t.elapsed().as_secs_f64())
 }
 
-struct ClientProc {
+/// What one `idle-client` process opens.
+pub(crate) struct ClientSpec<'a> {
+    /// The server's address.
+    pub(crate) addr: SocketAddr,
+    /// Its `connection_init` message.
+    pub(crate) init: &'a str,
+    /// Connections to open.
+    pub(crate) connections: usize,
+    /// Subscriptions per connection on `subscribe`.
+    pub(crate) subs: usize,
+    /// Source address of the sockets (127.0.0.x).
+    pub(crate) bind: Ipv4Addr,
+    /// Handshakes in flight at a time.
+    pub(crate) concurrency: usize,
+}
+
+/// An `infrastream-bench idle-client` child process, driven one phase at a time.
+pub(crate) struct ClientProc {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
-async fn command_all(procs: &mut [ClientProc], cmd: &str) -> anyhow::Result<()> {
+impl ClientProc {
+    /// Starts `exe idle-client` for `spec`.
+    pub(crate) fn spawn(exe: &std::path::Path, spec: &ClientSpec<'_>) -> anyhow::Result<Self> {
+        let mut child = Command::new(exe)
+            .arg("idle-client")
+            .arg("--addr")
+            .arg(spec.addr.to_string())
+            .arg("--init")
+            .arg(spec.init)
+            .arg("--connections")
+            .arg(spec.connections.to_string())
+            .arg("--subs")
+            .arg(spec.subs.to_string())
+            .arg("--bind")
+            .arg(spec.bind.to_string())
+            .arg("--concurrency")
+            .arg(spec.concurrency.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start `infrastream-bench idle-client`")?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+}
+
+/// Tells every client process to quit, and waits a little for each (then kills it).
+pub(crate) async fn quit_all(procs: &mut [ClientProc]) {
+    let _ = command_all(procs, "quit").await;
+    for p in procs {
+        if tokio::time::timeout(Duration::from_secs(5), p.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = p.child.start_kill();
+        }
+    }
+}
+
+/// Sends `cmd` (a phase) to every client process.
+pub(crate) async fn command_all(procs: &mut [ClientProc], cmd: &str) -> anyhow::Result<()> {
     for p in procs {
         p.stdin.write_all(format!("{cmd}\n").as_bytes()).await?;
         p.stdin.flush().await?;
@@ -264,7 +302,11 @@ async fn command_all(procs: &mut [ClientProc], cmd: &str) -> anyhow::Result<()> 
 }
 
 /// Waits until every client process printed a line starting with `word`.
-async fn expect_all(procs: &mut [ClientProc], word: &str, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn expect_all(
+    procs: &mut [ClientProc],
+    word: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let waits = procs.iter_mut().enumerate().map(|(i, p)| async move {
         let mut line = String::new();
         loop {

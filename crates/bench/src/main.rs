@@ -11,6 +11,7 @@
 
 mod client;
 mod cluster;
+mod cluster_idle;
 mod connect;
 mod fanout;
 mod idle;
@@ -43,6 +44,9 @@ enum Scenario {
     /// Commit on one instance → receipt on every instance, subscribers spread over instances
     /// on one PostgreSQL database.
     ClusterFanout(cluster::ClusterFanoutArgs),
+    /// Connections and subscriptions held by several instances on one PostgreSQL database,
+    /// and one event committed through the first reaching every one of them.
+    ClusterIdle(cluster_idle::ClusterIdleArgs),
     /// Commit → delivered latency of single events fanned out to N `events` subscribers.
     Fanout(fanout::FanoutArgs),
     /// Server RSS per idle connection and per `events` subscription, CPU while idle.
@@ -106,6 +110,7 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Ingest(a) => ingest::run(a).await,
         Scenario::ClusterIngest(a) => cluster::run(a).await,
         Scenario::ClusterFanout(a) => cluster::fanout(a).await,
+        Scenario::ClusterIdle(a) => cluster_idle::run(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Sustained(a) => sustained::run(a).await,
