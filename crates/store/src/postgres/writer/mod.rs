@@ -13,6 +13,12 @@
 //! The same lock serializes the checks of the changes (a name is free, a status is the one
 //! expected) with the writes of every other instance.
 //!
+//! A batch that only appends events (the common case: no change to check, no stored parent)
+//! skips the explicit transaction: one statement, its own transaction, moves the head (taking
+//! the same lock), numbers and inserts the rows and notifies ([`append_batch`]). The lock is
+//! then held while the database runs and commits that one statement, never across a round
+//! trip to this process.
+//!
 //! Each committed batch notifies `infrastream_events` (delivered at commit) for the other
 //! instances, and hands its events and replies to this instance's follower, which publishes
 //! them in position order and then answers the requests.
@@ -32,7 +38,7 @@ mod changes;
 mod events;
 
 use changes::apply_change;
-use events::{Advance, build_events, insert_events, insert_events_and_advance};
+use events::{Advance, Appended, append, build_events, insert_events, insert_events_and_advance};
 
 /// Reply channel of one commit.
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
@@ -245,6 +251,9 @@ async fn write(
     committing: &mut bool,
     instance: &str,
 ) -> Result<(), StoreError> {
+    if batch.iter().all(|(commit, _)| events_only(commit)) {
+        return append_batch(conn, batch, outcomes, committing).await;
+    }
     let conn = conn.get().await?;
     // The transaction and the lock on the log head in one round trip. On any failure the
     // connection is dropped (see `write_batch`), which rolls the transaction back.
@@ -317,6 +326,90 @@ async fn write(
     *committing = true;
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Writes a batch whose commits only append events (see [`events_only`]) with one statement
+/// that is its own transaction ([`append`]): the log head's lock is held only while the
+/// database runs and commits it, never across a round trip to this process, so the writers
+/// of several instances hand it on without waiting for each other's scheduling.
+///
+/// When the connection is lost, whether the statement committed is unknown: it is sent again
+/// on a new connection with the same event ids, which the database refuses if the first one
+/// committed — the batch is then where that one put it.
+async fn append_batch(
+    conn: &mut WriterConnection,
+    batch: &[(Box<Commit>, Reply)],
+    outcomes: &mut Vec<Result<Vec<Event>, StoreError>>,
+    committing: &mut bool,
+) -> Result<(), StoreError> {
+    // Numbered from 1 here; moved after the head once the database said where it was.
+    let mut cursor = Cursor {
+        next: Position(1),
+        last_time: None,
+    };
+    {
+        let c = conn.get().await?;
+        for (commit, _) in batch {
+            let events = build_events(c, &commit.events, &mut cursor).await?;
+            outcomes.push(Ok(events));
+        }
+    }
+    let events: Vec<&Event> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .flatten()
+        .collect();
+    let Some(first) = events.first().map(|e| e.id) else {
+        return Ok(());
+    };
+    *committing = true;
+    let first_try = append(conn.get().await?, &events, CHANNEL).await;
+    let appended = match first_try {
+        Err(e) if connection_lost(&e) => {
+            tracing::warn!(error = %Chain(&e), "the store writer's connection was lost while appending; appending again on a new one");
+            conn.discard();
+            let c = conn.get().await?;
+            match append(c, &events, CHANNEL).await {
+                Err(e) if duplicate_event_id(&e) => appended_at(c, first).await?,
+                other => other?,
+            }
+        }
+        other => other?,
+    };
+    let time = super::rows::from_micros(appended.time)?;
+    for event in outcomes
+        .iter_mut()
+        .filter_map(|o| o.as_mut().ok())
+        .flatten()
+    {
+        event.position = Position((appended.base + event.position.0 as i64) as u64);
+        event.occurred_at = time;
+    }
+    Ok(())
+}
+
+/// Whether `e` is the database refusing an event id that is already in the log.
+fn duplicate_event_id(e: &StoreError) -> bool {
+    let StoreError::Backend(cause) = e else {
+        return false;
+    };
+    matches!(
+        cause.downcast_ref::<sqlx::Error>(),
+        Some(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505")
+            && db.constraint() == Some("events_id_key")
+    )
+}
+
+/// Where an appended batch whose first event is `first` went.
+async fn appended_at(conn: &mut PgConnection, first: uuid::Uuid) -> Result<Appended, StoreError> {
+    let row = sqlx::query("SELECT position, occurred_at FROM events WHERE id = $1")
+        .bind(first)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Appended {
+        base: row.try_get::<i64, _>("position")? - 1,
+        time: row.try_get("occurred_at")?,
+    })
 }
 
 /// Where the next event goes, from the locked log head row.
