@@ -441,3 +441,58 @@ def test_42_main_cannot_be_deleted_merged_or_rebased() -> None:
             run(op("main"))
     main = run(c.branch.get("main"))
     assert main.is_default is True and main.status == BranchStatus.OPEN
+
+
+# ---------------------------------------------------------------- schema (issue 12, first step)
+
+NS = f"Sdk{RAND}"  # a namespace of its own: `^[A-Z][a-z0-9]+$`, RAND is lowercase hex
+SCHEMA = {
+    "version": "1.0",
+    "nodes": [
+        {
+            "name": "Site",
+            "namespace": NS,
+            "human_friendly_id": ["name__value"],
+            "attributes": [{"name": "name", "kind": "Text", "unique": True}],
+        },
+        {
+            "name": "Device",
+            "namespace": NS,
+            "human_friendly_id": ["name__value"],
+            "attributes": [
+                {"name": "name", "kind": "Text"},
+                {"name": "height", "kind": "Number", "optional": True},
+            ],
+            "relationships": [
+                {"name": "site", "peer": f"{NS}Site", "cardinality": "one", "optional": False},
+            ],
+        },
+    ],
+}
+
+
+def test_50_schema_load_and_fetch_with_the_sdk() -> None:
+    c = client()
+    loaded = run(c.schema.load(schemas=[SCHEMA], branch="main"))
+    assert not loaded.errors, loaded.errors
+    assert loaded.schema_updated is True, loaded
+    assert loaded.hash and loaded.previous_hash and loaded.hash != loaded.previous_hash
+    again = run(c.schema.load(schemas=[SCHEMA], branch="main"))
+    assert not again.errors, again.errors
+    assert again.schema_updated is False, again
+    schema = run(c.schema.all(branch="main", refresh=True))
+    device = schema[f"{NS}Device"]
+    assert device.kind == f"{NS}Device"
+    assert device.mandatory_attribute_names == ["name"]
+    assert device.mandatory_relationship_names == ["site"]
+    assert device.get_relationship("site").peer == f"{NS}Site"
+    assert run(c.schema.get(kind=f"{NS}Site", branch="main")).human_friendly_id == ["name__value"]
+
+
+def test_51_a_bad_schema_is_refused_with_its_reasons() -> None:
+    bad = {"version": "1.0", "nodes": [{"name": "lowercase", "namespace": NS}]}
+    refused = run(client().schema.load(schemas=[bad], branch="main"))
+    assert refused.errors, refused
+    detail = refused.errors["detail"][0]
+    assert detail["loc"] == ["body", "schemas", 0, "nodes", 0, "name"], refused.errors
+    assert "pattern" in detail["msg"], refused.errors

@@ -17,6 +17,7 @@ mod probes;
 mod reply;
 mod retention;
 mod routes;
+mod schema;
 mod storage;
 mod tls;
 mod ws;

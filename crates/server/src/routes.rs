@@ -2,7 +2,7 @@
 //! themselves, and the router-level [`reply::json_errors`] layer rewrites what axum answers on
 //! its own (405 with `Allow`, extractor rejections, 413 from the body limit).
 
-use crate::{AppState, auth, graphql_http, metrics, probes, reply, storage, ws};
+use crate::{AppState, auth, graphql_http, metrics, probes, reply, schema, storage, ws};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::{ConnectInfo, Path, Request};
@@ -35,6 +35,9 @@ pub(crate) fn router(state: AppState) -> Router {
             post(storage::generate),
         )
         .route("/api/artifact/{id}", get(storage::artifact))
+        .route("/api/schema", get(schema::read))
+        .route("/api/schema/load", post(schema::load))
+        .route("/api/schema/summary", get(schema::summary))
         .fallback(not_found)
         .layer(body_limit)
         .with_state(state);

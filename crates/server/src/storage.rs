@@ -22,7 +22,7 @@ use infrastream_services::artifacts::{self, ArtifactError, GenerateOutcome};
 use infrastream_services::object_store::{ObjectStore, md5_hex};
 use serde_json::{Value, json};
 
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
     authenticate(state, credential_from_headers(headers))
         .await
         .map(|a| a.caller)
@@ -40,7 +40,7 @@ fn refuse_read_only(caller: &Caller) -> Option<Response> {
 }
 
 /// The body as JSON (an empty body is `null`), within `max_body_bytes`.
-async fn json_body(state: &AppState, request: Request) -> Result<Value, Response> {
+pub(crate) async fn json_body(state: &AppState, request: Request) -> Result<Value, Response> {
     let limit = state.settings().max_body_bytes;
     let bytes = axum::body::to_bytes(request.into_body(), limit)
         .await

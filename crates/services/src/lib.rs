@@ -23,6 +23,7 @@ pub mod passwords;
 pub mod queries;
 pub mod repositories;
 pub mod saved_queries;
+pub mod schema;
 pub mod sessions;
 
 pub use caller::{Actor, Caller};
