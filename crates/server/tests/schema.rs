@@ -321,3 +321,152 @@ async fn a_schema_loaded_on_a_branch_stays_on_the_branch() {
     );
     s.shutdown().await;
 }
+
+async fn event_id(s: &TestServer, name: &str) -> String {
+    let data = s
+        .admin(
+            "query($e: [String!]) { InfrahubEvent(event_type: $e) { edges { node { id } } } }",
+            json!({"e": [name]}),
+        )
+        .await;
+    data["InfrahubEvent"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn node_kinds(s: &TestServer, branch: &str) -> Vec<String> {
+    let (status, schema) = get(s, &format!("/api/schema?branch={branch}")).await;
+    assert_eq!(status, 200, "{schema}");
+    schema["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn one_node(node: Value) -> Value {
+    json!({"schemas": [{"version": "1.0", "nodes": [node]}]})
+}
+
+async fn has_schema_changes(s: &TestServer, branch: &str) -> Value {
+    let data = s
+        .admin(
+            "query($b: String) { Branch(name: $b) { has_schema_changes } }",
+            json!({"b": branch}),
+        )
+        .await;
+    data["Branch"][0]["has_schema_changes"].clone()
+}
+
+#[tokio::test]
+async fn a_branch_carries_its_schema_on_rebase_and_merge() {
+    let s = TestServer::start().await;
+    assert_eq!(load(&s, None, &infra()).await.0, 200);
+    s.admin(
+        "mutation { BranchCreate(data: {name: \"carry\"}) { ok } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(has_schema_changes(&s, "carry").await, false);
+    // On the branch: a new kind, and InfraSite changed.
+    let rack = one_node(json!({"name": "Rack", "namespace": "Infra",
+        "attributes": [{"name": "name", "kind": "Text"}]}));
+    assert_eq!(load(&s, Some("carry"), &rack).await.0, 200);
+    let site_on_branch =
+        one_node(json!({"name": "Site", "namespace": "Infra", "description": "from the branch"}));
+    assert_eq!(load(&s, Some("carry"), &site_on_branch).await.0, 200);
+    assert_eq!(has_schema_changes(&s, "carry").await, true);
+    // On main meanwhile: another new kind, and InfraSite changed too.
+    let cable = one_node(json!({"name": "Cable", "namespace": "Infra",
+        "attributes": [{"name": "label", "kind": "Text"}]}));
+    assert_eq!(load(&s, None, &cable).await.0, 200);
+    let site_on_main =
+        one_node(json!({"name": "Site", "namespace": "Infra", "description": "from main"}));
+    assert_eq!(load(&s, None, &site_on_main).await.0, 200);
+    assert_eq!(
+        node_kinds(&s, "carry").await,
+        ["InfraDevice", "InfraRack", "InfraSite", "InfraTag"]
+    );
+
+    // Rebase: main's schema with the branch's changes on top.
+    s.admin(
+        "mutation { BranchRebase(data: {name: \"carry\"}) { ok } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        node_kinds(&s, "carry").await,
+        [
+            "InfraCable",
+            "InfraDevice",
+            "InfraRack",
+            "InfraSite",
+            "InfraTag"
+        ]
+    );
+    let (_, on_branch) = get(&s, "/api/schema?branch=carry").await;
+    let site = |schema: &Value| {
+        schema["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["kind"] == "InfraSite")
+            .unwrap()["description"]
+            .clone()
+    };
+    assert_eq!(site(&on_branch), "from the branch");
+    let rebased = event_id(&s, "infrahub.branch.rebased").await;
+
+    // Merge: main gets the branch's kinds; the branch's value wins for InfraSite.
+    s.admin(
+        "mutation { BranchMerge(data: {name: \"carry\"}) { ok } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        node_kinds(&s, "main").await,
+        [
+            "InfraCable",
+            "InfraDevice",
+            "InfraRack",
+            "InfraSite",
+            "InfraTag"
+        ]
+    );
+    let (_, on_main) = get(&s, "/api/schema?branch=main").await;
+    assert_eq!(site(&on_main), "from the branch");
+    let merged = event_id(&s, "infrahub.branch.merged").await;
+
+    let data = s
+        .admin(
+            "{ InfrahubEvent(event_type: [\"infrahub.schema.updated\"], order: ASC) { edges { node { branch level parent_id ... on StandardEvent { payload } } } } }",
+            Value::Null,
+        )
+        .await;
+    let events: Vec<&Value> = data["InfrahubEvent"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    // infra, rack, site (branch), cable, site (main), rebase, merge.
+    assert_eq!(events.len(), 7, "{events:?}");
+    let (on_rebase, on_merge) = (events[5], events[6]);
+    assert_eq!(on_rebase["branch"], "carry");
+    assert_eq!(on_rebase["parent_id"], rebased.as_str());
+    assert_eq!(on_rebase["level"], 1);
+    assert_eq!(
+        on_rebase["payload"]["data"]["changed_elements"]["added_kinds"],
+        json!(["InfraCable"])
+    );
+    assert_eq!(on_merge["branch"], "main");
+    assert_eq!(on_merge["parent_id"], merged.as_str());
+    assert_eq!(
+        on_merge["payload"]["data"]["changed_elements"],
+        json!({"added_kinds": ["InfraRack"], "removed_kinds": [],
+               "changed_fields": {"InfraSite": ["description"]}})
+    );
+    s.shutdown().await;
+}

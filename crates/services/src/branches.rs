@@ -10,7 +10,7 @@ use infrastream_core::branch::DEFAULT_BRANCH;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
 use infrastream_core::{
-    Branch, BranchStatus, EventName, NewEvent, RelatedNode, now, validate_branch_name,
+    Branch, BranchStatus, EventName, NewEvent, ParentRef, RelatedNode, now, validate_branch_name,
 };
 use infrastream_store::{Change, Commit, StoreError};
 use serde_json::json;
@@ -215,7 +215,15 @@ pub async fn merge(s: &Services, actor: &Actor, name: Option<&str>) -> Result<Do
         branch: merged.clone(),
         expect_status: Some(b.status),
     };
-    let task = commit(s, vec![change], vec![e]).await?;
+    let (mut changes, mut events) = (vec![change], vec![e]);
+    // The schema the branch changed goes with it, in the same transaction.
+    let _schema_locks = crate::schema::lock_for_merge(s, &b.name).await;
+    if let Some((schema, mut updated)) = crate::schema::carried_by_merge(s, actor, &b.name).await? {
+        updated.parent = Some(ParentRef::InBatch(0));
+        changes.push(schema);
+        events.push(updated);
+    }
+    let task = commit(s, changes, events).await?;
     Ok((merged, task))
 }
 
@@ -245,7 +253,16 @@ pub async fn rebase(s: &Services, actor: &Actor, name: Option<&str>) -> Result<D
         branch: rebased.clone(),
         expect_status: Some(b.status),
     };
-    let task = commit(s, vec![change], vec![e]).await?;
+    let _schema_locks = crate::schema::lock_for_merge(s, &b.name).await;
+    let (schema, updated) = crate::schema::carried_by_rebase(s, actor, &b.name).await?;
+    let mut changes = vec![change];
+    changes.extend(schema);
+    let mut events = vec![e];
+    if let Some(mut updated) = updated {
+        updated.parent = Some(ParentRef::InBatch(0));
+        events.push(updated);
+    }
+    let task = commit(s, changes, events).await?;
     Ok((rebased, task))
 }
 

@@ -9,19 +9,25 @@
 //!   shape Infrahub's SDK reads.
 //!
 //! Each branch keeps its own schema once something was loaded on it (the metadata value
-//! `schema/<branch>`); until then it reads the default branch's. Loads on one branch are
-//! serialized by the lock `schema/<branch>` (across instances on PostgreSQL). What is not
-//! built yet: nodes of these kinds, GraphQL generated from them, and schema changes carried by
-//! a merge — a branch's schema stays on the branch.
+//! `schema/<branch>`, with `schema-base/<branch>`: the schema it started from; the branch's
+//! `has_schema_changes` becomes true); until then it reads the default branch's. Loads on one
+//! branch are serialized by the lock `schema/<branch>` (across instances on PostgreSQL).
+//! Merging the branch carries every kind it changed to the default branch (latest value wins,
+//! [`carried_by_merge`]), in the merge's transaction, with an `infrahub.schema.updated` child
+//! event; rebasing it reapplies its changes on the default branch's current schema
+//! ([`carried_by_rebase`]). Not built yet: nodes of these kinds and GraphQL generated from
+//! them.
 
 pub mod contract;
 pub mod registry;
 mod rules;
 
-use crate::{Caller, Services};
+use crate::locks::LockGuard;
+use crate::{Actor, Caller, Services};
 use contract::ContractError;
+use infrastream_core::branch::DEFAULT_BRANCH;
 use infrastream_core::error::DomainError;
-use infrastream_core::{Error, ErrorKind, NewEvent};
+use infrastream_core::{Branch, Error, ErrorKind, NewEvent};
 use infrastream_store::{Change, Commit, StoreError};
 use registry::BranchSchema;
 use serde_json::{Value, json};
@@ -85,24 +91,116 @@ fn meta_key(branch: &str) -> String {
     format!("schema/{branch}")
 }
 
+/// The schema stored under `key`, if any.
+async fn stored_at(s: &Services, key: &str) -> Result<Option<BranchSchema>, StoreError> {
+    match s.store.meta(key).await? {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            StoreError::backend(format!("the stored schema {key} cannot be read: {e}"))
+        }),
+    }
+}
+
 /// The schema `branch` reads: its own, else the default branch's, else none.
-async fn stored(s: &Services, branch: &str) -> Result<BranchSchema, SchemaError> {
-    for key in [meta_key(branch), meta_key("main")] {
-        if let Some(text) = s.store.meta(&key).await? {
-            return serde_json::from_str(&text).map_err(|e| {
-                SchemaError::Refused(Error::new(
-                    ErrorKind::Internal,
-                    format!("The stored schema of branch {branch} cannot be read: {e}"),
-                ))
-            });
+async fn stored(s: &Services, branch: &str) -> Result<BranchSchema, StoreError> {
+    for key in [meta_key(branch), meta_key(DEFAULT_BRANCH)] {
+        if let Some(schema) = stored_at(s, &key).await? {
+            return Ok(schema);
         }
     }
     Ok(BranchSchema::default())
 }
 
-async fn known_branch(s: &Services, branch: &str) -> Result<(), SchemaError> {
+fn set(key: String, schema: &BranchSchema) -> Result<Change, StoreError> {
+    let value = serde_json::to_string(schema)
+        .map_err(|e| StoreError::backend(format!("cannot store the schema {key}: {e}")))?;
+    Ok(Change::SetMeta {
+        key,
+        value,
+        only_if_absent: false,
+    })
+}
+
+/// Where a branch's schema as it was when the branch got a schema of its own is kept: what
+/// a merge or a rebase compares the branch's schema with to know what the branch changed.
+fn base_key(branch: &str) -> String {
+    format!("schema-base/{branch}")
+}
+
+/// `infrahub.schema.updated` for `branch`, now at `hash`.
+fn updated_event(actor: &Actor, branch: &str, hash: &str, changed_elements: Value) -> NewEvent {
+    let mut event = NewEvent::new(SCHEMA_UPDATED);
+    event.branch = Some(branch.to_owned());
+    event.account_id = actor.account_id.clone();
+    event.context = actor.context.clone();
+    event.data = json!({
+        "branch_name": branch,
+        "schema_hash": hash,
+        "changed_elements": changed_elements,
+    });
+    event
+}
+
+/// Holds the schema locks a merge or a rebase of `branch` needs: the default branch's, then
+/// the branch's (loads take one of them, so the order cannot deadlock).
+pub async fn lock_for_merge(s: &Services, branch: &str) -> (LockGuard, LockGuard) {
+    let main = s.locks.lock(&meta_key(DEFAULT_BRANCH)).await;
+    let own = s.locks.lock(&meta_key(branch)).await;
+    (main, own)
+}
+
+/// What merging `branch` does to the default branch's schema (under [`lock_for_merge`]): every
+/// kind the branch changed since it got a schema of its own replaces the default branch's
+/// (latest value wins); the change and its `infrahub.schema.updated` event (on the default
+/// branch), or nothing when the branch changed no kind.
+pub async fn carried_by_merge(
+    s: &Services,
+    actor: &Actor,
+    branch: &str,
+) -> Result<Option<(Change, NewEvent)>, StoreError> {
+    let Some(theirs) = stored_at(s, &meta_key(branch)).await? else {
+        return Ok(None);
+    };
+    let base = stored_at(s, &base_key(branch)).await?.unwrap_or_default();
+    let ours = stored(s, DEFAULT_BRANCH).await?;
+    let merged = registry::three_way(&base, &theirs, &ours);
+    if merged.hash() == ours.hash() {
+        return Ok(None);
+    }
+    let (_, changed_elements) = registry::diff(&ours, &merged);
+    let event = updated_event(actor, DEFAULT_BRANCH, &merged.hash(), changed_elements);
+    Ok(Some((set(meta_key(DEFAULT_BRANCH), &merged)?, event)))
+}
+
+/// What rebasing `branch` does to its schema (under [`lock_for_merge`]): the default branch's
+/// current schema with the kinds the branch changed applied on top, which becomes the new
+/// base; the changes, and an `infrahub.schema.updated` event on the branch when its schema
+/// changed.
+pub async fn carried_by_rebase(
+    s: &Services,
+    actor: &Actor,
+    branch: &str,
+) -> Result<(Vec<Change>, Option<NewEvent>), StoreError> {
+    let Some(theirs) = stored_at(s, &meta_key(branch)).await? else {
+        return Ok((Vec::new(), None));
+    };
+    let base = stored_at(s, &base_key(branch)).await?.unwrap_or_default();
+    let main = stored(s, DEFAULT_BRANCH).await?;
+    let rebased = registry::three_way(&base, &theirs, &main);
+    let changes = vec![
+        set(meta_key(branch), &rebased)?,
+        set(base_key(branch), &main)?,
+    ];
+    let event = (rebased.hash() != theirs.hash()).then(|| {
+        let (_, changed_elements) = registry::diff(&theirs, &rebased);
+        updated_event(actor, branch, &rebased.hash(), changed_elements)
+    });
+    Ok((changes, event))
+}
+
+async fn known_branch(s: &Services, branch: &str) -> Result<Branch, SchemaError> {
     match s.store.branch(branch).await? {
-        Some(_) => Ok(()),
+        Some(b) => Ok(b),
         None => Err(SchemaError::Refused(Error::new(
             ErrorKind::InvalidInput,
             format!("Branch: {branch} not found."),
@@ -130,9 +228,10 @@ pub async fn load(
             "Cannot merge an empty list of schemas".into(),
         ]));
     }
-    known_branch(s, branch).await?;
+    let target = known_branch(s, branch).await?;
     let _guard = s.locks.lock(&meta_key(branch)).await;
     let before = stored(s, branch).await?;
+    let first_own = branch != DEFAULT_BRANCH && s.store.meta(&meta_key(branch)).await?.is_none();
     let mut after = before.clone();
     let loaded = after.merge(&checked.files);
     let mut errors = rules::duplicates(&checked.files);
@@ -154,29 +253,23 @@ pub async fn load(
     let (previous_hash, hash) = (before.hash(), after.hash());
     let (diff, changed_elements) = registry::diff(&before, &after);
     if hash != previous_hash {
-        let actor = caller.actor(branch);
-        let mut event = NewEvent::new(SCHEMA_UPDATED);
-        event.branch = Some(branch.to_owned());
-        event.account_id = actor.account_id;
-        event.context = actor.context;
-        event.data = json!({
-            "branch_name": branch,
-            "schema_hash": hash,
-            "changed_elements": changed_elements,
-        });
-        let text = serde_json::to_string(&after).map_err(|e| {
-            SchemaError::Refused(Error::new(
-                ErrorKind::Internal,
-                format!("Cannot store the schema: {e}"),
-            ))
-        })?;
+        let event = updated_event(&caller.actor(branch), branch, &hash, changed_elements);
+        let mut changes = vec![set(meta_key(branch), &after)?];
+        if first_own {
+            // What the branch started from, for its merge and rebase; and the branch says
+            // it has schema changes, as Infrahub's does.
+            changes.push(set(base_key(branch), &before)?);
+            changes.push(Change::UpdateBranch {
+                branch: Branch {
+                    has_schema_changes: true,
+                    ..target.clone()
+                },
+                expect_status: Some(target.status),
+            });
+        }
         s.store
             .commit(Commit {
-                changes: vec![Change::SetMeta {
-                    key: meta_key(branch),
-                    value: text,
-                    only_if_absent: false,
-                }],
+                changes,
                 events: vec![event],
             })
             .await?;

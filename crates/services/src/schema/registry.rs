@@ -509,3 +509,26 @@ fn element_diff(old: &Map<String, Value>, new: &Map<String, Value>) -> (Value, V
         names,
     )
 }
+
+/// `theirs` applied on `ours`: each kind (node or generic) that `theirs` changed since `base`
+/// — added, changed or removed — takes its value from `theirs`; every other kind keeps its
+/// value in `ours`.
+pub fn three_way(base: &BranchSchema, theirs: &BranchSchema, ours: &BranchSchema) -> BranchSchema {
+    type Kinds = BTreeMap<String, Map<String, Value>>;
+    let pick = |base: &Kinds, theirs: &Kinds, ours: &Kinds| -> Kinds {
+        let mut out = ours.clone();
+        for kind in base.keys().chain(theirs.keys()) {
+            if base.get(kind) != theirs.get(kind) {
+                match theirs.get(kind) {
+                    Some(e) => out.insert(kind.clone(), e.clone()),
+                    None => out.remove(kind),
+                };
+            }
+        }
+        out
+    };
+    BranchSchema {
+        nodes: pick(&base.nodes, &theirs.nodes, &ours.nodes),
+        generics: pick(&base.generics, &theirs.generics, &ours.generics),
+    }
+}
