@@ -496,3 +496,92 @@ def test_51_a_bad_schema_is_refused_with_its_reasons() -> None:
     detail = refused.errors["detail"][0]
     assert detail["loc"] == ["body", "schemas", 0, "nodes", 0, "name"], refused.errors
     assert "pattern" in detail["msg"], refused.errors
+
+
+# ---------------------------------------------------------------- nodes of a loaded schema
+
+DATA_SCHEMA = {
+    "version": "1.0",
+    "nodes": [
+        {
+            "name": "Site",
+            "namespace": NS,
+            "human_friendly_id": ["name__value"],
+            "default_filter": "name__value",
+            "attributes": [
+                {"name": "name", "kind": "Text", "unique": True},
+                {"name": "height", "kind": "Number", "optional": True},
+            ],
+        },
+        {
+            "name": "Tag",
+            "namespace": NS,
+            "human_friendly_id": ["name__value"],
+            "attributes": [{"name": "name", "kind": "Text", "unique": True}],
+        },
+        {
+            "name": "Device",
+            "namespace": NS,
+            "human_friendly_id": ["name__value"],
+            "attributes": [{"name": "name", "kind": "Text"}],
+            "relationships": [
+                {"name": "site", "peer": f"{NS}Site", "cardinality": "one", "optional": False},
+                {"name": "tags", "peer": f"{NS}Tag", "cardinality": "many"},
+            ],
+        },
+    ],
+}
+
+
+def node_events(node_id: str) -> list[str]:
+    query = (
+        "query($id: String!) { InfrahubEvent(primary_node__ids: [$id], order: ASC) "
+        "{ edges { node { event } } } }"
+    )
+    data = run(client().execute_graphql(query=query, variables={"id": node_id}))
+    return [e["node"]["event"] for e in data["InfrahubEvent"]["edges"]]
+
+
+def test_60_nodes_with_the_sdk() -> None:
+    c = client()
+    assert not run(c.schema.load(schemas=[DATA_SCHEMA], branch="main")).errors
+    site = run(c.create(kind=f"{NS}Site", name="paris", height=3))
+    run(site.save())
+    assert site.id
+    tag = run(c.create(kind=f"{NS}Tag", name="red"))
+    run(tag.save())
+    device = run(c.create(kind=f"{NS}Device", name="r1", site=site, tags=[tag]))
+    run(device.save())
+
+    got = run(c.get(kind=f"{NS}Site", id=site.id))
+    assert (got.name.value, got.height.value) == ("paris", 3)
+    assert run(c.get(kind=f"{NS}Site", hfid=["paris"])).id == site.id
+    assert run(c.get(kind=f"{NS}Site", name__value="paris")).id == site.id
+    devices = run(c.all(kind=f"{NS}Device"))
+    assert [(d.name.value, d.site.id) for d in devices] == [("r1", site.id)]
+
+    got.height.value = 5
+    run(got.save())
+    assert run(c.get(kind=f"{NS}Site", id=site.id)).height.value == 5
+    run(got.save())  # nothing changed: no event
+
+    for i in range(55):
+        run(run(c.create(kind=f"{NS}Tag", name=f"t{i:02}")).save())
+    tags = run(c.all(kind=f"{NS}Tag"))
+    assert len(tags) == 56, len(tags)
+
+    run(device.delete())
+    assert run(c.all(kind=f"{NS}Device")) == []
+    assert node_events(site.id) == ["infrahub.node.created", "infrahub.node.updated"]
+    assert node_events(device.id) == ["infrahub.node.created", "infrahub.node.deleted"]
+
+
+def test_61_nodes_with_the_sync_client() -> None:
+    from infrahub_sdk import InfrahubClientSync
+
+    c = InfrahubClientSync(config=Config(address=URL, api_token=TOKEN, timeout=30))
+    site = c.create(kind=f"{NS}Site", name="lyon")
+    site.save()
+    assert c.get(kind=f"{NS}Site", hfid=["lyon"]).id == site.id
+    site.delete()
+    assert [s.name.value for s in c.all(kind=f"{NS}Site")] == ["paris"]

@@ -8,6 +8,7 @@ mod artifacts;
 mod branches;
 mod context;
 mod cursor_pruned;
+pub mod data;
 mod events;
 mod extension;
 mod fanout;

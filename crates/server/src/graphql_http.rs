@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use infrastream_graphql::data::Route;
 use infrastream_graphql::{UrlBranch, is_request_error};
 use serde_json::{Map, Value};
 
@@ -216,7 +217,7 @@ pub(crate) async fn handle(
     let query = infrastream_graphql::decode_surrogate_pairs(&req.query).into_owned();
     let mut gql = async_graphql::Request::new(query)
         .data(auth.caller)
-        .data(UrlBranch(branch));
+        .data(UrlBranch(branch.clone()));
     if let Some(v) = req.variables {
         gql = gql.variables(async_graphql::Variables::from_json(Value::Object(v)));
     }
@@ -230,7 +231,26 @@ pub(crate) async fn handle(
             }
         }
     }
-    let response = state.schema.execute(gql).await;
+    // Parsed once: the schema that runs the request reuses this document.
+    let operation = gql.operation_name.clone();
+    let route = match gql.parsed_query() {
+        Ok(document) => {
+            infrastream_graphql::data::route(
+                &state.services.domain,
+                &state.builtin_roots,
+                &branch,
+                document,
+                operation.as_deref(),
+            )
+            .await
+        }
+        Err(_) => Route::Builtin,
+    };
+    let response = match route {
+        Route::Builtin => state.schema.execute(gql).await,
+        Route::Data(data) => data.schema.execute(gql).await,
+        Route::Mixed(message) => return reply::bad_request(&message),
+    };
     respond(media, response)
 }
 

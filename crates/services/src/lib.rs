@@ -15,6 +15,7 @@ pub mod branches;
 mod caller;
 pub mod cluster;
 pub mod credentials;
+pub mod data;
 pub mod locks;
 pub mod login;
 pub mod nodes;

@@ -15,8 +15,8 @@
 //! Merging the branch carries every kind it changed to the default branch (latest value wins,
 //! [`carried_by_merge`]), in the merge's transaction, with an `infrahub.schema.updated` child
 //! event; rebasing it reapplies its changes on the default branch's current schema
-//! ([`carried_by_rebase`]). Not built yet: nodes of these kinds and GraphQL generated from
-//! them.
+//! ([`carried_by_rebase`]). Nodes of these kinds are in [`crate::data`]; their GraphQL is
+//! built from the branch's schema by the `graphql` crate.
 
 pub mod contract;
 pub mod registry;
@@ -280,6 +280,11 @@ pub async fn load(
         diff,
         warnings,
     })
+}
+
+/// The schema `branch` reads (its own, else the default branch's).
+pub async fn branch_schema(s: &Services, branch: &str) -> Result<BranchSchema, StoreError> {
+    stored(s, branch).await
 }
 
 /// `branch`'s schema in Infrahub's read shape.

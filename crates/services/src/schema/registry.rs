@@ -242,7 +242,7 @@ fn merge_element(target: &mut Map<String, Value>, new: &Map<String, Value>) {
 }
 
 /// The objects of list `key` of `e`.
-pub(super) fn items(e: &Map<String, Value>, key: &str) -> Vec<Map<String, Value>> {
+pub fn items(e: &Map<String, Value>, key: &str) -> Vec<Map<String, Value>> {
     match e.get(key) {
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_object().cloned()).collect(),
         _ => Vec::new(),

@@ -1,0 +1,644 @@
+//! GraphQL for the node kinds a loaded schema declares, built at run time
+//! (`async_graphql::dynamic`) from the request branch's schema and cached by its hash, so a
+//! schema load takes effect at the next request:
+//!
+//! - per node kind `<Kind>(ids, hfid, offset, limit, <attribute>__value, <attribute>__values)`
+//!   → `{count, edges {node}}` (`count` is the total before paging); a node has `id`, `hfid`,
+//!   `display_label`, one attribute object per attribute (`{value, is_default, is_protected,
+//!   source, owner, updated_at}`) and its relationships to node kinds (`{node}` for cardinality
+//!   one, `{count, edges {node}}` for many);
+//! - `<Kind>Create(data: <Kind>CreateInput!)`, `<Kind>Update(data: <Kind>UpdateInput!)` →
+//!   `{ok, object}`, `<Kind>Delete(data: DeleteInput!)` → `{ok}`.
+//!
+//! [`route`] decides which schema runs a request: the built-in one unless the operation's root
+//! fields are fields of schema-defined kinds; one operation cannot mix both (a clear error).
+//! Not built yet: generics as query fields, relationships to generics or built-in kinds,
+//! upserts, `RelationshipAdd/Remove`, ordering.
+
+use crate::context::{Caller, UrlBranch};
+use async_graphql::dynamic::{
+    Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar,
+    Schema, SchemaError, TypeRef,
+};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
+use async_graphql::{Name, Value as GqlValue};
+use infrastream_services::data::{self, DataNode};
+use infrastream_services::schema::registry::{BranchSchema, items};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// A built schema and its root field names.
+pub struct DataSchema {
+    /// The executable schema.
+    pub schema: Schema,
+    roots: BTreeSet<String>,
+}
+
+/// Which schema runs a request.
+pub enum Route {
+    /// The built-in one.
+    Builtin,
+    /// The one of the branch's schema-defined kinds.
+    Data(Arc<DataSchema>),
+    /// Both: refused with this message.
+    Mixed(String),
+}
+
+/// Root field names of the built-in schema (computed once by the caller).
+pub type BuiltinRoots = BTreeSet<String>;
+
+/// Root fields of `document`'s operation `operation` (or its only one).
+fn root_fields(document: &ExecutableDocument, operation: Option<&str>) -> Vec<String> {
+    let op = match (&document.operations, operation) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(&Name::new(name)),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    };
+    let Some(op) = op else { return Vec::new() };
+    op.node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|s| match &s.node {
+            Selection::Field(f) => Some(f.node.name.node.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Built schemas by schema hash (a few: one per branch schema in use).
+static CACHE: Mutex<Option<HashMap<String, Arc<DataSchema>>>> = Mutex::new(None);
+const CACHE_ENTRIES: usize = 32;
+
+/// Which schema runs `document` on `branch`. Reads the branch's schema only when a root field
+/// is not one of the built-in schema's.
+pub async fn route(
+    services: &infrastream_services::Services,
+    builtin: &BuiltinRoots,
+    branch: &str,
+    document: &ExecutableDocument,
+    operation: Option<&str>,
+) -> Route {
+    let roots = root_fields(document, operation);
+    let others: Vec<&String> = roots
+        .iter()
+        .filter(|r| !builtin.contains(*r) && !r.starts_with("__"))
+        .collect();
+    if others.is_empty() {
+        return Route::Builtin;
+    }
+    let Ok(schema) = infrastream_services::schema::branch_schema(services, branch).await else {
+        return Route::Builtin;
+    };
+    if schema.nodes.is_empty() {
+        return Route::Builtin;
+    }
+    let hash = schema.hash();
+    let cached = CACHE
+        .lock()
+        .expect("data schema cache")
+        .as_ref()
+        .and_then(|c| c.get(&hash).cloned());
+    let built = match cached {
+        Some(b) => b,
+        None => match build(services.clone(), Arc::new(schema)) {
+            Ok(b) => {
+                let b = Arc::new(b);
+                let mut cache = CACHE.lock().expect("data schema cache");
+                let cache = cache.get_or_insert_with(HashMap::new);
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(hash, b.clone());
+                b
+            }
+            Err(e) => {
+                tracing::error!(error = %e, branch, "cannot build the GraphQL schema of the loaded kinds");
+                return Route::Builtin;
+            }
+        },
+    };
+    if !others.iter().all(|r| built.roots.contains(*r)) {
+        return Route::Builtin;
+    }
+    let mixed: Vec<&String> = roots
+        .iter()
+        .filter(|r| builtin.contains(*r) && !r.starts_with("__"))
+        .collect();
+    if !mixed.is_empty() {
+        return Route::Mixed(format!(
+            "Fields of schema-defined kinds ({}) cannot be combined with other fields ({}) in one operation yet; send them as separate requests",
+            others
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            mixed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    Route::Data(built)
+}
+
+/// A node and the schema it was read with, as a resolver's parent value.
+struct NodeValue {
+    node: DataNode,
+    schema: Arc<BranchSchema>,
+}
+
+fn s(e: &Map<String, Value>, key: &str) -> String {
+    e.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The attribute object type and the input type of an attribute kind.
+fn attribute_types(kind: &str) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        "Number" | "NumberPool" | "Bandwidth" => {
+            ("NumberAttribute", "NumberAttributeCreate", "BigInt")
+        }
+        "Boolean" | "Checkbox" => ("CheckboxAttribute", "CheckboxAttributeCreate", "Boolean"),
+        "JSON" | "Any" | "List" => ("JSONAttribute", "GenericAttributeCreate", "GenericScalar"),
+        "Dropdown" => ("Dropdown", "TextAttributeCreate", "String"),
+        _ => ("TextAttribute", "TextAttributeCreate", "String"),
+    }
+}
+
+fn to_gql(v: &Value) -> GqlValue {
+    GqlValue::from_json(v.clone()).unwrap_or(GqlValue::Null)
+}
+
+fn err(e: infrastream_core::Error) -> async_graphql::Error {
+    crate::context::gql(e)
+}
+
+fn caller<'a>(ctx: &ResolverContext<'a>) -> Caller {
+    ctx.data_opt::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::anonymous)
+}
+
+fn branch(ctx: &ResolverContext<'_>) -> String {
+    ctx.data_opt::<UrlBranch>()
+        .map(|b| b.0.clone())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "main".to_owned())
+}
+
+fn domain<'a>(ctx: &ResolverContext<'a>) -> &'a infrastream_services::Services {
+    ctx.data_unchecked::<infrastream_services::Services>()
+}
+
+/// Builds the schema of `schema`'s node kinds.
+fn build(
+    services: infrastream_services::Services,
+    schema: Arc<BranchSchema>,
+) -> Result<DataSchema, SchemaError> {
+    let mut query = Object::new("Query");
+    let mut mutation = Object::new("Mutation");
+    let mut builder_types: Vec<async_graphql::dynamic::Type> = Vec::new();
+    let mut roots = BTreeSet::new();
+
+    for scalar in ["BigInt", "GenericScalar"] {
+        builder_types.push(Scalar::new(scalar).into());
+    }
+    for (name, value_type) in [
+        ("TextAttribute", "String"),
+        ("Dropdown", "String"),
+        ("NumberAttribute", "BigInt"),
+        ("CheckboxAttribute", "Boolean"),
+        ("JSONAttribute", "GenericScalar"),
+    ] {
+        let mut o = Object::new(name);
+        for (field, ty) in [
+            ("value", value_type),
+            ("is_default", "Boolean"),
+            ("is_protected", "Boolean"),
+            ("source", "GenericScalar"),
+            ("owner", "GenericScalar"),
+            ("updated_at", "String"),
+        ] {
+            let key = field.to_owned();
+            o = o.field(Field::new(field, TypeRef::named(ty), move |ctx| {
+                let key = key.clone();
+                FieldFuture::new(async move {
+                    let attr = ctx.parent_value.try_downcast_ref::<Value>()?;
+                    let v = match key.as_str() {
+                        "is_protected" => json!(false),
+                        "is_default" => attr.get("is_default").cloned().unwrap_or(json!(false)),
+                        k => attr.get(k).cloned().unwrap_or(Value::Null),
+                    };
+                    Ok(Some(FieldValue::value(to_gql(&v))))
+                })
+            }));
+        }
+        builder_types.push(o.into());
+    }
+    for (name, value_type) in [
+        ("TextAttributeCreate", "String"),
+        ("NumberAttributeCreate", "BigInt"),
+        ("CheckboxAttributeCreate", "Boolean"),
+        ("GenericAttributeCreate", "GenericScalar"),
+    ] {
+        builder_types.push(
+            InputObject::new(name)
+                .field(InputValue::new("value", TypeRef::named(value_type)))
+                .field(InputValue::new(
+                    "is_protected",
+                    TypeRef::named(TypeRef::BOOLEAN),
+                ))
+                .field(InputValue::new("source", TypeRef::named(TypeRef::STRING)))
+                .field(InputValue::new("owner", TypeRef::named(TypeRef::STRING)))
+                .into(),
+        );
+    }
+    builder_types.push(
+        InputObject::new("RelatedNodeInput")
+            .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)))
+            .field(InputValue::new(
+                "hfid",
+                TypeRef::named_list(TypeRef::STRING),
+            ))
+            .field(InputValue::new("kind", TypeRef::named(TypeRef::STRING)))
+            .into(),
+    );
+    builder_types.push(
+        InputObject::new("DeleteInput")
+            .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)))
+            .field(InputValue::new(
+                "hfid",
+                TypeRef::named_list(TypeRef::STRING),
+            ))
+            .into(),
+    );
+
+    for (kind, e) in &schema.nodes {
+        let mut node = Object::new(kind.as_str())
+            .field(Field::new("id", TypeRef::named_nn(TypeRef::ID), |ctx| {
+                FieldFuture::new(async move {
+                    let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                    Ok(Some(FieldValue::value(n.node.id.clone())))
+                })
+            }))
+            .field(Field::new(
+                "hfid",
+                TypeRef::named_list(TypeRef::STRING),
+                |ctx| {
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        Ok(n.node
+                            .hfid(&n.schema)
+                            .map(|h| FieldValue::value(to_gql(&json!(h)))))
+                    })
+                },
+            ))
+            .field(Field::new(
+                "display_label",
+                TypeRef::named(TypeRef::STRING),
+                |ctx| {
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        Ok(Some(FieldValue::value(n.node.display_label(&n.schema))))
+                    })
+                },
+            ));
+        let mut create = InputObject::new(format!("{kind}CreateInput"))
+            .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)));
+        let mut update = InputObject::new(format!("{kind}UpdateInput"))
+            .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)))
+            .field(InputValue::new(
+                "hfid",
+                TypeRef::named_list(TypeRef::STRING),
+            ));
+        let mut query_field = Field::new(
+            kind.as_str(),
+            TypeRef::named_nn(format!("Paginated{kind}")),
+            {
+                let kind = kind.clone();
+                let schema = schema.clone();
+                move |ctx| {
+                    let (kind, schema) = (kind.clone(), schema.clone());
+                    FieldFuture::new(async move { list(ctx, &kind, schema).await })
+                }
+            },
+        )
+        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
+        .argument(InputValue::new(
+            "hfid",
+            TypeRef::named_list(TypeRef::STRING),
+        ))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new(
+            "partial_match",
+            TypeRef::named(TypeRef::BOOLEAN),
+        ));
+        for attr in items(e, "attributes") {
+            let name = s(&attr, "name");
+            let (object, input, _) = attribute_types(&s(&attr, "kind"));
+            let key = name.clone();
+            node = node.field(Field::new(
+                name.as_str(),
+                TypeRef::named(object),
+                move |ctx| {
+                    let key = key.clone();
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        let attr = n
+                            .node
+                            .attributes
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_else(|| json!({"value": null, "is_default": false}));
+                        Ok(Some(FieldValue::owned_any(attr)))
+                    })
+                },
+            ));
+            create = create.field(InputValue::new(name.as_str(), TypeRef::named(input)));
+            update = update.field(InputValue::new(name.as_str(), TypeRef::named(input)));
+            query_field = query_field
+                .argument(InputValue::new(
+                    format!("{name}__value"),
+                    TypeRef::named("GenericScalar"),
+                ))
+                .argument(InputValue::new(
+                    format!("{name}__values"),
+                    TypeRef::named_list("GenericScalar"),
+                ));
+        }
+        for rel in items(e, "relationships") {
+            let (name, peer) = (s(&rel, "name"), s(&rel, "peer"));
+            if !schema.nodes.contains_key(&peer) {
+                continue;
+            }
+            let many = s(&rel, "cardinality") != "one";
+            let input = if many {
+                TypeRef::named_list("RelatedNodeInput")
+            } else {
+                TypeRef::named("RelatedNodeInput")
+            };
+            create = create.field(InputValue::new(name.as_str(), input.clone()));
+            update = update.field(InputValue::new(name.as_str(), input));
+            let ty = if many {
+                format!("NestedPaginated{peer}")
+            } else {
+                format!("NestedEdged{peer}")
+            };
+            let key = name.clone();
+            node = node.field(Field::new(name.as_str(), TypeRef::named(ty), move |ctx| {
+                let key = key.clone();
+                FieldFuture::new(async move {
+                    let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                    let services = domain(&ctx);
+                    let mut peers = Vec::new();
+                    for id in n.node.peers(&key) {
+                        if let Some(p) = data::get(services, &id).await.map_err(err)? {
+                            peers.push(NodeValue {
+                                node: p,
+                                schema: n.schema.clone(),
+                            });
+                        }
+                    }
+                    if many {
+                        Ok(Some(FieldValue::owned_any(Page {
+                            count: peers.len(),
+                            nodes: peers,
+                        })))
+                    } else {
+                        Ok(peers.into_iter().next().map(FieldValue::owned_any))
+                    }
+                })
+            }));
+        }
+        builder_types.push(node.into());
+        builder_types.push(create.into());
+        builder_types.push(update.into());
+        // Edges and pages of this kind, as a list and as a peer.
+        builder_types.push(
+            Object::new(format!("Edged{kind}"))
+                .field(Field::new("node", TypeRef::named(kind.as_str()), |ctx| {
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        Ok(Some(FieldValue::borrowed_any(n)))
+                    })
+                }))
+                .into(),
+        );
+        builder_types.push(
+            Object::new(format!("NestedEdged{kind}"))
+                .field(Field::new("node", TypeRef::named(kind.as_str()), |ctx| {
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        Ok(Some(FieldValue::borrowed_any(n)))
+                    })
+                }))
+                .into(),
+        );
+        for page in [format!("Paginated{kind}"), format!("NestedPaginated{kind}")] {
+            let edge = if page.starts_with("Nested") {
+                format!("NestedEdged{kind}")
+            } else {
+                format!("Edged{kind}")
+            };
+            builder_types.push(
+                Object::new(page)
+                    .field(Field::new(
+                        "count",
+                        TypeRef::named_nn(TypeRef::INT),
+                        |ctx| {
+                            FieldFuture::new(async move {
+                                let page = ctx.parent_value.try_downcast_ref::<Page>()?;
+                                Ok(Some(FieldValue::value(page.count as i64)))
+                            })
+                        },
+                    ))
+                    .field(Field::new(
+                        "edges",
+                        TypeRef::named_nn_list_nn(edge),
+                        |ctx| {
+                            FieldFuture::new(async move {
+                                let page = ctx.parent_value.try_downcast_ref::<Page>()?;
+                                Ok(Some(FieldValue::list(
+                                    page.nodes.iter().map(|n| FieldValue::borrowed_any(n)),
+                                )))
+                            })
+                        },
+                    ))
+                    .into(),
+            );
+        }
+        query = query.field(query_field);
+        roots.insert(kind.clone());
+
+        for (op, input) in [
+            ("Create", format!("{kind}CreateInput")),
+            ("Update", format!("{kind}UpdateInput")),
+            ("Delete", "DeleteInput".to_owned()),
+        ] {
+            let payload = format!("{kind}{op}");
+            let mut o = Object::new(payload.as_str()).field(Field::new(
+                "ok",
+                TypeRef::named(TypeRef::BOOLEAN),
+                |_| FieldFuture::new(async move { Ok(Some(FieldValue::value(true))) }),
+            ));
+            if op != "Delete" {
+                o = o.field(Field::new("object", TypeRef::named(kind.as_str()), |ctx| {
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        Ok(Some(FieldValue::borrowed_any(n)))
+                    })
+                }));
+            }
+            builder_types.push(o.into());
+            let (target, schema, op_name) = (kind.clone(), schema.clone(), op);
+            mutation = mutation.field(
+                Field::new(
+                    payload.as_str(),
+                    TypeRef::named(payload.as_str()),
+                    move |ctx| {
+                        let (kind, schema) = (target.clone(), schema.clone());
+                        FieldFuture::new(async move { mutate(ctx, op_name, &kind, schema).await })
+                    },
+                )
+                .argument(InputValue::new("data", TypeRef::named_nn(input))),
+            );
+            roots.insert(payload);
+        }
+    }
+
+    let mut builder = Schema::build("Query", Some("Mutation"), None)
+        .register(query)
+        .register(mutation)
+        .data(services);
+    for t in builder_types {
+        builder = builder.register(t);
+    }
+    Ok(DataSchema {
+        schema: builder.finish()?,
+        roots,
+    })
+}
+
+/// One page of a list, with the total.
+struct Page {
+    count: usize,
+    nodes: Vec<NodeValue>,
+}
+
+async fn list<'a>(
+    ctx: ResolverContext<'a>,
+    kind: &str,
+    schema: Arc<BranchSchema>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let services = domain(&ctx);
+    let mut nodes = data::list(services, kind).await.map_err(err)?;
+    let arg = |name: &str| {
+        ctx.args
+            .get(name)
+            .and_then(|v| v.deserialize::<Value>().ok())
+    };
+    if let Some(Value::Array(ids)) = arg("ids") {
+        nodes.retain(|n| ids.iter().any(|i| i.as_str() == Some(n.id.as_str())));
+    }
+    if let Some(Value::Array(hfid)) = arg("hfid") {
+        let wanted: Vec<String> = hfid
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        nodes.retain(|n| n.hfid(&schema).as_ref() == Some(&wanted));
+    }
+    let partial = arg("partial_match")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if let Some(e) = schema.nodes.get(kind) {
+        for attr in items(e, "attributes") {
+            let name = s(&attr, "name");
+            if let Some(wanted) = arg(&format!("{name}__value")).filter(|v| !v.is_null()) {
+                nodes.retain(|n| matches(&n.value(&name), &wanted, partial));
+            }
+            if let Some(Value::Array(wanted)) = arg(&format!("{name}__values")) {
+                nodes.retain(|n| wanted.iter().any(|w| matches(&n.value(&name), w, partial)));
+            }
+        }
+    }
+    let count = nodes.len();
+    let offset = arg("offset").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+    let limit = arg("limit")
+        .and_then(|v| v.as_u64())
+        .map_or(usize::MAX, |l| l as usize);
+    let nodes = nodes
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|node| NodeValue {
+            node,
+            schema: schema.clone(),
+        })
+        .collect();
+    Ok(Some(FieldValue::owned_any(Page { count, nodes })))
+}
+
+fn matches(value: &Value, wanted: &Value, partial: bool) -> bool {
+    match (value, wanted, partial) {
+        (Value::String(v), Value::String(w), true) => v.contains(w.as_str()),
+        _ => value == wanted,
+    }
+}
+
+async fn mutate<'a>(
+    ctx: ResolverContext<'a>,
+    op: &str,
+    kind: &str,
+    schema: Arc<BranchSchema>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let services = domain(&ctx);
+    let who = caller(&ctx);
+    if !who.role.can_write() {
+        return Err(err(infrastream_core::Error::new(
+            infrastream_core::ErrorKind::Forbidden,
+            "You do not have permission to change data (read-only access)",
+        )));
+    }
+    let input: Value = ctx.args.try_get("data")?.deserialize()?;
+    let input = input.as_object().cloned().unwrap_or_default();
+    let branch = branch(&ctx);
+    let node = match op {
+        "Create" => data::create(services, &who, &branch, &schema, kind, &input).await,
+        "Update" => data::update(services, &who, &branch, &schema, kind, &input).await,
+        _ => data::delete(services, &who, &branch, &schema, kind, &input).await,
+    }
+    .map_err(err)?;
+    Ok(Some(FieldValue::owned_any(NodeValue { node, schema })))
+}
+
+/// The root field names (queries and mutations) of the built-in schema.
+pub async fn builtin_roots(schema: &crate::InfraSchema) -> BuiltinRoots {
+    let response = schema
+        .execute(
+            async_graphql::Request::new(
+                "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+            )
+            .data(Caller::anonymous()),
+        )
+        .await;
+    let data = response.data.into_json().unwrap_or(Value::Null);
+    let mut roots = BTreeSet::new();
+    for root in ["queryType", "mutationType"] {
+        if let Some(Value::Array(fields)) = data["__schema"][root].get("fields") {
+            roots.extend(
+                fields
+                    .iter()
+                    .filter_map(|f| f["name"].as_str().map(str::to_owned)),
+            );
+        }
+    }
+    roots
+}

@@ -1,0 +1,312 @@
+//! Nodes of the kinds a loaded schema declares, over GraphQL: create, list (filters, paging,
+//! total count), update, delete; their `infrahub.node.*` events with the changelog; nothing
+//! committed by a no-op save or a refused mutation.
+
+use infrastream_testkit::{ADMIN_TOKEN, TestServer};
+use serde_json::{Value, json};
+
+async fn load_schema(s: &TestServer) {
+    let body = json!({"schemas": [{"version": "1.0", "nodes": [
+        {"name": "Site", "namespace": "Infra", "human_friendly_id": ["name__value"],
+         "display_label": "Site {{ name__value }}",
+         "attributes": [{"name": "name", "kind": "Text", "unique": true},
+                        {"name": "height", "kind": "Number", "optional": true},
+                        {"name": "secret", "kind": "HashedPassword", "optional": true}]},
+        {"name": "Tag", "namespace": "Infra", "human_friendly_id": ["name__value"],
+         "attributes": [{"name": "name", "kind": "Text"}]},
+        {"name": "Device", "namespace": "Infra", "human_friendly_id": ["name__value"],
+         "attributes": [{"name": "name", "kind": "Text"},
+                        {"name": "role", "kind": "Text", "default_value": "leaf"}],
+         "relationships": [
+             {"name": "site", "peer": "InfraSite", "cardinality": "one", "optional": false},
+             {"name": "tags", "peer": "InfraTag", "cardinality": "many"}]}
+    ]}]});
+    let resp = s
+        .http
+        .post(format!("{}/api/schema/load", s.url))
+        .header("x-infrahub-key", ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+/// Runs `query` on `/graphql/<branch>`; the whole answer.
+async fn run(s: &TestServer, branch: &str, query: &str, vars: Value) -> (u16, Value) {
+    s.post(
+        &format!("/graphql/{branch}"),
+        Some(ADMIN_TOKEN),
+        query,
+        vars,
+    )
+    .await
+}
+
+async fn ok(s: &TestServer, query: &str, vars: Value) -> Value {
+    let (status, body) = run(s, "main", query, vars).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{query}: {body}");
+    body["data"].clone()
+}
+
+async fn error(s: &TestServer, branch: &str, query: &str, vars: Value) -> String {
+    let (_, body) = run(s, branch, query, vars).await;
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {body}"))
+        .to_owned()
+}
+
+async fn node_events(s: &TestServer) -> Vec<Value> {
+    let data = ok(
+        s,
+        "{ InfrahubEvent(event_type: [\"infrahub.node.created\", \"infrahub.node.updated\", \"infrahub.node.deleted\"], order: ASC, limit: 50) { edges { node { event branch primary_node { id kind } related_nodes { id kind } ... on NodeMutatedEvent { attributes { name action value value_previous } relationships { name action peer { id kind } } payload } } } } }",
+        Value::Null,
+    )
+    .await;
+    data["InfrahubEvent"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+const CREATE_SITE: &str = "mutation($n: String, $h: BigInt) { InfraSiteCreate(data: {name: {value: $n}, height: {value: $h}, secret: {value: \"hunter2\"}}) { ok object { id hfid display_label name { value is_default } height { value } } } }";
+
+#[tokio::test]
+async fn nodes_are_created_listed_updated_and_deleted_with_their_events() {
+    let s = TestServer::start().await;
+    load_schema(&s).await;
+    let site = ok(&s, CREATE_SITE, json!({"n": "paris", "h": 3})).await["InfraSiteCreate"].clone();
+    assert_eq!(site["ok"], true);
+    let site = &site["object"];
+    assert_eq!(site["hfid"], json!(["paris"]));
+    assert_eq!(site["display_label"], "Site paris");
+    assert_eq!(site["name"], json!({"value": "paris", "is_default": false}));
+    let site_id = site["id"].as_str().unwrap().to_owned();
+    let tag = ok(
+        &s,
+        "mutation { InfraTagCreate(data: {name: {value: \"red\"}}) { object { id } } }",
+        Value::Null,
+    )
+    .await["InfraTagCreate"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = ok(
+        &s,
+        "mutation($s: String, $t: String) { InfraDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, tags: [{id: $t}]}) { object { id role { value is_default } site { node { id display_label } } tags { count edges { node { id } } } } } }",
+        json!({"s": site_id, "t": tag}),
+    )
+    .await["InfraDeviceCreate"]["object"]
+        .clone();
+    assert_eq!(device["role"], json!({"value": "leaf", "is_default": true}));
+    assert_eq!(device["site"]["node"]["id"], site_id.as_str());
+    assert_eq!(device["tags"]["count"], 1);
+    let device_id = device["id"].as_str().unwrap().to_owned();
+
+    // Lists: filters, hfid, paging with the total count.
+    for i in 0..5 {
+        ok(&s, CREATE_SITE, json!({"n": format!("site-{i}"), "h": i})).await;
+    }
+    let page = ok(
+        &s,
+        "{ InfraSite(offset: 2, limit: 2) { count edges { node { name { value } } } } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(page["InfraSite"]["count"], 6);
+    assert_eq!(page["InfraSite"]["edges"].as_array().unwrap().len(), 2);
+    let by = ok(
+        &s,
+        "{ a: InfraSite(name__value: \"paris\") { count } b: InfraSite(hfid: [\"site-3\"]) { edges { node { height { value } } } } c: InfraSite(name__values: [\"site-1\", \"site-2\"]) { count } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(by["a"]["count"], 1);
+    assert_eq!(by["b"]["edges"][0]["node"]["height"]["value"], 3);
+    assert_eq!(by["c"]["count"], 2);
+
+    // Update, a no-op update, delete.
+    let updated = ok(
+        &s,
+        "mutation($id: String) { InfraSiteUpdate(data: {id: $id, height: {value: 7}}) { ok object { height { value } } } }",
+        json!({"id": site_id}),
+    )
+    .await;
+    assert_eq!(updated["InfraSiteUpdate"]["object"]["height"]["value"], 7);
+    ok(
+        &s,
+        "mutation { InfraSiteUpdate(data: {hfid: [\"paris\"], height: {value: 7}}) { ok } }",
+        Value::Null,
+    )
+    .await;
+    ok(
+        &s,
+        "mutation($id: String) { InfraDeviceDelete(data: {id: $id}) { ok } }",
+        json!({"id": device_id}),
+    )
+    .await;
+    assert_eq!(
+        ok(&s, "{ InfraDevice { count } }", Value::Null).await["InfraDevice"]["count"],
+        0
+    );
+
+    let events = node_events(&s).await;
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    // paris, red, r1, 5 sites, one update (the no-op commits nothing), the delete.
+    assert_eq!(
+        names,
+        [
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.updated",
+            "infrahub.node.deleted",
+        ]
+    );
+    let created_site = &events[0];
+    assert_eq!(created_site["branch"], "main");
+    assert_eq!(
+        created_site["primary_node"],
+        json!({"id": site_id, "kind": "InfraSite"})
+    );
+    assert_eq!(
+        created_site["attributes"],
+        json!([
+            {"name": "name", "action": "ADDED", "value": "paris", "value_previous": null},
+            {"name": "height", "action": "ADDED", "value": "3", "value_previous": null},
+            {"name": "secret", "action": "ADDED", "value": "***", "value_previous": null},
+        ])
+    );
+    let created_device = &events[2];
+    assert_eq!(
+        created_device["related_nodes"],
+        json!([{"id": site_id, "kind": "InfraSite"}, {"id": tag, "kind": "InfraTag"}])
+    );
+    assert_eq!(
+        created_device["relationships"],
+        json!([
+            {"name": "site", "action": "ADDED", "peer": {"id": site_id, "kind": "InfraSite"}},
+            {"name": "tags", "action": "ADDED", "peer": {"id": tag, "kind": "InfraTag"}},
+        ])
+    );
+    assert_eq!(
+        created_device["payload"]["data"]["human_friendly_id"],
+        json!(["r1"])
+    );
+    let update = &events[8];
+    assert_eq!(
+        update["attributes"][1],
+        json!({"name": "height", "action": "UPDATED", "value": "7", "value_previous": "3"})
+    );
+    assert_eq!(update["attributes"][0]["action"], "UNCHANGED");
+    assert_eq!(events[9]["primary_node"]["id"], device_id.as_str());
+
+    // The peer's events are found by related node.
+    let related = ok(
+        &s,
+        "query($id: String!) { InfrahubEvent(related_node__ids: [$id]) { count } }",
+        json!({"id": site_id}),
+    )
+    .await;
+    assert_eq!(related["InfrahubEvent"]["count"], 2);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_mutations_change_nothing_and_say_why() {
+    let s = TestServer::start().await;
+    load_schema(&s).await;
+    ok(&s, CREATE_SITE, json!({"n": "paris", "h": 1})).await;
+    let before = node_events(&s).await.len();
+    assert_eq!(
+        error(&s, "main", CREATE_SITE, json!({"n": "paris", "h": 2})).await,
+        "An object already exists with name: paris"
+    );
+    assert_eq!(
+        error(
+            &s,
+            "main",
+            "mutation { InfraDeviceCreate(data: {name: {value: \"r2\"}}) { ok } }",
+            Value::Null
+        )
+        .await,
+        "site is required"
+    );
+    assert_eq!(
+        error(
+            &s,
+            "main",
+            "mutation { InfraDeviceCreate(data: {site: {hfid: [\"paris\"]}}) { ok } }",
+            Value::Null
+        )
+        .await,
+        "name.value is required"
+    );
+    assert_eq!(
+        error(&s, "main", "mutation { InfraDeviceCreate(data: {name: {value: \"r3\"}, site: {hfid: [\"lyon\"]}}) { ok } }", Value::Null).await,
+        "InfraSite lyon not found"
+    );
+    assert_eq!(
+        error(
+            &s,
+            "main",
+            "mutation { InfraSiteUpdate(data: {id: \"nope\", height: {value: 1}}) { ok } }",
+            Value::Null
+        )
+        .await,
+        "InfraSite nope not found"
+    );
+    // Data stays on the default branch in this version.
+    s.admin(
+        "mutation { BranchCreate(data: {name: \"other\"}) { ok } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        error(&s, "other", CREATE_SITE, json!({"n": "lyon", "h": 1})).await,
+        "Nodes of schema-defined kinds can only be changed on the default branch (main) in this version, not on other"
+    );
+    // One operation cannot mix built-in fields with those of loaded kinds.
+    let (status, body) = run(
+        &s,
+        "main",
+        "{ Branch { name } InfraSite { count } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Fields of schema-defined kinds (InfraSite) cannot be combined"),
+        "{body}"
+    );
+    assert_eq!(
+        node_events(&s).await.len(),
+        before,
+        "a refused mutation committed an event"
+    );
+    assert_eq!(
+        ok(
+            &s,
+            "{ InfraSite { count } InfraDevice { count } }",
+            Value::Null
+        )
+        .await,
+        json!({"InfraSite": {"count": 1}, "InfraDevice": {"count": 0}})
+    );
+    s.shutdown().await;
+}

@@ -1,0 +1,543 @@
+//! Nodes of the kinds a loaded schema declares ([`crate::schema`]): create, update, delete and
+//! list, checked against the schema, each change committed with its
+//! `infrahub.node.created|updated|deleted` event (Infrahub's changelog: attributes with
+//! `value`, `value_previous` and the action, relationships with their peer) in one
+//! transaction. A save that changes nothing commits nothing.
+//!
+//! This first version keeps data on the default branch only: a change requested on another
+//! branch is refused with a clear message (branch-aware storage is the next step). Nodes are
+//! stored as the store's generic nodes (`kind`, `name` = id, `data` = `{attributes,
+//! relationships}`); lists are filtered in memory. Changes of one kind are serialized by the
+//! lock `data/<kind>`, which keeps `unique` attributes unique.
+
+use crate::schema::registry::BranchSchema;
+use crate::{Caller, Services};
+use infrastream_core::branch::DEFAULT_BRANCH;
+use infrastream_core::{
+    Error, ErrorKind, EventName, NewEvent, Node, RelatedNode, format_timestamp, now,
+};
+use infrastream_store::{Change, Commit};
+use serde_json::{Map, Value, json};
+
+/// A node of a schema-defined kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataNode {
+    /// Its id (UUID).
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// Attribute name → `{"value", "updated_at", "is_default"}`.
+    pub attributes: Map<String, Value>,
+    /// Relationship name → peer id (cardinality one) or list of peer ids.
+    pub relationships: Map<String, Value>,
+}
+
+impl DataNode {
+    fn from_node(n: Node) -> Self {
+        let part = |k: &str| {
+            n.data
+                .get(k)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        Self {
+            attributes: part("attributes"),
+            relationships: part("relationships"),
+            id: n.id,
+            kind: n.kind,
+        }
+    }
+
+    fn to_node(&self) -> Node {
+        Node {
+            id: self.id.clone(),
+            kind: self.kind.clone(),
+            name: self.id.clone(),
+            data: json!({"attributes": self.attributes, "relationships": self.relationships}),
+        }
+    }
+
+    /// The value of attribute `name` (null when unset).
+    pub fn value(&self, name: &str) -> Value {
+        self.attributes
+            .get(name)
+            .and_then(|a| a.get("value"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Peer ids of relationship `name`.
+    pub fn peers(&self, name: &str) -> Vec<String> {
+        match self.relationships.get(name) {
+            Some(Value::String(id)) => vec![id.clone()],
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Its human friendly id, from the kind's `human_friendly_id` (`<attribute>__value` paths).
+    pub fn hfid(&self, schema: &BranchSchema) -> Option<Vec<String>> {
+        let e = schema.nodes.get(&self.kind)?;
+        let paths = e.get("human_friendly_id")?.as_array()?;
+        Some(
+            paths
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|p| text(&self.value(p.split("__").next().unwrap_or_default())))
+                .collect(),
+        )
+    }
+
+    /// Its display label: the kind's `display_label` with each `{{ <attribute>__value }}`
+    /// replaced, else its hfid joined by spaces, else `<Kind> <id>`.
+    pub fn display_label(&self, schema: &BranchSchema) -> String {
+        if let Some(template) = schema
+            .nodes
+            .get(&self.kind)
+            .and_then(|e| e.get("display_label"))
+            .and_then(Value::as_str)
+        {
+            let mut out = String::new();
+            let mut rest = template;
+            while let Some(start) = rest.find("{{") {
+                out.push_str(&rest[..start]);
+                let Some(end) = rest[start..].find("}}") else {
+                    break;
+                };
+                let expr = rest[start + 2..start + end].trim();
+                out.push_str(&text(
+                    &self.value(expr.split("__").next().unwrap_or_default()),
+                ));
+                rest = &rest[start + end + 2..];
+            }
+            out.push_str(rest);
+            return out;
+        }
+        match self.hfid(schema) {
+            Some(h) if !h.is_empty() => h.join(" "),
+            _ => format!("{} {}", self.kind, self.id),
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Why a data request failed (the message is what the client sees).
+pub type DataError = Error;
+
+fn invalid(message: impl Into<String>) -> DataError {
+    Error::new(ErrorKind::InvalidInput, message)
+}
+
+/// Every node of `kind`.
+pub async fn list(s: &Services, kind: &str) -> Result<Vec<DataNode>, DataError> {
+    use infrastream_core::error::DomainError;
+    let nodes = s.store.nodes(kind).await.map_err(|e| e.user_error())?;
+    Ok(nodes.into_iter().map(DataNode::from_node).collect())
+}
+
+/// The node with this id, if it is of a schema kind.
+pub async fn get(s: &Services, id: &str) -> Result<Option<DataNode>, DataError> {
+    use infrastream_core::error::DomainError;
+    Ok(s.store
+        .node(id)
+        .await
+        .map_err(|e| e.user_error())?
+        .map(DataNode::from_node))
+}
+
+fn refuse_other_branch(branch: &str) -> Result<(), DataError> {
+    if branch == DEFAULT_BRANCH {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "Nodes of schema-defined kinds can only be changed on the default branch ({DEFAULT_BRANCH}) in this version, not on {branch}"
+        )))
+    }
+}
+
+/// The node designated by `data` (`id`, or `hfid`) among the nodes of `kind`.
+async fn designated(
+    s: &Services,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<DataNode, DataError> {
+    let nodes = list(s, kind).await?;
+    if let Some(id) = data.get("id").and_then(Value::as_str) {
+        return nodes
+            .into_iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| Error::not_found(format!("{kind} {id} not found")));
+    }
+    if let Some(Value::Array(hfid)) = data.get("hfid") {
+        let wanted: Vec<String> = hfid.iter().map(text).collect();
+        return nodes
+            .into_iter()
+            .find(|n| n.hfid(schema).as_ref() == Some(&wanted))
+            .ok_or_else(|| Error::not_found(format!("{kind} {} not found", wanted.join(" "))));
+    }
+    Err(invalid(format!("id or hfid is required for {kind}")))
+}
+
+/// The value given for an attribute of `attr_kind`, checked.
+fn attribute_value(
+    kind: &str,
+    attr: &Map<String, Value>,
+    given: &Value,
+) -> Result<Value, DataError> {
+    let name = attr.get("name").and_then(Value::as_str).unwrap_or_default();
+    let attr_kind = attr.get("kind").and_then(Value::as_str).unwrap_or("Text");
+    let bad = |what: &str| invalid(format!("{kind}.{name}: {given} is not a valid {what}"));
+    match (attr_kind, given) {
+        (_, Value::Null) => Ok(Value::Null),
+        ("Number" | "NumberPool" | "Bandwidth", Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Ok(given.clone())
+        }
+        ("Number" | "NumberPool" | "Bandwidth", _) => Err(bad("number")),
+        ("Boolean" | "Checkbox", Value::Bool(_)) => Ok(given.clone()),
+        ("Boolean" | "Checkbox", _) => Err(bad("boolean")),
+        ("JSON" | "Any" | "List", _) => Ok(given.clone()),
+        ("Dropdown", Value::String(v)) => {
+            let choices = crate::schema::registry::items(attr, "choices");
+            if choices
+                .iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(v))
+            {
+                Ok(given.clone())
+            } else {
+                Err(invalid(format!(
+                    "{kind}.{name}: {v} must be one of the choices of the dropdown"
+                )))
+            }
+        }
+        (_, Value::String(_)) => Ok(given.clone()),
+        _ => Err(bad("string")),
+    }
+}
+
+/// What a mutation asks for: checked attribute values and relationship peers.
+struct Requested {
+    attributes: Vec<(String, Value)>,
+    relationships: Vec<(String, Value)>,
+}
+
+async fn requested(
+    s: &Services,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<Requested, DataError> {
+    use crate::schema::registry::items;
+    let e = schema
+        .nodes
+        .get(kind)
+        .ok_or_else(|| invalid(format!("Unknown kind {kind}")))?;
+    let mut out = Requested {
+        attributes: Vec::new(),
+        relationships: Vec::new(),
+    };
+    for attr in items(e, "attributes") {
+        let name = attr
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(given) = data.get(&name) {
+            let value = given.get("value").unwrap_or(&Value::Null);
+            out.attributes
+                .push((name, attribute_value(kind, &attr, value)?));
+        }
+    }
+    for rel in items(e, "relationships") {
+        let name = rel
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let Some(given) = data.get(&name) else {
+            continue;
+        };
+        let peer_kind = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
+        let many = rel.get("cardinality").and_then(Value::as_str) != Some("one");
+        let refs: Vec<&Value> = match given {
+            Value::Null => Vec::new(),
+            Value::Array(a) => a.iter().collect(),
+            one => vec![one],
+        };
+        let mut ids = Vec::new();
+        for r in refs {
+            let r = r.as_object().cloned().unwrap_or_default();
+            let peer = designated(s, schema, peer_kind, &r).await?;
+            ids.push(json!(peer.id));
+        }
+        let value = if many {
+            Value::Array(ids)
+        } else {
+            ids.into_iter().next().unwrap_or(Value::Null)
+        };
+        out.relationships.push((name, value));
+    }
+    Ok(out)
+}
+
+/// Checks what must hold after a change: required attributes and relationships are set,
+/// `unique` attributes are unique among the kind's nodes.
+fn check_node(
+    schema: &BranchSchema,
+    node: &DataNode,
+    others: &[DataNode],
+) -> Result<(), DataError> {
+    use crate::schema::registry::items;
+    let e = &schema.nodes[&node.kind];
+    for attr in items(e, "attributes") {
+        let name = attr.get("name").and_then(Value::as_str).unwrap_or_default();
+        let flag = |k: &str| attr.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let value = node.value(name);
+        if value.is_null() && !flag("optional") && !flag("read_only") {
+            return Err(invalid(format!("{name}.value is required")));
+        }
+        if flag("unique")
+            && !value.is_null()
+            && others
+                .iter()
+                .any(|o| o.id != node.id && o.value(name) == value)
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("An object already exists with {name}: {}", text(&value)),
+            ));
+        }
+    }
+    for rel in items(e, "relationships") {
+        let name = rel.get("name").and_then(Value::as_str).unwrap_or_default();
+        let optional = rel.get("optional").and_then(Value::as_bool).unwrap_or(true);
+        if !optional && node.peers(name).is_empty() {
+            return Err(invalid(format!("{name} is required")));
+        }
+    }
+    Ok(())
+}
+
+/// The event of a change from `before` to `after` (one of them may be missing), or `None`
+/// when nothing changed.
+fn node_event(
+    caller: &Caller,
+    schema: &BranchSchema,
+    before: Option<&DataNode>,
+    after: Option<&DataNode>,
+) -> Option<NewEvent> {
+    let node = after.or(before)?;
+    let e = &schema.nodes.get(&node.kind)?;
+    let (name, action) = match (before, after) {
+        (None, Some(_)) => (EventName::NODE_CREATED, "created"),
+        (Some(_), None) => (EventName::NODE_DELETED, "deleted"),
+        _ => (EventName::NODE_UPDATED, "updated"),
+    };
+    let mut attributes = Vec::new();
+    let mut changed = false;
+    for attr in crate::schema::registry::items(e, "attributes") {
+        let n = attr.get("name").and_then(Value::as_str).unwrap_or_default();
+        let (old, new) = (before.map(|b| b.value(n)), after.map(|a| a.value(n)));
+        let diff = match (&old, &new) {
+            (None, Some(v)) if !v.is_null() => "added",
+            (Some(v), None) if !v.is_null() => "removed",
+            (Some(o), Some(v)) if o != v => "updated",
+            _ => "unchanged",
+        };
+        changed |= diff != "unchanged";
+        let masked = |v: &Option<Value>| -> Value {
+            match v {
+                Some(Value::Null) | None => Value::Null,
+                Some(_) if attr.get("kind").and_then(Value::as_str) == Some("HashedPassword") => {
+                    json!("***")
+                }
+                Some(v) => json!(text(v)),
+            }
+        };
+        attributes.push(json!({
+            "name": n,
+            "kind": attr.get("kind").cloned().unwrap_or(Value::Null),
+            "action": diff,
+            "value": masked(&new),
+            "value_previous": masked(&old),
+        }));
+    }
+    let mut relationships = Vec::new();
+    let mut related = Vec::new();
+    for rel in crate::schema::registry::items(e, "relationships") {
+        let n = rel.get("name").and_then(Value::as_str).unwrap_or_default();
+        let peer_kind = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
+        let old = before.map(|b| b.peers(n)).unwrap_or_default();
+        let new = after.map(|a| a.peers(n)).unwrap_or_default();
+        for id in new.iter().filter(|id| !old.contains(id)) {
+            relationships
+                .push(json!({"name": n, "action": "added", "peer": {"id": id, "kind": peer_kind}}));
+        }
+        for id in old.iter().filter(|id| !new.contains(id)) {
+            relationships.push(
+                json!({"name": n, "action": "removed", "peer": {"id": id, "kind": peer_kind}}),
+            );
+        }
+        for id in old.iter().chain(&new) {
+            let r = RelatedNode {
+                id: id.clone(),
+                kind: peer_kind.to_owned(),
+            };
+            if !related.contains(&r) {
+                related.push(r);
+            }
+        }
+    }
+    if action == "updated" && !changed && relationships.is_empty() {
+        return None;
+    }
+    let actor = caller.actor(DEFAULT_BRANCH);
+    let mut event = NewEvent::new(name);
+    event.branch = Some(DEFAULT_BRANCH.to_owned());
+    event.account_id = actor.account_id;
+    event.context = actor.context;
+    event.primary_node = Some(RelatedNode {
+        id: node.id.clone(),
+        kind: node.kind.clone(),
+    });
+    event.related_nodes = related;
+    event.data = json!({
+        "node_id": node.id,
+        "kind": node.kind,
+        "action": action,
+        "display_label": node.display_label(schema),
+        "human_friendly_id": node.hfid(schema),
+        "attributes": attributes,
+        "relationships": relationships,
+    });
+    Some(event)
+}
+
+/// Creates a node of `kind` from `data` (`<Kind>CreateInput`) on `branch`.
+pub async fn create(
+    s: &Services,
+    caller: &Caller,
+    branch: &str,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<DataNode, DataError> {
+    refuse_other_branch(branch)?;
+    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let asked = requested(s, schema, kind, data).await?;
+    let t = format_timestamp(&now());
+    let mut node = DataNode {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: kind.to_owned(),
+        attributes: Map::new(),
+        relationships: Map::new(),
+    };
+    // Defaults first, then what was given.
+    for attr in crate::schema::registry::items(&schema.nodes[kind], "attributes") {
+        if let (Some(name), Some(default)) = (
+            attr.get("name").and_then(Value::as_str),
+            attr.get("default_value"),
+        ) && !default.is_null()
+        {
+            node.attributes.insert(
+                name.to_owned(),
+                json!({"value": default, "is_default": true, "updated_at": t}),
+            );
+        }
+    }
+    for (name, value) in asked.attributes {
+        node.attributes.insert(
+            name,
+            json!({"value": value, "is_default": false, "updated_at": t}),
+        );
+    }
+    for (name, peers) in asked.relationships {
+        node.relationships.insert(name, peers);
+    }
+    check_node(schema, &node, &list(s, kind).await?)?;
+    let event = node_event(caller, schema, None, Some(&node));
+    commit(s, Change::CreateNode(node.to_node()), event).await?;
+    Ok(node)
+}
+
+/// Updates the node `data` designates (`id` or `hfid`) with what else `data` gives.
+pub async fn update(
+    s: &Services,
+    caller: &Caller,
+    branch: &str,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<DataNode, DataError> {
+    refuse_other_branch(branch)?;
+    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let before = designated(s, schema, kind, data).await?;
+    let asked = requested(s, schema, kind, data).await?;
+    let t = format_timestamp(&now());
+    let mut node = before.clone();
+    for (name, value) in asked.attributes {
+        if node.value(&name) != value
+            || node.attributes.get(&name).and_then(|a| a.get("is_default")) == Some(&json!(true))
+        {
+            node.attributes.insert(
+                name,
+                json!({"value": value, "is_default": false, "updated_at": t}),
+            );
+        }
+    }
+    for (name, peers) in asked.relationships {
+        node.relationships.insert(name, peers);
+    }
+    check_node(schema, &node, &list(s, kind).await?)?;
+    if let Some(event) = node_event(caller, schema, Some(&before), Some(&node)) {
+        commit(s, Change::UpdateNode(node.to_node()), Some(event)).await?;
+    }
+    Ok(node)
+}
+
+/// Deletes the node `data` designates (`id` or `hfid`).
+pub async fn delete(
+    s: &Services,
+    caller: &Caller,
+    branch: &str,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<DataNode, DataError> {
+    refuse_other_branch(branch)?;
+    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let node = designated(s, schema, kind, data).await?;
+    let event = node_event(caller, schema, Some(&node), None);
+    commit(
+        s,
+        Change::DeleteNode {
+            id: node.id.clone(),
+        },
+        event,
+    )
+    .await?;
+    Ok(node)
+}
+
+async fn commit(s: &Services, change: Change, event: Option<NewEvent>) -> Result<(), DataError> {
+    use infrastream_core::error::DomainError;
+    s.store
+        .commit(Commit {
+            changes: vec![change],
+            events: event.into_iter().collect(),
+        })
+        .await
+        .map_err(|e| e.user_error())?;
+    Ok(())
+}
