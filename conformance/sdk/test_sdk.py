@@ -569,11 +569,32 @@ def test_60_nodes_with_the_sdk() -> None:
         run(run(c.create(kind=f"{NS}Tag", name=f"t{i:02}")).save())
     tags = run(c.all(kind=f"{NS}Tag"))
     assert len(tags) == 56, len(tags)
+    assert len({t.id for t in tags}) == 56
+
+    blue = run(c.create(kind=f"{NS}Tag", name="blue"))
+    run(blue.save())
+    run(device.add_relationships(relation_to_update="tags", related_nodes=[blue.id]))
+    got = run(c.get(kind=f"{NS}Device", id=device.id, include=["tags"]))
+    assert sorted(p.id for p in got.tags.peers) == sorted([tag.id, blue.id])
+    run(device.remove_relationships(relation_to_update="tags", related_nodes=[tag.id]))
+    got = run(c.get(kind=f"{NS}Device", id=device.id, include=["tags"]))
+    assert [p.id for p in got.tags.peers] == [blue.id]
+
+    same = run(c.create(kind=f"{NS}Site", name="paris", height=9))
+    run(same.save(allow_upsert=True))
+    assert same.id == site.id
+    assert run(c.get(kind=f"{NS}Site", id=site.id)).height.value == 9
 
     run(device.delete())
     assert run(c.all(kind=f"{NS}Device")) == []
-    assert node_events(site.id) == ["infrahub.node.created", "infrahub.node.updated"]
-    assert node_events(device.id) == ["infrahub.node.created", "infrahub.node.deleted"]
+    updated = "infrahub.node.updated"
+    assert node_events(site.id) == ["infrahub.node.created", updated, updated]
+    assert node_events(device.id) == [
+        "infrahub.node.created",
+        updated,
+        updated,
+        "infrahub.node.deleted",
+    ]
 
 
 def test_61_nodes_with_the_sync_client() -> None:

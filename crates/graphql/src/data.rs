@@ -8,12 +8,14 @@
 //!   source, owner, updated_at}`) and its relationships to node kinds (`{node}` for cardinality
 //!   one, `{count, edges {node}}` for many);
 //! - `<Kind>Create(data: <Kind>CreateInput!)`, `<Kind>Update(data: <Kind>UpdateInput!)` →
-//!   `{ok, object}`, `<Kind>Delete(data: DeleteInput!)` → `{ok}`.
+//!   `{ok, object}`, `<Kind>Upsert(data: <Kind>UpsertInput!)` → `{ok, created, object}`,
+//!   `<Kind>Delete(data: DeleteInput!)` → `{ok}`, and `RelationshipAdd` / `RelationshipRemove`
+//!   `(data: {id, name, nodes: [{id}]})` → `{ok}` for relationships of cardinality many.
 //!
 //! [`route`] decides which schema runs a request: the built-in one unless the operation's root
 //! fields are fields of schema-defined kinds; one operation cannot mix both (a clear error).
 //! Not built yet: generics as query fields, relationships to generics or built-in kinds,
-//! upserts, `RelationshipAdd/Remove`, ordering.
+//! ordering.
 
 use crate::context::{Caller, UrlBranch};
 use async_graphql::dynamic::{
@@ -150,6 +152,8 @@ pub async fn route(
 struct NodeValue {
     node: DataNode,
     schema: Arc<BranchSchema>,
+    /// Whether an upsert created it.
+    created: bool,
 }
 
 fn s(e: &Map<String, Value>, key: &str) -> String {
@@ -312,6 +316,12 @@ fn build(
             ));
         let mut create = InputObject::new(format!("{kind}CreateInput"))
             .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)));
+        let mut upsert = InputObject::new(format!("{kind}UpsertInput"))
+            .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)))
+            .field(InputValue::new(
+                "hfid",
+                TypeRef::named_list(TypeRef::STRING),
+            ));
         let mut update = InputObject::new(format!("{kind}UpdateInput"))
             .field(InputValue::new("id", TypeRef::named(TypeRef::STRING)))
             .field(InputValue::new(
@@ -363,6 +373,7 @@ fn build(
                 },
             ));
             create = create.field(InputValue::new(name.as_str(), TypeRef::named(input)));
+            upsert = upsert.field(InputValue::new(name.as_str(), TypeRef::named(input)));
             update = update.field(InputValue::new(name.as_str(), TypeRef::named(input)));
             query_field = query_field
                 .argument(InputValue::new(
@@ -386,6 +397,7 @@ fn build(
                 TypeRef::named("RelatedNodeInput")
             };
             create = create.field(InputValue::new(name.as_str(), input.clone()));
+            upsert = upsert.field(InputValue::new(name.as_str(), input.clone()));
             update = update.field(InputValue::new(name.as_str(), input));
             let ty = if many {
                 format!("NestedPaginated{peer}")
@@ -404,6 +416,7 @@ fn build(
                             peers.push(NodeValue {
                                 node: p,
                                 schema: n.schema.clone(),
+                                created: false,
                             });
                         }
                     }
@@ -420,6 +433,7 @@ fn build(
         }
         builder_types.push(node.into());
         builder_types.push(create.into());
+        builder_types.push(upsert.into());
         builder_types.push(update.into());
         // Edges and pages of this kind, as a list and as a peer.
         builder_types.push(
@@ -481,6 +495,7 @@ fn build(
         for (op, input) in [
             ("Create", format!("{kind}CreateInput")),
             ("Update", format!("{kind}UpdateInput")),
+            ("Upsert", format!("{kind}UpsertInput")),
             ("Delete", "DeleteInput".to_owned()),
         ] {
             let payload = format!("{kind}{op}");
@@ -496,6 +511,18 @@ fn build(
                         Ok(Some(FieldValue::borrowed_any(n)))
                     })
                 }));
+            }
+            if op == "Upsert" {
+                o = o.field(Field::new(
+                    "created",
+                    TypeRef::named(TypeRef::BOOLEAN),
+                    |ctx| {
+                        FieldFuture::new(async move {
+                            let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                            Ok(Some(FieldValue::value(n.created)))
+                        })
+                    },
+                ));
             }
             builder_types.push(o.into());
             let (target, schema, op_name) = (kind.clone(), schema.clone(), op);
@@ -514,6 +541,37 @@ fn build(
         }
     }
 
+    builder_types.push(
+        InputObject::new("RelationshipNodesInput")
+            .field(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
+            .field(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
+            .field(InputValue::new(
+                "nodes",
+                TypeRef::named_list("RelatedNodeInput"),
+            ))
+            .into(),
+    );
+    for op in ["RelationshipAdd", "RelationshipRemove"] {
+        builder_types.push(
+            Object::new(op)
+                .field(Field::new("ok", TypeRef::named(TypeRef::BOOLEAN), |_| {
+                    FieldFuture::new(async move { Ok(Some(FieldValue::value(true))) })
+                }))
+                .into(),
+        );
+        let schema = schema.clone();
+        mutation = mutation.field(
+            Field::new(op, TypeRef::named(op), move |ctx| {
+                let schema = schema.clone();
+                FieldFuture::new(async move { mutate(ctx, op, "", schema).await })
+            })
+            .argument(InputValue::new(
+                "data",
+                TypeRef::named_nn("RelationshipNodesInput"),
+            )),
+        );
+        roots.insert(op.to_owned());
+    }
     let mut builder = Schema::build("Query", Some("Mutation"), None)
         .register(query)
         .register(mutation)
@@ -581,6 +639,7 @@ async fn list<'a>(
         .map(|node| NodeValue {
             node,
             schema: schema.clone(),
+            created: false,
         })
         .collect();
     Ok(Some(FieldValue::owned_any(Page { count, nodes })))
@@ -610,13 +669,30 @@ async fn mutate<'a>(
     let input: Value = ctx.args.try_get("data")?.deserialize()?;
     let input = input.as_object().cloned().unwrap_or_default();
     let branch = branch(&ctx);
-    let node = match op {
-        "Create" => data::create(services, &who, &branch, &schema, kind, &input).await,
-        "Update" => data::update(services, &who, &branch, &schema, kind, &input).await,
-        _ => data::delete(services, &who, &branch, &schema, kind, &input).await,
+    let (created, node) = match op {
+        "Create" => data::create(services, &who, &branch, &schema, kind, &input)
+            .await
+            .map(|n| (true, n)),
+        "Update" => data::update(services, &who, &branch, &schema, kind, &input)
+            .await
+            .map(|n| (false, n)),
+        "Upsert" => data::upsert(services, &who, &branch, &schema, kind, &input).await,
+        "RelationshipAdd" | "RelationshipRemove" => {
+            let add = op == "RelationshipAdd";
+            data::change_relationship(services, &who, &branch, &schema, &input, add)
+                .await
+                .map(|n| (false, n))
+        }
+        _ => data::delete(services, &who, &branch, &schema, kind, &input)
+            .await
+            .map(|n| (false, n)),
     }
     .map_err(err)?;
-    Ok(Some(FieldValue::owned_any(NodeValue { node, schema })))
+    Ok(Some(FieldValue::owned_any(NodeValue {
+        node,
+        schema,
+        created,
+    })))
 }
 
 /// The root field names (queries and mutations) of the built-in schema.

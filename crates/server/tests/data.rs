@@ -310,3 +310,96 @@ async fn refused_mutations_change_nothing_and_say_why() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn upserts_and_relationship_changes_commit_their_events() {
+    let s = TestServer::start().await;
+    load_schema(&s).await;
+    let upsert = "mutation($h: BigInt) { InfraSiteUpsert(data: {name: {value: \"paris\"}, height: {value: $h}}) { ok created object { id height { value } } } }";
+    let first = ok(&s, upsert, json!({"h": 1})).await["InfraSiteUpsert"].clone();
+    assert_eq!(first["created"], true);
+    let second = ok(&s, upsert, json!({"h": 2})).await["InfraSiteUpsert"].clone();
+    assert_eq!(
+        second["created"], false,
+        "found by the hfid its values make"
+    );
+    assert_eq!(second["object"]["id"], first["object"]["id"]);
+    assert_eq!(second["object"]["height"]["value"], 2);
+    let site = first["object"]["id"].as_str().unwrap().to_owned();
+
+    let tag = |name: &'static str| {
+        let s = &s;
+        async move {
+            ok(
+                s,
+                "mutation($n: String) { InfraTagCreate(data: {name: {value: $n}}) { object { id } } }",
+                json!({"n": name}),
+            )
+            .await["InfraTagCreate"]["object"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (red, blue) = (tag("red").await, tag("blue").await);
+    let device = ok(
+        &s,
+        "mutation($s: String, $t: String) { InfraDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, tags: [{id: $t}]}) { object { id } } }",
+        json!({"s": site, "t": red}),
+    )
+    .await["InfraDeviceCreate"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let change = |op: &'static str, peer: String| {
+        let (s, device) = (&s, device.clone());
+        async move {
+            let q = format!(
+                "mutation($id: String!, $p: String) {{ {op}(data: {{id: $id, name: \"tags\", nodes: [{{id: $p}}]}}) {{ ok }} }}"
+            );
+            ok(s, &q, json!({"id": device, "p": peer})).await
+        }
+    };
+    change("RelationshipAdd", blue.clone()).await;
+    change("RelationshipAdd", blue.clone()).await; // already there: no event
+    change("RelationshipRemove", red.clone()).await;
+    let tags = ok(
+        &s,
+        "query($id: ID) { InfraDevice(ids: [$id]) { edges { node { tags { count edges { node { id } } } } } } }",
+        json!({"id": device}),
+    )
+    .await;
+    assert_eq!(
+        tags["InfraDevice"]["edges"][0]["node"]["tags"],
+        json!({"count": 1, "edges": [{"node": {"id": blue}}]})
+    );
+    assert_eq!(
+        error(&s, "main", "mutation($id: String!) { RelationshipAdd(data: {id: $id, name: \"site\", nodes: []}) { ok } }", json!({"id": device})).await,
+        "site of InfraDevice has cardinality one: set it with InfraDeviceUpdate"
+    );
+
+    let events = node_events(&s).await;
+    let device_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["primary_node"]["id"] == device.as_str())
+        .collect();
+    assert_eq!(device_events.len(), 3, "{device_events:?}");
+    assert_eq!(
+        device_events[1]["relationships"],
+        json!([{"name": "tags", "action": "ADDED", "peer": {"id": blue, "kind": "InfraTag"}}])
+    );
+    assert_eq!(
+        device_events[2]["relationships"],
+        json!([{"name": "tags", "action": "REMOVED", "peer": {"id": red, "kind": "InfraTag"}}])
+    );
+    let site_events: Vec<&str> = events
+        .iter()
+        .filter(|e| e["primary_node"]["id"] == site.as_str())
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        site_events,
+        ["infrahub.node.created", "infrahub.node.updated"]
+    );
+    s.shutdown().await;
+}

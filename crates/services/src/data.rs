@@ -435,10 +435,24 @@ pub async fn create(
 ) -> Result<DataNode, DataError> {
     refuse_other_branch(branch)?;
     let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    create_locked(s, caller, schema, kind, data).await
+}
+
+async fn create_locked(
+    s: &Services,
+    caller: &Caller,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<DataNode, DataError> {
     let asked = requested(s, schema, kind, data).await?;
     let t = format_timestamp(&now());
+    let id = match data.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => uuid::Uuid::now_v7().to_string(),
+    };
     let mut node = DataNode {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         kind: kind.to_owned(),
         attributes: Map::new(),
         relationships: Map::new(),
@@ -483,7 +497,18 @@ pub async fn update(
     refuse_other_branch(branch)?;
     let _guard = s.locks.lock(&format!("data/{kind}")).await;
     let before = designated(s, schema, kind, data).await?;
-    let asked = requested(s, schema, kind, data).await?;
+    update_locked(s, caller, schema, before, data).await
+}
+
+async fn update_locked(
+    s: &Services,
+    caller: &Caller,
+    schema: &BranchSchema,
+    before: DataNode,
+    data: &Map<String, Value>,
+) -> Result<DataNode, DataError> {
+    let kind = before.kind.clone();
+    let asked = requested(s, schema, &kind, data).await?;
     let t = format_timestamp(&now());
     let mut node = before.clone();
     for (name, value) in asked.attributes {
@@ -499,7 +524,110 @@ pub async fn update(
     for (name, peers) in asked.relationships {
         node.relationships.insert(name, peers);
     }
-    check_node(schema, &node, &list(s, kind).await?)?;
+    check_node(schema, &node, &list(s, &kind).await?)?;
+    if let Some(event) = node_event(caller, schema, Some(&before), Some(&node)) {
+        commit(s, Change::UpdateNode(node.to_node()), Some(event)).await?;
+    }
+    Ok(node)
+}
+
+/// Updates the node `data` designates — by `id`, `hfid`, or the human friendly id its
+/// attribute values give — or creates it when there is none; tells which.
+pub async fn upsert(
+    s: &Services,
+    caller: &Caller,
+    branch: &str,
+    schema: &BranchSchema,
+    kind: &str,
+    data: &Map<String, Value>,
+) -> Result<(bool, DataNode), DataError> {
+    refuse_other_branch(branch)?;
+    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let mut key = data.clone();
+    if !key.contains_key("id") && !key.contains_key("hfid") {
+        // The hfid the given values make, when the kind has one made of attributes.
+        let paths = schema
+            .nodes
+            .get(kind)
+            .and_then(|e| e.get("human_friendly_id"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let values: Option<Vec<Value>> = paths
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|p| {
+                let attr = p.split("__").next().unwrap_or_default();
+                data.get(attr)
+                    .and_then(|a| a.get("value"))
+                    .map(|v| json!(text(v)))
+            })
+            .collect();
+        if let Some(values) = values.filter(|v| !v.is_empty()) {
+            key.insert("hfid".into(), Value::Array(values));
+        }
+    }
+    let existing = if key.contains_key("id") || key.contains_key("hfid") {
+        match designated(s, schema, kind, &key).await {
+            Ok(n) => Some(n),
+            Err(e) if e.kind == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    match existing {
+        Some(before) => Ok((false, update_locked(s, caller, schema, before, data).await?)),
+        None => Ok((true, create_locked(s, caller, schema, kind, data).await?)),
+    }
+}
+
+/// Adds (`add`) or removes peers of the many relationship `name` of the node `id`
+/// (`RelationshipAdd` / `RelationshipRemove`); `nodes` designate the peers (`id` or `hfid`).
+pub async fn change_relationship(
+    s: &Services,
+    caller: &Caller,
+    branch: &str,
+    schema: &BranchSchema,
+    data: &Map<String, Value>,
+    add: bool,
+) -> Result<DataNode, DataError> {
+    refuse_other_branch(branch)?;
+    let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
+    let name = data.get("name").and_then(Value::as_str).unwrap_or_default();
+    let before = get(s, id)
+        .await?
+        .filter(|n| schema.nodes.contains_key(&n.kind))
+        .ok_or_else(|| Error::not_found(format!("Node {id} not found")))?;
+    let _guard = s.locks.lock(&format!("data/{}", before.kind)).await;
+    let rel = crate::schema::registry::items(&schema.nodes[&before.kind], "relationships")
+        .into_iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+        .ok_or_else(|| invalid(format!("{} has no relationship {name}", before.kind)))?;
+    if rel.get("cardinality").and_then(Value::as_str) == Some("one") {
+        return Err(invalid(format!(
+            "{name} of {} has cardinality one: set it with {}Update",
+            before.kind, before.kind
+        )));
+    }
+    let peer_kind = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
+    let mut peers = before.peers(name);
+    for r in data
+        .get("nodes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let r = r.as_object().cloned().unwrap_or_default();
+        let peer = designated(s, schema, peer_kind, &r).await?;
+        if add && !peers.contains(&peer.id) {
+            peers.push(peer.id);
+        } else if !add {
+            peers.retain(|p| *p != peer.id);
+        }
+    }
+    let mut node = before.clone();
+    node.relationships.insert(name.to_owned(), json!(peers));
     if let Some(event) = node_event(caller, schema, Some(&before), Some(&node)) {
         commit(s, Change::UpdateNode(node.to_node()), Some(event)).await?;
     }
