@@ -403,3 +403,161 @@ async fn upserts_and_relationship_changes_commit_their_events() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn peers_follow_both_ways_and_cascade_as_child_events() {
+    let s = TestServer::start().await;
+    let body = json!({"schemas": [{"version": "1.0", "nodes": [
+        {"name": "Site", "namespace": "Net", "human_friendly_id": ["name__value"],
+         "attributes": [{"name": "name", "kind": "Text"}],
+         "relationships": [{"name": "devices", "peer": "NetDevice", "cardinality": "many"}]},
+        {"name": "Device", "namespace": "Net", "human_friendly_id": ["name__value"],
+         "attributes": [{"name": "name", "kind": "Text"}],
+         "relationships": [
+             {"name": "site", "peer": "NetSite", "cardinality": "one"},
+             {"name": "interfaces", "peer": "NetInterface", "cardinality": "many", "on_delete": "cascade"}]},
+        {"name": "Interface", "namespace": "Net", "human_friendly_id": ["name__value"],
+         "attributes": [{"name": "name", "kind": "Text"}],
+         "relationships": [{"name": "device", "peer": "NetDevice", "cardinality": "one"}]}
+    ]}]});
+    let resp = s
+        .http
+        .post(format!("{}/api/schema/load", s.url))
+        .header("x-infrahub-key", ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let create = |kind: &'static str, name: &'static str| {
+        let s = &s;
+        async move {
+            let q = format!(
+                "mutation($n: String) {{ {kind}Create(data: {{name: {{value: $n}}}}) {{ object {{ id }} }} }}"
+            );
+            ok(s, &q, json!({"n": name})).await[format!("{kind}Create")]["object"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (lyon, paris) = (
+        create("NetSite", "lyon").await,
+        create("NetSite", "paris").await,
+    );
+    let eth0 = create("NetInterface", "eth0").await;
+    let r1 = ok(
+        &s,
+        "mutation($s: String, $i: String) { NetDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, interfaces: [{id: $i}]}) { object { id } } }",
+        json!({"s": lyon, "i": eth0}),
+    )
+    .await["NetDeviceCreate"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Both sides.
+    let data = ok(
+        &s,
+        "query($id: ID) { NetSite(ids: [$id]) { edges { node { devices { edges { node { id } } } } } } }",
+        json!({"id": lyon}),
+    )
+    .await;
+    assert_eq!(
+        data["NetSite"]["edges"][0]["node"]["devices"]["edges"][0]["node"]["id"],
+        r1.as_str()
+    );
+    let data = ok(
+        &s,
+        "query($id: ID) { NetInterface(ids: [$id]) { edges { node { device { node { id } } } } } }",
+        json!({"id": eth0}),
+    )
+    .await;
+    assert_eq!(
+        data["NetInterface"]["edges"][0]["node"]["device"]["node"]["id"],
+        r1.as_str()
+    );
+
+    // Moving the device updates both sites, as children of the device's event.
+    ok(
+        &s,
+        "mutation($id: String, $s: String) { NetDeviceUpdate(data: {id: $id, site: {id: $s}}) { ok } }",
+        json!({"id": r1, "s": paris}),
+    )
+    .await;
+    // Deleting it deletes its interface (cascade) and leaves paris without it.
+    ok(
+        &s,
+        "mutation($id: String) { NetDeviceDelete(data: {id: $id}) { ok } }",
+        json!({"id": r1}),
+    )
+    .await;
+    assert_eq!(
+        ok(&s, "{ NetInterface { count } }", Value::Null).await["NetInterface"]["count"],
+        0
+    );
+
+    let data = ok(
+        &s,
+        "{ InfrahubEvent(event_type: [\"infrahub.node.created\", \"infrahub.node.updated\", \"infrahub.node.deleted\"], order: ASC, limit: 50) { edges { node { id event level parent_id primary_node { id } ... on NodeMutatedEvent { relationships { name action peer { id } } } } } } }",
+        Value::Null,
+    )
+    .await;
+    let events: Vec<&Value> = data["InfrahubEvent"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    let summary: Vec<(String, String, i64)> = events
+        .iter()
+        .map(|e| {
+            let who = e["primary_node"]["id"].as_str().unwrap();
+            let name = [
+                (&lyon, "lyon"),
+                (&paris, "paris"),
+                (&eth0, "eth0"),
+                (&r1, "r1"),
+            ]
+            .iter()
+            .find(|(id, _)| id.as_str() == who)
+            .map(|(_, n)| *n)
+            .unwrap();
+            (
+                e["event"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("infrahub.node.")
+                    .to_owned(),
+                name.to_owned(),
+                e["level"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, i64)> = [
+        ("created", "lyon", 0),
+        ("created", "paris", 0),
+        ("created", "eth0", 0),
+        ("created", "r1", 0),
+        ("updated", "lyon", 1),
+        ("updated", "eth0", 1),
+        ("updated", "r1", 0),
+        ("updated", "paris", 1),
+        ("updated", "lyon", 1),
+        ("deleted", "r1", 0),
+        ("updated", "paris", 1),
+        ("deleted", "eth0", 1),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+    .collect();
+    assert_eq!(summary, expected);
+    // Children name their parent; the site's change names the device.
+    assert_eq!(events[4]["parent_id"], events[3]["id"]);
+    assert_eq!(
+        events[4]["relationships"],
+        json!([{"name": "devices", "action": "ADDED", "peer": {"id": r1}}])
+    );
+    assert_eq!(events[8]["parent_id"], events[6]["id"]);
+    assert_eq!(events[11]["parent_id"], events[9]["id"]);
+    s.shutdown().await;
+}

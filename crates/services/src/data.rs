@@ -7,8 +7,9 @@
 //! This first version keeps data on the default branch only: a change requested on another
 //! branch is refused with a clear message (branch-aware storage is the next step). Nodes are
 //! stored as the store's generic nodes (`kind`, `name` = id, `data` = `{attributes,
-//! relationships}`); lists are filtered in memory. Changes of one kind are serialized by the
-//! lock `data/<kind>`, which keeps `unique` attributes unique.
+//! relationships}`); lists are filtered in memory. A change takes the locks `data/<kind>` of
+//! its kind and of the kinds its relationships point to, which keeps `unique` attributes
+//! unique and the two sides of a relationship consistent.
 
 use crate::schema::registry::BranchSchema;
 use crate::{Caller, Services};
@@ -434,7 +435,7 @@ pub async fn create(
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
     refuse_other_branch(branch)?;
-    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let _guard = lock_kinds(s, schema, kind).await;
     create_locked(s, caller, schema, kind, data).await
 }
 
@@ -480,8 +481,7 @@ async fn create_locked(
         node.relationships.insert(name, peers);
     }
     check_node(schema, &node, &list(s, kind).await?)?;
-    let event = node_event(caller, schema, None, Some(&node));
-    commit(s, Change::CreateNode(node.to_node()), event).await?;
+    save(s, caller, schema, None, Some(&node)).await?;
     Ok(node)
 }
 
@@ -495,7 +495,7 @@ pub async fn update(
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
     refuse_other_branch(branch)?;
-    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let _guard = lock_kinds(s, schema, kind).await;
     let before = designated(s, schema, kind, data).await?;
     update_locked(s, caller, schema, before, data).await
 }
@@ -525,9 +525,7 @@ async fn update_locked(
         node.relationships.insert(name, peers);
     }
     check_node(schema, &node, &list(s, &kind).await?)?;
-    if let Some(event) = node_event(caller, schema, Some(&before), Some(&node)) {
-        commit(s, Change::UpdateNode(node.to_node()), Some(event)).await?;
-    }
+    save(s, caller, schema, Some(&before), Some(&node)).await?;
     Ok(node)
 }
 
@@ -542,7 +540,7 @@ pub async fn upsert(
     data: &Map<String, Value>,
 ) -> Result<(bool, DataNode), DataError> {
     refuse_other_branch(branch)?;
-    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let _guard = lock_kinds(s, schema, kind).await;
     let mut key = data.clone();
     if !key.contains_key("id") && !key.contains_key("hfid") {
         // The hfid the given values make, when the kind has one made of attributes.
@@ -595,11 +593,14 @@ pub async fn change_relationship(
     refuse_other_branch(branch)?;
     let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
     let name = data.get("name").and_then(Value::as_str).unwrap_or_default();
-    let before = get(s, id)
-        .await?
-        .filter(|n| schema.nodes.contains_key(&n.kind))
-        .ok_or_else(|| Error::not_found(format!("Node {id} not found")))?;
-    let _guard = s.locks.lock(&format!("data/{}", before.kind)).await;
+    let found = |n: Option<DataNode>| {
+        n.filter(|n| schema.nodes.contains_key(&n.kind))
+            .ok_or_else(|| Error::not_found(format!("Node {id} not found")))
+    };
+    let kind = found(get(s, id).await?)?.kind;
+    let _guard = lock_kinds(s, schema, &kind).await;
+    // Read again under the locks: the node may have changed (or gone) meanwhile.
+    let before = found(get(s, id).await?)?;
     let rel = crate::schema::registry::items(&schema.nodes[&before.kind], "relationships")
         .into_iter()
         .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
@@ -628,9 +629,7 @@ pub async fn change_relationship(
     }
     let mut node = before.clone();
     node.relationships.insert(name.to_owned(), json!(peers));
-    if let Some(event) = node_event(caller, schema, Some(&before), Some(&node)) {
-        commit(s, Change::UpdateNode(node.to_node()), Some(event)).await?;
-    }
+    save(s, caller, schema, Some(&before), Some(&node)).await?;
     Ok(node)
 }
 
@@ -644,27 +643,144 @@ pub async fn delete(
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
     refuse_other_branch(branch)?;
-    let _guard = s.locks.lock(&format!("data/{kind}")).await;
+    let _guard = lock_kinds(s, schema, kind).await;
     let node = designated(s, schema, kind, data).await?;
-    let event = node_event(caller, schema, Some(&node), None);
-    commit(
-        s,
-        Change::DeleteNode {
-            id: node.id.clone(),
-        },
-        event,
-    )
-    .await?;
+    save(s, caller, schema, Some(&node), None).await?;
     Ok(node)
 }
 
-async fn commit(s: &Services, change: Change, event: Option<NewEvent>) -> Result<(), DataError> {
+/// Takes the locks `data/<kind>` of `kind` and of every kind its relationships point to (whose
+/// nodes a change may update), in name order so that two changes never wait for each other.
+async fn lock_kinds(
+    s: &Services,
+    schema: &BranchSchema,
+    kind: &str,
+) -> Vec<crate::locks::LockGuard> {
+    let mut kinds = vec![kind.to_owned()];
+    if let Some(e) = schema.nodes.get(kind) {
+        for r in crate::schema::registry::items(e, "relationships") {
+            if let Some(peer) = r.get("peer").and_then(Value::as_str) {
+                kinds.push(peer.to_owned());
+            }
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    let mut guards = Vec::with_capacity(kinds.len());
+    for k in kinds {
+        guards.push(s.locks.lock(&format!("data/{k}")).await);
+    }
+    guards
+}
+
+/// The identifier of a relationship of `kind`: its own, else Infrahub's default (the two
+/// kinds, lower case, sorted, joined by `__`).
+fn identifier(kind: &str, rel: &Map<String, Value>) -> String {
+    if let Some(id) = rel.get("identifier").and_then(Value::as_str) {
+        return id.to_owned();
+    }
+    let peer = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
+    let mut pair = [kind.to_lowercase(), peer.to_lowercase()];
+    pair.sort();
+    pair.join("__")
+}
+
+/// Commits the change from `before` to `after` (a create, an update or a delete) with its
+/// event, in one transaction with what it does to its peers: a peer whose kind declares the
+/// same relationship the other way (same identifier) gets it updated, with its own
+/// `infrahub.node.updated` event as a child; deleting a node deletes the peers of its
+/// relationships declared `on_delete: cascade`, each with an `infrahub.node.deleted` child
+/// event (one level: a cascaded node's own relationships are not followed). Nothing is
+/// committed when nothing changed.
+async fn save(
+    s: &Services,
+    caller: &Caller,
+    schema: &BranchSchema,
+    before: Option<&DataNode>,
+    after: Option<&DataNode>,
+) -> Result<(), DataError> {
+    use crate::schema::registry::items;
+    let Some(event) = node_event(caller, schema, before, after) else {
+        return Ok(());
+    };
+    let node = after.or(before).expect("one side exists");
+    let mut changes = vec![match (before, after) {
+        (None, Some(a)) => Change::CreateNode(a.to_node()),
+        (Some(_), Some(a)) => Change::UpdateNode(a.to_node()),
+        _ => Change::DeleteNode {
+            id: node.id.clone(),
+        },
+    }];
+    let mut events = vec![event];
+    let mut cascaded: Vec<String> = Vec::new();
+    for rel in items(&schema.nodes[&node.kind], "relationships") {
+        let name = rel.get("name").and_then(Value::as_str).unwrap_or_default();
+        let old = before.map(|b| b.peers(name)).unwrap_or_default();
+        let new = after.map(|a| a.peers(name)).unwrap_or_default();
+        let cascade =
+            after.is_none() && rel.get("on_delete").and_then(Value::as_str) == Some("cascade");
+        let id = identifier(&node.kind, &rel);
+        for (peer_id, added) in new
+            .iter()
+            .filter(|p| !old.contains(p))
+            .map(|p| (p, true))
+            .chain(old.iter().filter(|p| !new.contains(p)).map(|p| (p, false)))
+        {
+            if cascaded.contains(peer_id) {
+                continue;
+            }
+            let Some(peer) = get(s, peer_id).await? else {
+                continue;
+            };
+            if cascade {
+                let mut e =
+                    node_event(caller, schema, Some(&peer), None).expect("a delete is a change");
+                e.parent = Some(infrastream_core::ParentRef::InBatch(0));
+                changes.push(Change::DeleteNode {
+                    id: peer.id.clone(),
+                });
+                events.push(e);
+                cascaded.push(peer.id);
+                continue;
+            }
+            let Some(peer_schema) = schema.nodes.get(&peer.kind) else {
+                continue;
+            };
+            let Some(reverse) = items(peer_schema, "relationships").into_iter().find(|r| {
+                r.get("peer").and_then(Value::as_str) == Some(node.kind.as_str())
+                    && identifier(&peer.kind, r) == id
+            }) else {
+                continue;
+            };
+            let reverse_name = reverse
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut updated = peer.clone();
+            let one = reverse.get("cardinality").and_then(Value::as_str) == Some("one");
+            let mut ids = peer.peers(reverse_name);
+            if added && !ids.contains(&node.id) {
+                ids.push(node.id.clone());
+            }
+            if !added {
+                ids.retain(|i| *i != node.id);
+            }
+            let value = if one {
+                ids.last().map_or(Value::Null, |i| json!(i))
+            } else {
+                json!(ids)
+            };
+            updated.relationships.insert(reverse_name.to_owned(), value);
+            if let Some(mut e) = node_event(caller, schema, Some(&peer), Some(&updated)) {
+                e.parent = Some(infrastream_core::ParentRef::InBatch(0));
+                changes.push(Change::UpdateNode(updated.to_node()));
+                events.push(e);
+            }
+        }
+    }
     use infrastream_core::error::DomainError;
     s.store
-        .commit(Commit {
-            changes: vec![change],
-            events: event.into_iter().collect(),
-        })
+        .commit(Commit { changes, events })
         .await
         .map_err(|e| e.user_error())?;
     Ok(())
