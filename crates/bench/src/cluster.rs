@@ -64,7 +64,7 @@ pub(crate) async fn run(args: ClusterIngestArgs) -> anyhow::Result<()> {
                 &servers[0].token,
                 args.clients,
                 Duration::from_secs(args.seconds),
-                0,
+                crate::ingest::Workload::Emit { branch_every: 0 },
                 run,
             )
             .await

@@ -88,6 +88,15 @@ pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What each client sends.
+#[derive(Clone, Copy)]
+pub(crate) enum Workload {
+    /// `EventEmit`, every `branch_every`-th request a `BranchCreate` (0: never).
+    Emit { branch_every: u64 },
+    /// `BenchDeviceCreate` of a new node (see `nodes`).
+    CreateNodes,
+}
+
 fn emit_body(client: usize, seq: u64) -> String {
     let query = format!(
         r#"mutation {{ EventEmit(data: {{event: "bench.ingest", payload: {{client: {client}, seq: {seq}}}}}) {{ ok }} }}"#
@@ -110,7 +119,8 @@ async fn one_run(
     run: usize,
 ) -> anyhow::Result<RunResult> {
     let urls = [target.url.clone()];
-    run_against(&urls, &target.token, clients, duration, branch_every, run).await
+    let workload = Workload::Emit { branch_every };
+    run_against(&urls, &target.token, clients, duration, workload, run).await
 }
 
 /// One run of `clients` clients spread round-robin over the servers at `urls` (the same log
@@ -120,7 +130,7 @@ pub(crate) async fn run_against(
     token: &str,
     clients: usize,
     duration: Duration,
-    branch_every: u64,
+    workload: Workload,
     run: usize,
 ) -> anyhow::Result<RunResult> {
     let http = reqwest::Client::builder()
@@ -142,11 +152,14 @@ pub(crate) async fn run_against(
             let mut seq = 0u64;
             while Instant::now() < deadline {
                 seq += 1;
-                let branch = branch_every > 0 && seq.is_multiple_of(branch_every);
-                let body = if branch {
-                    branch_body(run, client, seq)
-                } else {
-                    emit_body(client, seq)
+                let (branch, body) = match workload {
+                    Workload::Emit { branch_every }
+                        if branch_every > 0 && seq.is_multiple_of(branch_every) =>
+                    {
+                        (true, branch_body(run, client, seq))
+                    }
+                    Workload::Emit { .. } => (false, emit_body(client, seq)),
+                    Workload::CreateNodes => (false, crate::nodes::create_body(run, client, seq)),
                 };
                 let sent = Instant::now();
                 let r = http

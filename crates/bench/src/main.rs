@@ -17,6 +17,7 @@ mod fanout;
 mod idle;
 mod ingest;
 mod login_flood;
+mod nodes;
 mod process;
 mod query;
 mod sustained;
@@ -47,6 +48,8 @@ enum Scenario {
     /// Connections and subscriptions held by several instances on one PostgreSQL database,
     /// and one event committed through the first reaching every one of them.
     ClusterIdle(cluster_idle::ClusterIdleArgs),
+    /// Nodes of a schema-defined kind created per second from concurrent HTTP clients.
+    Nodes(nodes::NodesArgs),
     /// Commit → delivered latency of single events fanned out to N `events` subscribers.
     Fanout(fanout::FanoutArgs),
     /// Server RSS per idle connection and per `events` subscription, CPU while idle.
@@ -112,6 +115,7 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::ClusterFanout(a) => cluster::fanout(a).await,
         Scenario::ClusterIdle(a) => cluster_idle::run(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
+        Scenario::Nodes(a) => nodes::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Sustained(a) => sustained::run(a).await,
         Scenario::Query(a) => query::run(a).await,

@@ -1,6 +1,6 @@
 //! GraphQL for the node kinds a loaded schema declares, built at run time
-//! (`async_graphql::dynamic`) from the request branch's schema and cached by its hash, so a
-//! schema load takes effect at the next request:
+//! (`async_graphql::dynamic`) from the request branch's schema and cached by the digest of its
+//! stored text, so a schema load takes effect at the next request:
 //!
 //! - per node kind `<Kind>(ids, hfid, offset, limit, <attribute>__value, <attribute>__values)`
 //!   → `{count, edges {node}}` (`count` is the total before paging); a node has `id`, `hfid`,
@@ -71,7 +71,7 @@ fn root_fields(document: &ExecutableDocument, operation: Option<&str>) -> Vec<St
         .collect()
 }
 
-/// Built schemas by schema hash (a few: one per branch schema in use).
+/// Built schemas by the digest of their stored text (a few: one per branch schema in use).
 static CACHE: Mutex<Option<HashMap<String, Arc<DataSchema>>>> = Mutex::new(None);
 const CACHE_ENTRIES: usize = 32;
 
@@ -92,36 +92,40 @@ pub async fn route(
     if others.is_empty() {
         return Route::Builtin;
     }
-    let Ok(schema) = infrastream_services::schema::branch_schema(services, branch).await else {
+    let Ok(Some(text)) = infrastream_services::schema::branch_schema_text(services, branch).await
+    else {
         return Route::Builtin;
     };
-    if schema.nodes.is_empty() {
-        return Route::Builtin;
-    }
-    let hash = schema.hash();
+    // Keyed by the stored text itself: a hit costs one metadata read and one digest.
+    let key = infrastream_services::object_store::md5_hex(text.as_bytes());
     let cached = CACHE
         .lock()
         .expect("data schema cache")
         .as_ref()
-        .and_then(|c| c.get(&hash).cloned());
+        .and_then(|c| c.get(&key).cloned());
     let built = match cached {
         Some(b) => b,
-        None => match build(services.clone(), Arc::new(schema)) {
-            Ok(b) => {
-                let b = Arc::new(b);
-                let mut cache = CACHE.lock().expect("data schema cache");
-                let cache = cache.get_or_insert_with(HashMap::new);
-                if cache.len() >= CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(hash, b.clone());
-                b
-            }
-            Err(e) => {
-                tracing::error!(error = %e, branch, "cannot build the GraphQL schema of the loaded kinds");
+        None => {
+            let Ok(schema) = infrastream_services::schema::parse(&text) else {
                 return Route::Builtin;
+            };
+            match build(services.clone(), Arc::new(schema)) {
+                Ok(b) => {
+                    let b = Arc::new(b);
+                    let mut cache = CACHE.lock().expect("data schema cache");
+                    let cache = cache.get_or_insert_with(HashMap::new);
+                    if cache.len() >= CACHE_ENTRIES {
+                        cache.clear();
+                    }
+                    cache.insert(key, b.clone());
+                    b
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, branch, "cannot build the GraphQL schema of the loaded kinds");
+                    return Route::Builtin;
+                }
             }
-        },
+        }
     };
     if !others.iter().all(|r| built.roots.contains(*r)) {
         return Route::Builtin;

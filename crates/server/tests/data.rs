@@ -14,6 +14,9 @@ async fn load_schema(s: &TestServer) {
                         {"name": "secret", "kind": "HashedPassword", "optional": true}]},
         {"name": "Tag", "namespace": "Infra", "human_friendly_id": ["name__value"],
          "attributes": [{"name": "name", "kind": "Text"}]},
+        {"name": "Cable", "namespace": "Infra",
+         "attributes": [{"name": "label", "kind": "Text", "unique": true},
+                        {"name": "serial", "kind": "Text", "unique": true}]},
         {"name": "Device", "namespace": "Infra", "human_friendly_id": ["name__value"],
          "attributes": [{"name": "name", "kind": "Text"},
                         {"name": "role", "kind": "Text", "default_value": "leaf"}],
@@ -243,6 +246,18 @@ async fn refused_mutations_change_nothing_and_say_why() {
         )
         .await,
         "site is required"
+    );
+    // A kind with two unique attributes: each is checked.
+    let cable = "mutation($l: String, $s: String) { InfraCableCreate(data: {label: {value: $l}, serial: {value: $s}}) { ok } }";
+    ok(&s, cable, json!({"l": "c1", "s": "s1"})).await;
+    let before = before + 1; // that create's event
+    assert_eq!(
+        error(&s, "main", cable, json!({"l": "c2", "s": "s1"})).await,
+        "An object already exists with serial: s1"
+    );
+    assert_eq!(
+        error(&s, "main", cable, json!({"l": "c1", "s": "s2"})).await,
+        "An object already exists with label: c1"
     );
     assert_eq!(
         error(

@@ -6,8 +6,8 @@
 //!
 //! This first version keeps data on the default branch only: a change requested on another
 //! branch is refused with a clear message (branch-aware storage is the next step). Nodes are
-//! stored as the store's generic nodes (`kind`, `name` = id, `data` = `{attributes,
-//! relationships}`); lists are filtered in memory. A change takes the locks `data/<kind>` of
+//! stored as the store's generic nodes (`kind`, `name` = the value of the kind's one unique
+//! attribute or the id, `data` = `{attributes, relationships}`); lists are filtered in memory. A change takes the locks `data/<kind>` of
 //! its kind and of the kinds its relationships point to, which keeps `unique` attributes
 //! unique and the two sides of a relationship consistent.
 
@@ -50,11 +50,18 @@ impl DataNode {
         }
     }
 
-    fn to_node(&self) -> Node {
+    /// As stored. Its `name` (unique per kind in the store) is `unique:<value>` of the kind's
+    /// one `unique` attribute when it has exactly one and a value, else `id:<id>`: the store
+    /// then keeps that attribute unique within the commit's transaction.
+    fn to_node(&self, schema: &BranchSchema) -> Node {
+        let name = match store_unique(schema, &self.kind).map(|a| self.value(&a)) {
+            Some(v) if !v.is_null() => format!("unique:{}", text(&v)),
+            _ => format!("id:{}", self.id),
+        };
         Node {
             id: self.id.clone(),
             kind: self.kind.clone(),
-            name: self.id.clone(),
+            name,
             data: json!({"attributes": self.attributes, "relationships": self.relationships}),
         }
     }
@@ -294,13 +301,16 @@ async fn requested(
 
 /// Checks what must hold after a change: required attributes and relationships are set,
 /// `unique` attributes are unique among the kind's nodes.
-fn check_node(
-    schema: &BranchSchema,
-    node: &DataNode,
-    others: &[DataNode],
-) -> Result<(), DataError> {
+async fn check_node(s: &Services, schema: &BranchSchema, node: &DataNode) -> Result<(), DataError> {
     use crate::schema::registry::items;
     let e = &schema.nodes[&node.kind];
+    // The store keeps a kind's only unique attribute unique; with several, they are checked
+    // here, against the kind's nodes (under the kind's lock).
+    let others = if unique_attributes(schema, &node.kind).len() > 1 {
+        list(s, &node.kind).await?
+    } else {
+        Vec::new()
+    };
     for attr in items(e, "attributes") {
         let name = attr.get("name").and_then(Value::as_str).unwrap_or_default();
         let flag = |k: &str| attr.get(k).and_then(Value::as_bool).unwrap_or(false);
@@ -435,8 +445,40 @@ pub async fn create(
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
     refuse_other_branch(branch)?;
-    let _guard = lock_kinds(s, schema, kind).await;
+    // A create reads nothing it writes back unless the kind has relationships (its peers
+    // are updated) or several unique attributes (checked here): otherwise it takes no lock
+    // and joins the store's group commit.
+    let needs_lock = schema.nodes.get(kind).is_some_and(|e| {
+        !crate::schema::registry::items(e, "relationships").is_empty()
+            || unique_attributes(schema, kind).len() > 1
+    });
+    let _guard = if needs_lock {
+        lock_kinds(s, schema, kind).await
+    } else {
+        Vec::new()
+    };
     create_locked(s, caller, schema, kind, data).await
+}
+
+/// The attributes of `kind` declared `unique`.
+fn unique_attributes(schema: &BranchSchema, kind: &str) -> Vec<String> {
+    schema
+        .nodes
+        .get(kind)
+        .map(|e| {
+            crate::schema::registry::items(e, "attributes")
+                .into_iter()
+                .filter(|a| a.get("unique").and_then(Value::as_bool) == Some(true))
+                .filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The one unique attribute the store keeps unique (see [`DataNode::to_node`]).
+fn store_unique(schema: &BranchSchema, kind: &str) -> Option<String> {
+    let mut unique = unique_attributes(schema, kind);
+    (unique.len() == 1).then(|| unique.remove(0))
 }
 
 async fn create_locked(
@@ -480,7 +522,7 @@ async fn create_locked(
     for (name, peers) in asked.relationships {
         node.relationships.insert(name, peers);
     }
-    check_node(schema, &node, &list(s, kind).await?)?;
+    check_node(s, schema, &node).await?;
     save(s, caller, schema, None, Some(&node)).await?;
     Ok(node)
 }
@@ -524,7 +566,7 @@ async fn update_locked(
     for (name, peers) in asked.relationships {
         node.relationships.insert(name, peers);
     }
-    check_node(schema, &node, &list(s, &kind).await?)?;
+    check_node(s, schema, &node).await?;
     save(s, caller, schema, Some(&before), Some(&node)).await?;
     Ok(node)
 }
@@ -705,8 +747,8 @@ async fn save(
     };
     let node = after.or(before).expect("one side exists");
     let mut changes = vec![match (before, after) {
-        (None, Some(a)) => Change::CreateNode(a.to_node()),
-        (Some(_), Some(a)) => Change::UpdateNode(a.to_node()),
+        (None, Some(a)) => Change::CreateNode(a.to_node(schema)),
+        (Some(_), Some(a)) => Change::UpdateNode(a.to_node(schema)),
         _ => Change::DeleteNode {
             id: node.id.clone(),
         },
@@ -773,15 +815,32 @@ async fn save(
             updated.relationships.insert(reverse_name.to_owned(), value);
             if let Some(mut e) = node_event(caller, schema, Some(&peer), Some(&updated)) {
                 e.parent = Some(infrastream_core::ParentRef::InBatch(0));
-                changes.push(Change::UpdateNode(updated.to_node()));
+                changes.push(Change::UpdateNode(updated.to_node(schema)));
                 events.push(e);
             }
         }
     }
     use infrastream_core::error::DomainError;
-    s.store
-        .commit(Commit { changes, events })
-        .await
-        .map_err(|e| e.user_error())?;
-    Ok(())
+    let result = s.store.commit(Commit { changes, events }).await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = e.user_error();
+            // The store refused the name of the node: its unique attribute's value is taken.
+            match (e.kind, store_unique(schema, &node.kind), after) {
+                (ErrorKind::AlreadyExists, Some(attr), Some(a))
+                    if e.message.contains("named unique:") =>
+                {
+                    Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "An object already exists with {attr}: {}",
+                            text(&a.value(&attr))
+                        ),
+                    ))
+                }
+                _ => Err(e),
+            }
+        }
+    }
 }

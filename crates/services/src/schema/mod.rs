@@ -287,6 +287,23 @@ pub async fn branch_schema(s: &Services, branch: &str) -> Result<BranchSchema, S
     stored(s, branch).await
 }
 
+/// The stored text of the schema `branch` reads (its own, else the default branch's), for a
+/// cache keyed by it; `None` when no schema was ever loaded. [`parse`] reads it.
+pub async fn branch_schema_text(s: &Services, branch: &str) -> Result<Option<String>, StoreError> {
+    for key in [meta_key(branch), meta_key(DEFAULT_BRANCH)] {
+        if let Some(text) = s.store.meta(&key).await? {
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
+}
+
+/// A schema from its stored text ([`branch_schema_text`]).
+pub fn parse(text: &str) -> Result<BranchSchema, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::backend(format!("a stored schema cannot be read: {e}")))
+}
+
 /// `branch`'s schema in Infrahub's read shape.
 pub async fn read(s: &Services, branch: &str) -> Result<Value, SchemaError> {
     known_branch(s, branch).await?;
