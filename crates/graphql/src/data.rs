@@ -673,23 +673,23 @@ async fn mutate<'a>(
     let input: Value = ctx.args.try_get("data")?.deserialize()?;
     let input = input.as_object().cloned().unwrap_or_default();
     let branch = branch(&ctx);
+    let at = data::At {
+        services,
+        caller: &who,
+        branch: &branch,
+        schema: &schema,
+    };
     let (created, node) = match op {
-        "Create" => data::create(services, &who, &branch, &schema, kind, &input)
-            .await
-            .map(|n| (true, n)),
-        "Update" => data::update(services, &who, &branch, &schema, kind, &input)
-            .await
-            .map(|n| (false, n)),
-        "Upsert" => data::upsert(services, &who, &branch, &schema, kind, &input).await,
+        "Create" => data::create(&at, kind, &input).await.map(|n| (true, n)),
+        "Update" => data::update(&at, kind, &input).await.map(|n| (false, n)),
+        "Upsert" => data::upsert(&at, kind, &input).await,
         "RelationshipAdd" | "RelationshipRemove" => {
             let add = op == "RelationshipAdd";
-            data::change_relationship(services, &who, &branch, &schema, &input, add)
+            data::change_relationship(&at, &input, add)
                 .await
                 .map(|n| (false, n))
         }
-        _ => data::delete(services, &who, &branch, &schema, kind, &input)
-            .await
-            .map(|n| (false, n)),
+        _ => data::delete(&at, kind, &input).await.map(|n| (false, n)),
     }
     .map_err(err)?;
     Ok(Some(FieldValue::owned_any(NodeValue {

@@ -24,15 +24,28 @@ async fn load_schema(s: &TestServer) {
              {"name": "site", "peer": "InfraSite", "cardinality": "one", "optional": false},
              {"name": "tags", "peer": "InfraTag", "cardinality": "many"}]}
     ]}]});
+    load(s, &body).await;
+}
+
+/// Loads a schema on `main`.
+async fn load(s: &TestServer, body: &Value) {
     let resp = s
         .http
         .post(format!("{}/api/schema/load", s.url))
         .header("x-infrahub-key", ADMIN_TOKEN)
-        .json(&body)
+        .json(body)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+/// Runs a create mutation on `main`; the id of `<field>.object`.
+async fn created_id(s: &TestServer, query: &str, vars: Value, field: &str) -> String {
+    ok(s, query, vars).await[field]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Runs `query` on `/graphql/<branch>`; the whole answer.
@@ -357,15 +370,7 @@ async fn upserts_and_relationship_changes_commit_their_events() {
         }
     };
     let (red, blue) = (tag("red").await, tag("blue").await);
-    let device = ok(
-        &s,
-        "mutation($s: String, $t: String) { InfraDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, tags: [{id: $t}]}) { object { id } } }",
-        json!({"s": site, "t": red}),
-    )
-    .await["InfraDeviceCreate"]["object"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let device = created_id(&s, "mutation($s: String, $t: String) { InfraDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, tags: [{id: $t}]}) { object { id } } }", json!({"s": site, "t": red}), "InfraDeviceCreate").await;
     let change = |op: &'static str, peer: String| {
         let (s, device) = (&s, device.clone());
         async move {
@@ -435,15 +440,7 @@ async fn peers_follow_both_ways_and_cascade_as_child_events() {
          "attributes": [{"name": "name", "kind": "Text"}],
          "relationships": [{"name": "device", "peer": "NetDevice", "cardinality": "one"}]}
     ]}]});
-    let resp = s
-        .http
-        .post(format!("{}/api/schema/load", s.url))
-        .header("x-infrahub-key", ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    load(&s, &body).await;
     let create = |kind: &'static str, name: &'static str| {
         let s = &s;
         async move {
@@ -461,15 +458,7 @@ async fn peers_follow_both_ways_and_cascade_as_child_events() {
         create("NetSite", "paris").await,
     );
     let eth0 = create("NetInterface", "eth0").await;
-    let r1 = ok(
-        &s,
-        "mutation($s: String, $i: String) { NetDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, interfaces: [{id: $i}]}) { object { id } } }",
-        json!({"s": lyon, "i": eth0}),
-    )
-    .await["NetDeviceCreate"]["object"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let r1 = created_id(&s, "mutation($s: String, $i: String) { NetDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, interfaces: [{id: $i}]}) { object { id } } }", json!({"s": lyon, "i": eth0}), "NetDeviceCreate").await;
     // Both sides.
     let data = ok(
         &s,

@@ -20,6 +20,19 @@ use infrastream_core::{
 use infrastream_store::{Change, Commit};
 use serde_json::{Map, Value, json};
 
+/// Where a data change runs: the services, who asks, on which branch, against which schema.
+#[derive(Clone, Copy)]
+pub struct At<'a> {
+    /// The services.
+    pub services: &'a Services,
+    /// Who asks.
+    pub caller: &'a Caller,
+    /// The request's branch.
+    pub branch: &'a str,
+    /// The branch's schema.
+    pub schema: &'a BranchSchema,
+}
+
 /// A node of a schema-defined kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataNode {
@@ -437,13 +450,16 @@ fn node_event(
 
 /// Creates a node of `kind` from `data` (`<Kind>CreateInput`) on `branch`.
 pub async fn create(
-    s: &Services,
-    caller: &Caller,
-    branch: &str,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
+    let At {
+        services: s,
+        caller,
+        branch,
+        schema,
+    } = *at;
     refuse_other_branch(branch)?;
     // A create reads nothing it writes back unless the kind has relationships (its peers
     // are updated) or several unique attributes (checked here): otherwise it takes no lock
@@ -529,13 +545,16 @@ async fn create_locked(
 
 /// Updates the node `data` designates (`id` or `hfid`) with what else `data` gives.
 pub async fn update(
-    s: &Services,
-    caller: &Caller,
-    branch: &str,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
+    let At {
+        services: s,
+        caller,
+        branch,
+        schema,
+    } = *at;
     refuse_other_branch(branch)?;
     let _guard = lock_kinds(s, schema, kind).await;
     let before = designated(s, schema, kind, data).await?;
@@ -574,13 +593,16 @@ async fn update_locked(
 /// Updates the node `data` designates — by `id`, `hfid`, or the human friendly id its
 /// attribute values give — or creates it when there is none; tells which.
 pub async fn upsert(
-    s: &Services,
-    caller: &Caller,
-    branch: &str,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<(bool, DataNode), DataError> {
+    let At {
+        services: s,
+        caller,
+        branch,
+        schema,
+    } = *at;
     refuse_other_branch(branch)?;
     let _guard = lock_kinds(s, schema, kind).await;
     let mut key = data.clone();
@@ -625,13 +647,16 @@ pub async fn upsert(
 /// Adds (`add`) or removes peers of the many relationship `name` of the node `id`
 /// (`RelationshipAdd` / `RelationshipRemove`); `nodes` designate the peers (`id` or `hfid`).
 pub async fn change_relationship(
-    s: &Services,
-    caller: &Caller,
-    branch: &str,
-    schema: &BranchSchema,
+    at: &At<'_>,
     data: &Map<String, Value>,
     add: bool,
 ) -> Result<DataNode, DataError> {
+    let At {
+        services: s,
+        caller,
+        branch,
+        schema,
+    } = *at;
     refuse_other_branch(branch)?;
     let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
     let name = data.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -677,13 +702,16 @@ pub async fn change_relationship(
 
 /// Deletes the node `data` designates (`id` or `hfid`).
 pub async fn delete(
-    s: &Services,
-    caller: &Caller,
-    branch: &str,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
+    let At {
+        services: s,
+        caller,
+        branch,
+        schema,
+    } = *at;
     refuse_other_branch(branch)?;
     let _guard = lock_kinds(s, schema, kind).await;
     let node = designated(s, schema, kind, data).await?;
