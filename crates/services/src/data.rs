@@ -454,26 +454,20 @@ pub async fn create(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    let At {
-        services: s,
-        caller,
-        branch,
-        schema,
-    } = *at;
-    refuse_other_branch(branch)?;
+    refuse_other_branch(at.branch)?;
     // A create reads nothing it writes back unless the kind has relationships (its peers
     // are updated) or several unique attributes (checked here): otherwise it takes no lock
     // and joins the store's group commit.
-    let needs_lock = schema.nodes.get(kind).is_some_and(|e| {
+    let needs_lock = at.schema.nodes.get(kind).is_some_and(|e| {
         !crate::schema::registry::items(e, "relationships").is_empty()
-            || unique_attributes(schema, kind).len() > 1
+            || unique_attributes(at.schema, kind).len() > 1
     });
     let _guard = if needs_lock {
-        lock_kinds(s, schema, kind).await
+        lock_kinds(at.services, at.schema, kind).await
     } else {
         Vec::new()
     };
-    create_locked(s, caller, schema, kind, data).await
+    create_locked(at.services, at.caller, at.schema, kind, data).await
 }
 
 /// The attributes of `kind` declared `unique`.
@@ -549,16 +543,10 @@ pub async fn update(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    let At {
-        services: s,
-        caller,
-        branch,
-        schema,
-    } = *at;
-    refuse_other_branch(branch)?;
-    let _guard = lock_kinds(s, schema, kind).await;
-    let before = designated(s, schema, kind, data).await?;
-    update_locked(s, caller, schema, before, data).await
+    refuse_other_branch(at.branch)?;
+    let _guard = lock_kinds(at.services, at.schema, kind).await;
+    let before = designated(at.services, at.schema, kind, data).await?;
+    update_locked(at.services, at.caller, at.schema, before, data).await
 }
 
 async fn update_locked(
@@ -597,18 +585,13 @@ pub async fn upsert(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<(bool, DataNode), DataError> {
-    let At {
-        services: s,
-        caller,
-        branch,
-        schema,
-    } = *at;
-    refuse_other_branch(branch)?;
-    let _guard = lock_kinds(s, schema, kind).await;
+    refuse_other_branch(at.branch)?;
+    let _guard = lock_kinds(at.services, at.schema, kind).await;
     let mut key = data.clone();
     if !key.contains_key("id") && !key.contains_key("hfid") {
         // The hfid the given values make, when the kind has one made of attributes.
-        let paths = schema
+        let paths = at
+            .schema
             .nodes
             .get(kind)
             .and_then(|e| e.get("human_friendly_id"))
@@ -630,7 +613,7 @@ pub async fn upsert(
         }
     }
     let existing = if key.contains_key("id") || key.contains_key("hfid") {
-        match designated(s, schema, kind, &key).await {
+        match designated(at.services, at.schema, kind, &key).await {
             Ok(n) => Some(n),
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -639,8 +622,14 @@ pub async fn upsert(
         None
     };
     match existing {
-        Some(before) => Ok((false, update_locked(s, caller, schema, before, data).await?)),
-        None => Ok((true, create_locked(s, caller, schema, kind, data).await?)),
+        Some(before) => Ok((
+            false,
+            update_locked(at.services, at.caller, at.schema, before, data).await?,
+        )),
+        None => Ok((
+            true,
+            create_locked(at.services, at.caller, at.schema, kind, data).await?,
+        )),
     }
 }
 
@@ -651,24 +640,18 @@ pub async fn change_relationship(
     data: &Map<String, Value>,
     add: bool,
 ) -> Result<DataNode, DataError> {
-    let At {
-        services: s,
-        caller,
-        branch,
-        schema,
-    } = *at;
-    refuse_other_branch(branch)?;
+    refuse_other_branch(at.branch)?;
     let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
     let name = data.get("name").and_then(Value::as_str).unwrap_or_default();
     let found = |n: Option<DataNode>| {
-        n.filter(|n| schema.nodes.contains_key(&n.kind))
+        n.filter(|n| at.schema.nodes.contains_key(&n.kind))
             .ok_or_else(|| Error::not_found(format!("Node {id} not found")))
     };
-    let kind = found(get(s, id).await?)?.kind;
-    let _guard = lock_kinds(s, schema, &kind).await;
+    let kind = found(get(at.services, id).await?)?.kind;
+    let _guard = lock_kinds(at.services, at.schema, &kind).await;
     // Read again under the locks: the node may have changed (or gone) meanwhile.
-    let before = found(get(s, id).await?)?;
-    let rel = crate::schema::registry::items(&schema.nodes[&before.kind], "relationships")
+    let before = found(get(at.services, id).await?)?;
+    let rel = crate::schema::registry::items(&at.schema.nodes[&before.kind], "relationships")
         .into_iter()
         .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
         .ok_or_else(|| invalid(format!("{} has no relationship {name}", before.kind)))?;
@@ -687,7 +670,7 @@ pub async fn change_relationship(
         .unwrap_or_default()
     {
         let r = r.as_object().cloned().unwrap_or_default();
-        let peer = designated(s, schema, peer_kind, &r).await?;
+        let peer = designated(at.services, at.schema, peer_kind, &r).await?;
         if add && !peers.contains(&peer.id) {
             peers.push(peer.id);
         } else if !add {
@@ -696,7 +679,14 @@ pub async fn change_relationship(
     }
     let mut node = before.clone();
     node.relationships.insert(name.to_owned(), json!(peers));
-    save(s, caller, schema, Some(&before), Some(&node)).await?;
+    save(
+        at.services,
+        at.caller,
+        at.schema,
+        Some(&before),
+        Some(&node),
+    )
+    .await?;
     Ok(node)
 }
 
@@ -706,16 +696,10 @@ pub async fn delete(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    let At {
-        services: s,
-        caller,
-        branch,
-        schema,
-    } = *at;
-    refuse_other_branch(branch)?;
-    let _guard = lock_kinds(s, schema, kind).await;
-    let node = designated(s, schema, kind, data).await?;
-    save(s, caller, schema, Some(&node), None).await?;
+    refuse_other_branch(at.branch)?;
+    let _guard = lock_kinds(at.services, at.schema, kind).await;
+    let node = designated(at.services, at.schema, kind, data).await?;
+    save(at.services, at.caller, at.schema, Some(&node), None).await?;
     Ok(node)
 }
 
