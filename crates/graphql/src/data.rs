@@ -25,7 +25,7 @@ use async_graphql::dynamic::{
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
 use async_graphql::{Name, Value as GqlValue};
 use infrastream_services::data::{self, DataNode};
-use infrastream_services::schema::registry::{BranchSchema, items};
+use infrastream_services::schema::registry::BranchSchema;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -288,7 +288,7 @@ fn build(
             .into(),
     );
 
-    for (kind, e) in &schema.nodes {
+    for kind in schema.nodes.keys() {
         let mut node = Object::new(kind.as_str())
             .field(Field::new("id", TypeRef::named_nn(TypeRef::ID), |ctx| {
                 FieldFuture::new(async move {
@@ -355,7 +355,7 @@ fn build(
             "partial_match",
             TypeRef::named(TypeRef::BOOLEAN),
         ));
-        for attr in items(e, "attributes") {
+        for attr in schema.fields(kind, "attributes") {
             let name = s(&attr, "name");
             let (object, input, _) = attribute_types(&s(&attr, "kind"));
             let key = name.clone();
@@ -389,7 +389,7 @@ fn build(
                     TypeRef::named_list("GenericScalar"),
                 ));
         }
-        for rel in items(e, "relationships") {
+        for rel in schema.fields(kind, "relationships") {
             let (name, peer) = (s(&rel, "name"), s(&rel, "peer"));
             if !schema.nodes.contains_key(&peer) {
                 continue;
@@ -620,15 +620,13 @@ async fn list<'a>(
     let partial = arg("partial_match")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    if let Some(e) = schema.nodes.get(kind) {
-        for attr in items(e, "attributes") {
-            let name = s(&attr, "name");
-            if let Some(wanted) = arg(&format!("{name}__value")).filter(|v| !v.is_null()) {
-                nodes.retain(|n| matches(&n.value(&name), &wanted, partial));
-            }
-            if let Some(Value::Array(wanted)) = arg(&format!("{name}__values")) {
-                nodes.retain(|n| wanted.iter().any(|w| matches(&n.value(&name), w, partial)));
-            }
+    for attr in schema.fields(kind, "attributes") {
+        let name = s(&attr, "name");
+        if let Some(wanted) = arg(&format!("{name}__value")).filter(|v| !v.is_null()) {
+            nodes.retain(|n| matches(&n.value(&name), &wanted, partial));
+        }
+        if let Some(Value::Array(wanted)) = arg(&format!("{name}__values")) {
+            nodes.retain(|n| wanted.iter().any(|w| matches(&n.value(&name), w, partial)));
         }
     }
     let count = nodes.len();

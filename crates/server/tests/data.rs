@@ -565,3 +565,56 @@ async fn peers_follow_both_ways_and_cascade_as_child_events() {
     assert_eq!(events[11]["parent_id"], events[9]["id"]);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn attributes_of_a_generic_are_the_inheriting_nodes_own() {
+    let s = TestServer::start().await;
+    load(
+        &s,
+        &json!({"schemas": [{"version": "1.0",
+            "generics": [{"name": "Equipment", "namespace": "Gear",
+                          "attributes": [{"name": "serial", "kind": "Text", "unique": true}]}],
+            "nodes": [{"name": "Router", "namespace": "Gear", "inherit_from": ["GearEquipment"],
+                       "human_friendly_id": ["serial__value"],
+                       "attributes": [{"name": "name", "kind": "Text", "optional": true}]}]}]}),
+    )
+    .await;
+    assert_eq!(
+        error(
+            &s,
+            "main",
+            "mutation { GearRouterCreate(data: {name: {value: \"r1\"}}) { ok } }",
+            Value::Null
+        )
+        .await,
+        "serial.value is required"
+    );
+    let created = ok(
+        &s,
+        "mutation { GearRouterCreate(data: {serial: {value: \"SN1\"}}) { object { hfid serial { value } } } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        created["GearRouterCreate"]["object"],
+        json!({"hfid": ["SN1"], "serial": {"value": "SN1"}})
+    );
+    assert_eq!(
+        error(
+            &s,
+            "main",
+            "mutation { GearRouterCreate(data: {serial: {value: \"SN1\"}}) { ok } }",
+            Value::Null
+        )
+        .await,
+        "An object already exists with serial: SN1"
+    );
+    let found = ok(
+        &s,
+        "{ GearRouter(serial__value: \"SN1\") { count } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(found["GearRouter"]["count"], 1);
+    s.shutdown().await;
+}

@@ -259,16 +259,14 @@ async fn requested(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<Requested, DataError> {
-    use crate::schema::registry::items;
-    let e = schema
-        .nodes
-        .get(kind)
-        .ok_or_else(|| invalid(format!("Unknown kind {kind}")))?;
+    if !schema.nodes.contains_key(kind) {
+        return Err(invalid(format!("Unknown kind {kind}")));
+    }
     let mut out = Requested {
         attributes: Vec::new(),
         relationships: Vec::new(),
     };
-    for attr in items(e, "attributes") {
+    for attr in schema.fields(kind, "attributes") {
         let name = attr
             .get("name")
             .and_then(Value::as_str)
@@ -280,7 +278,7 @@ async fn requested(
                 .push((name, attribute_value(kind, &attr, value)?));
         }
     }
-    for rel in items(e, "relationships") {
+    for rel in schema.fields(kind, "relationships") {
         let name = rel
             .get("name")
             .and_then(Value::as_str)
@@ -315,8 +313,6 @@ async fn requested(
 /// Checks what must hold after a change: required attributes and relationships are set,
 /// `unique` attributes are unique among the kind's nodes.
 async fn check_node(s: &Services, schema: &BranchSchema, node: &DataNode) -> Result<(), DataError> {
-    use crate::schema::registry::items;
-    let e = &schema.nodes[&node.kind];
     // The store keeps a kind's only unique attribute unique; with several, they are checked
     // here, against the kind's nodes (under the kind's lock).
     let others = if unique_attributes(schema, &node.kind).len() > 1 {
@@ -324,7 +320,7 @@ async fn check_node(s: &Services, schema: &BranchSchema, node: &DataNode) -> Res
     } else {
         Vec::new()
     };
-    for attr in items(e, "attributes") {
+    for attr in schema.fields(&node.kind, "attributes") {
         let name = attr.get("name").and_then(Value::as_str).unwrap_or_default();
         let flag = |k: &str| attr.get(k).and_then(Value::as_bool).unwrap_or(false);
         let value = node.value(name);
@@ -343,7 +339,7 @@ async fn check_node(s: &Services, schema: &BranchSchema, node: &DataNode) -> Res
             ));
         }
     }
-    for rel in items(e, "relationships") {
+    for rel in schema.fields(&node.kind, "relationships") {
         let name = rel.get("name").and_then(Value::as_str).unwrap_or_default();
         let optional = rel.get("optional").and_then(Value::as_bool).unwrap_or(true);
         if !optional && node.peers(name).is_empty() {
@@ -362,7 +358,7 @@ fn node_event(
     after: Option<&DataNode>,
 ) -> Option<NewEvent> {
     let node = after.or(before)?;
-    let e = &schema.nodes.get(&node.kind)?;
+    schema.nodes.get(&node.kind)?;
     let (name, action) = match (before, after) {
         (None, Some(_)) => (EventName::NODE_CREATED, "created"),
         (Some(_), None) => (EventName::NODE_DELETED, "deleted"),
@@ -370,7 +366,7 @@ fn node_event(
     };
     let mut attributes = Vec::new();
     let mut changed = false;
-    for attr in crate::schema::registry::items(e, "attributes") {
+    for attr in schema.fields(&node.kind, "attributes") {
         let n = attr.get("name").and_then(Value::as_str).unwrap_or_default();
         let (old, new) = (before.map(|b| b.value(n)), after.map(|a| a.value(n)));
         let diff = match (&old, &new) {
@@ -399,7 +395,7 @@ fn node_event(
     }
     let mut relationships = Vec::new();
     let mut related = Vec::new();
-    for rel in crate::schema::registry::items(e, "relationships") {
+    for rel in schema.fields(&node.kind, "relationships") {
         let n = rel.get("name").and_then(Value::as_str).unwrap_or_default();
         let peer_kind = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
         let old = before.map(|b| b.peers(n)).unwrap_or_default();
@@ -458,10 +454,8 @@ pub async fn create(
     // A create reads nothing it writes back unless the kind has relationships (its peers
     // are updated) or several unique attributes (checked here): otherwise it takes no lock
     // and joins the store's group commit.
-    let needs_lock = at.schema.nodes.get(kind).is_some_and(|e| {
-        !crate::schema::registry::items(e, "relationships").is_empty()
-            || unique_attributes(at.schema, kind).len() > 1
-    });
+    let needs_lock = !at.schema.fields(kind, "relationships").is_empty()
+        || unique_attributes(at.schema, kind).len() > 1;
     let _guard = if needs_lock {
         lock_kinds(at.services, at.schema, kind).await
     } else {
@@ -473,16 +467,11 @@ pub async fn create(
 /// The attributes of `kind` declared `unique`.
 fn unique_attributes(schema: &BranchSchema, kind: &str) -> Vec<String> {
     schema
-        .nodes
-        .get(kind)
-        .map(|e| {
-            crate::schema::registry::items(e, "attributes")
-                .into_iter()
-                .filter(|a| a.get("unique").and_then(Value::as_bool) == Some(true))
-                .filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+        .fields(kind, "attributes")
+        .into_iter()
+        .filter(|a| a.get("unique").and_then(Value::as_bool) == Some(true))
+        .filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
 }
 
 /// The one unique attribute the store keeps unique (see [`DataNode::to_node`]).
@@ -511,7 +500,7 @@ async fn create_locked(
         relationships: Map::new(),
     };
     // Defaults first, then what was given.
-    for attr in crate::schema::registry::items(&schema.nodes[kind], "attributes") {
+    for attr in schema.fields(kind, "attributes") {
         if let (Some(name), Some(default)) = (
             attr.get("name").and_then(Value::as_str),
             attr.get("default_value"),
@@ -651,7 +640,9 @@ pub async fn change_relationship(
     let _guard = lock_kinds(at.services, at.schema, &kind).await;
     // Read again under the locks: the node may have changed (or gone) meanwhile.
     let before = found(get(at.services, id).await?)?;
-    let rel = crate::schema::registry::items(&at.schema.nodes[&before.kind], "relationships")
+    let rel = at
+        .schema
+        .fields(&before.kind, "relationships")
         .into_iter()
         .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
         .ok_or_else(|| invalid(format!("{} has no relationship {name}", before.kind)))?;
@@ -711,11 +702,9 @@ async fn lock_kinds(
     kind: &str,
 ) -> Vec<crate::locks::LockGuard> {
     let mut kinds = vec![kind.to_owned()];
-    if let Some(e) = schema.nodes.get(kind) {
-        for r in crate::schema::registry::items(e, "relationships") {
-            if let Some(peer) = r.get("peer").and_then(Value::as_str) {
-                kinds.push(peer.to_owned());
-            }
+    for r in schema.fields(kind, "relationships") {
+        if let Some(peer) = r.get("peer").and_then(Value::as_str) {
+            kinds.push(peer.to_owned());
         }
     }
     kinds.sort();
@@ -753,7 +742,6 @@ async fn save(
     before: Option<&DataNode>,
     after: Option<&DataNode>,
 ) -> Result<(), DataError> {
-    use crate::schema::registry::items;
     let Some(event) = node_event(caller, schema, before, after) else {
         return Ok(());
     };
@@ -767,7 +755,7 @@ async fn save(
     }];
     let mut events = vec![event];
     let mut cascaded: Vec<String> = Vec::new();
-    for rel in items(&schema.nodes[&node.kind], "relationships") {
+    for rel in schema.fields(&node.kind, "relationships") {
         let name = rel.get("name").and_then(Value::as_str).unwrap_or_default();
         let old = before.map(|b| b.peers(name)).unwrap_or_default();
         let new = after.map(|a| a.peers(name)).unwrap_or_default();
@@ -797,13 +785,14 @@ async fn save(
                 cascaded.push(peer.id);
                 continue;
             }
-            let Some(peer_schema) = schema.nodes.get(&peer.kind) else {
-                continue;
-            };
-            let Some(reverse) = items(peer_schema, "relationships").into_iter().find(|r| {
-                r.get("peer").and_then(Value::as_str) == Some(node.kind.as_str())
-                    && identifier(&peer.kind, r) == id
-            }) else {
+            let Some(reverse) = schema
+                .fields(&peer.kind, "relationships")
+                .into_iter()
+                .find(|r| {
+                    r.get("peer").and_then(Value::as_str) == Some(node.kind.as_str())
+                        && identifier(&peer.kind, r) == id
+                })
+            else {
                 continue;
             };
             let reverse_name = reverse

@@ -65,6 +65,28 @@ impl BranchSchema {
         named
     }
 
+    /// The attributes or relationships (`list`) of node `kind`: its own, then those of its
+    /// generics (`inherit_from`, in order) that it does not declare itself.
+    pub fn fields(&self, kind: &str, list: &str) -> Vec<Map<String, Value>> {
+        let Some(node) = self.nodes.get(kind) else {
+            return Vec::new();
+        };
+        let mut out = items(node, list);
+        for g in strings(node.get("inherit_from")) {
+            for f in self
+                .generics
+                .get(&g)
+                .map(|g| items(g, list))
+                .unwrap_or_default()
+            {
+                if !out.iter().any(|o| name(o) == name(&f)) {
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+
     /// The definition of `kind`, node or generic.
     pub fn element(&self, kind: &str) -> Option<&Map<String, Value>> {
         self.nodes.get(kind).or_else(|| self.generics.get(kind))
