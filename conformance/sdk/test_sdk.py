@@ -606,3 +606,41 @@ def test_61_nodes_with_the_sync_client() -> None:
     assert c.get(kind=f"{NS}Site", hfid=["lyon"]).id == site.id
     site.delete()
     assert [s.name.value for s in c.all(kind=f"{NS}Site")] == ["paris"]
+
+
+def test_62_a_generic_lists_the_nodes_of_its_kinds() -> None:
+    c = client()
+    schema = {
+        "version": "1.0",
+        "generics": [
+            {
+                "name": "Equipment",
+                "namespace": NS,
+                "attributes": [{"name": "serial", "kind": "Text", "unique": True}],
+            }
+        ],
+        "nodes": [
+            {
+                "name": "Router",
+                "namespace": NS,
+                "inherit_from": [f"{NS}Equipment"],
+                "human_friendly_id": ["serial__value"],
+            },
+            {
+                "name": "Switch",
+                "namespace": NS,
+                "inherit_from": [f"{NS}Equipment"],
+                "human_friendly_id": ["serial__value"],
+            },
+        ],
+    }
+    assert not run(c.schema.load(schemas=[schema], branch="main")).errors
+    router = run(c.create(kind=f"{NS}Router", serial="R-1"))
+    run(router.save())
+    switch = run(c.create(kind=f"{NS}Switch", serial="S-1"))
+    run(switch.save())
+    found = run(c.all(kind=f"{NS}Equipment"))
+    assert sorted((n.typename, n.serial.value) for n in found) == [
+        (f"{NS}Router", "R-1"),
+        (f"{NS}Switch", "S-1"),
+    ]

@@ -14,13 +14,15 @@
 //!
 //! [`route`] decides which schema runs a request: the built-in one unless the operation's root
 //! fields are fields of schema-defined kinds; one operation cannot mix both (a clear error).
-//! Not built yet: generics as query fields, relationships to generics or built-in kinds,
-//! ordering.
+//! - per generic with nodes, `<Generic>(ids, hfid, offset, limit, <attribute>__value(s))`
+//!   listing the nodes of every kind that inherits from it (an interface they implement).
+//!
+//! Not built yet: relationships to generics or built-in kinds, ordering.
 
 use crate::context::{Caller, UrlBranch};
 use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar,
-    Schema, SchemaError, TypeRef,
+    Field, FieldFuture, FieldValue, InputObject, InputValue, Interface, InterfaceField, Object,
+    ResolverContext, Scalar, Schema, SchemaError, TypeRef,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
 use async_graphql::{Name, Value as GqlValue};
@@ -435,6 +437,17 @@ fn build(
                 })
             }));
         }
+        for g in schema.nodes[kind]
+            .get("inherit_from")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if schema.generics.contains_key(g) {
+                node = node.implement(g);
+            }
+        }
         builder_types.push(node.into());
         builder_types.push(create.into());
         builder_types.push(upsert.into());
@@ -545,6 +558,95 @@ fn build(
         }
     }
 
+    // Each generic with nodes: an interface its nodes implement, and a list of them all.
+    for g in schema.generics.keys() {
+        if schema.used_by(g).is_empty() {
+            continue;
+        }
+        let mut interface = Interface::new(g.as_str())
+            .field(InterfaceField::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .field(InterfaceField::new(
+                "hfid",
+                TypeRef::named_list(TypeRef::STRING),
+            ))
+            .field(InterfaceField::new(
+                "display_label",
+                TypeRef::named(TypeRef::STRING),
+            ));
+        let mut field = Field::new(g.as_str(), TypeRef::named_nn(format!("Paginated{g}")), {
+            let (kind, schema) = (g.clone(), schema.clone());
+            move |ctx| {
+                let (kind, schema) = (kind.clone(), schema.clone());
+                FieldFuture::new(async move { list(ctx, &kind, schema).await })
+            }
+        })
+        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
+        .argument(InputValue::new(
+            "hfid",
+            TypeRef::named_list(TypeRef::STRING),
+        ))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new(
+            "partial_match",
+            TypeRef::named(TypeRef::BOOLEAN),
+        ));
+        for attr in schema.fields(g, "attributes") {
+            let name = s(&attr, "name");
+            let (object, _, _) = attribute_types(&s(&attr, "kind"));
+            interface = interface.field(InterfaceField::new(name.as_str(), TypeRef::named(object)));
+            field = field
+                .argument(InputValue::new(
+                    format!("{name}__value"),
+                    TypeRef::named("GenericScalar"),
+                ))
+                .argument(InputValue::new(
+                    format!("{name}__values"),
+                    TypeRef::named_list("GenericScalar"),
+                ));
+        }
+        builder_types.push(interface.into());
+        builder_types.push(
+            Object::new(format!("Edged{g}"))
+                .field(Field::new("node", TypeRef::named(g.as_str()), |ctx| {
+                    FieldFuture::new(async move {
+                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                        Ok(Some(
+                            FieldValue::borrowed_any(n).with_type(n.node.kind.clone()),
+                        ))
+                    })
+                }))
+                .into(),
+        );
+        builder_types.push(
+            Object::new(format!("Paginated{g}"))
+                .field(Field::new(
+                    "count",
+                    TypeRef::named_nn(TypeRef::INT),
+                    |ctx| {
+                        FieldFuture::new(async move {
+                            let page = ctx.parent_value.try_downcast_ref::<Page>()?;
+                            Ok(Some(FieldValue::value(page.count as i64)))
+                        })
+                    },
+                ))
+                .field(Field::new(
+                    "edges",
+                    TypeRef::named_nn_list_nn(format!("Edged{g}")),
+                    |ctx| {
+                        FieldFuture::new(async move {
+                            let page = ctx.parent_value.try_downcast_ref::<Page>()?;
+                            Ok(Some(FieldValue::list(
+                                page.nodes.iter().map(|n| FieldValue::borrowed_any(n)),
+                            )))
+                        })
+                    },
+                ))
+                .into(),
+        );
+        query = query.field(field);
+        roots.insert(g.clone());
+    }
     builder_types.push(
         InputObject::new("RelationshipNodesInput")
             .field(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
@@ -601,7 +703,16 @@ async fn list<'a>(
     schema: Arc<BranchSchema>,
 ) -> async_graphql::Result<Option<FieldValue<'a>>> {
     let services = domain(&ctx);
-    let mut nodes = data::list(services, kind).await.map_err(err)?;
+    // A node kind's nodes; a generic's, those of every kind inheriting from it.
+    let kinds = if schema.nodes.contains_key(kind) {
+        vec![kind.to_owned()]
+    } else {
+        schema.used_by(kind)
+    };
+    let mut nodes = Vec::new();
+    for k in kinds {
+        nodes.extend(data::list(services, &k).await.map_err(err)?);
+    }
     let arg = |name: &str| {
         ctx.args
             .get(name)

@@ -616,5 +616,17 @@ async fn attributes_of_a_generic_are_the_inheriting_nodes_own() {
     )
     .await;
     assert_eq!(found["GearRouter"]["count"], 1);
+    // The generic lists the nodes of every kind inheriting from it.
+    let all = ok(
+        &s,
+        "{ GearEquipment(serial__value: \"SN1\") { count edges { node { __typename hfid serial { value } ... on GearRouter { name { value } } } } } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        all["GearEquipment"],
+        json!({"count": 1, "edges": [{"node": {"__typename": "GearRouter", "hfid": ["SN1"],
+            "serial": {"value": "SN1"}, "name": {"value": null}}}]})
+    );
     s.shutdown().await;
 }

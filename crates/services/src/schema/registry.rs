@@ -66,10 +66,16 @@ impl BranchSchema {
     }
 
     /// The attributes or relationships (`list`) of node `kind`: its own, then those of its
-    /// generics (`inherit_from`, in order) that it does not declare itself.
+    /// generics (`inherit_from`, in order) that it does not declare itself. For a generic
+    /// kind, its own.
     pub fn fields(&self, kind: &str, list: &str) -> Vec<Map<String, Value>> {
         let Some(node) = self.nodes.get(kind) else {
-            return Vec::new();
+            // A generic has its own.
+            return self
+                .generics
+                .get(kind)
+                .map(|g| items(g, list))
+                .unwrap_or_default();
         };
         let mut out = items(node, list);
         for g in strings(node.get("inherit_from")) {
@@ -85,6 +91,15 @@ impl BranchSchema {
             }
         }
         out
+    }
+
+    /// The node kinds that inherit from generic `kind`.
+    pub fn used_by(&self, kind: &str) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| strings(n.get("inherit_from")).iter().any(|g| g == kind))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The definition of `kind`, node or generic.
