@@ -73,13 +73,48 @@ fn root_fields(document: &ExecutableDocument, operation: Option<&str>) -> Vec<St
         .collect()
 }
 
-/// Built schemas by the digest of their stored text (a few: one per branch schema in use).
-static CACHE: Mutex<Option<HashMap<String, Arc<DataSchema>>>> = Mutex::new(None);
+/// Most schemas one server keeps built (one per branch schema in use).
 const CACHE_ENTRIES: usize = 32;
 
-/// Which schema runs `document` on `branch`. Reads the branch's schema only when a root field
-/// is not one of the built-in schema's.
-pub async fn route(
+/// What one server routes with: the root fields of its built-in schema, and the schemas of
+/// loaded kinds it built, by the digest of their stored text.
+pub struct DataSchemas {
+    builtin: BuiltinRoots,
+    cache: Mutex<HashMap<String, Arc<DataSchema>>>,
+}
+
+impl DataSchemas {
+    /// For the built-in schema `schema`.
+    pub async fn new(schema: &crate::InfraSchema) -> Self {
+        Self {
+            builtin: builtin_roots(schema).await,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Which schema runs `document` on `branch`. Reads the branch's schema only when a root
+    /// field is not one of the built-in schema's.
+    pub async fn route(
+        &self,
+        services: &infrastream_services::Services,
+        branch: &str,
+        document: &ExecutableDocument,
+        operation: Option<&str>,
+    ) -> Route {
+        route(
+            &self.cache,
+            services,
+            &self.builtin,
+            branch,
+            document,
+            operation,
+        )
+        .await
+    }
+}
+
+async fn route(
+    cache: &Mutex<HashMap<String, Arc<DataSchema>>>,
     services: &infrastream_services::Services,
     builtin: &BuiltinRoots,
     branch: &str,
@@ -100,11 +135,7 @@ pub async fn route(
     };
     // Keyed by the stored text itself: a hit costs one metadata read and one digest.
     let key = infrastream_services::object_store::md5_hex(text.as_bytes());
-    let cached = CACHE
-        .lock()
-        .expect("data schema cache")
-        .as_ref()
-        .and_then(|c| c.get(&key).cloned());
+    let cached = cache.lock().expect("data schema cache").get(&key).cloned();
     let built = match cached {
         Some(b) => b,
         None => {
@@ -114,8 +145,7 @@ pub async fn route(
             match build(services.clone(), Arc::new(schema)) {
                 Ok(b) => {
                     let b = Arc::new(b);
-                    let mut cache = CACHE.lock().expect("data schema cache");
-                    let cache = cache.get_or_insert_with(HashMap::new);
+                    let mut cache = cache.lock().expect("data schema cache");
                     if cache.len() >= CACHE_ENTRIES {
                         cache.clear();
                     }
@@ -809,7 +839,7 @@ async fn mutate<'a>(
 }
 
 /// The root field names (queries and mutations) of the built-in schema.
-pub async fn builtin_roots(schema: &crate::InfraSchema) -> BuiltinRoots {
+async fn builtin_roots(schema: &crate::InfraSchema) -> BuiltinRoots {
     let response = schema
         .execute(
             async_graphql::Request::new(

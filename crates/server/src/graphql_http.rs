@@ -235,14 +235,15 @@ pub(crate) async fn handle(
     let operation = gql.operation_name.clone();
     let route = match gql.parsed_query() {
         Ok(document) => {
-            infrastream_graphql::data::route(
-                &state.services.domain,
-                &state.builtin_roots,
-                &branch,
-                document,
-                operation.as_deref(),
-            )
-            .await
+            state
+                .data_schemas
+                .route(
+                    &state.services.domain,
+                    &branch,
+                    document,
+                    operation.as_deref(),
+                )
+                .await
         }
         Err(_) => Route::Builtin,
     };

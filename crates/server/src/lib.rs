@@ -70,9 +70,9 @@ pub(crate) struct AppState {
     pub(crate) keepalives: Arc<ws::KeepAlives>,
     /// Credentials of live sockets.
     pub(crate) watch: Arc<ws::CredentialWatch>,
-    /// Root fields of the built-in GraphQL schema (a request for other ones may be for the
-    /// kinds of a loaded schema).
-    pub(crate) builtin_roots: Arc<infrastream_graphql::data::BuiltinRoots>,
+    /// Which GraphQL schema runs a request: the built-in one, or the one of the kinds of a
+    /// loaded schema (built and cached here).
+    pub(crate) data_schemas: Arc<infrastream_graphql::data::DataSchemas>,
 }
 
 impl AppState {
@@ -224,11 +224,11 @@ impl Server {
             renderers,
         };
         let schema = build_schema(services.clone());
-        let builtin_roots = Arc::new(infrastream_graphql::data::builtin_roots(&schema).await);
+        let data_schemas = Arc::new(infrastream_graphql::data::DataSchemas::new(&schema).await);
         let state = AppState {
             services,
             schema,
-            builtin_roots,
+            data_schemas,
             limits,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
