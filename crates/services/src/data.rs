@@ -775,13 +775,15 @@ async fn save(
                 continue;
             };
             if cascade {
-                let mut e =
-                    node_event(caller, schema, Some(&peer), None).expect("a delete is a change");
-                e.parent = Some(infrastream_core::ParentRef::InBatch(0));
+                // A peer of a kind the schema no longer has is deleted without an event
+                // (the schema's rules keep a relationship's peer kind, so this is a guard).
+                if let Some(mut e) = node_event(caller, schema, Some(&peer), None) {
+                    e.parent = Some(infrastream_core::ParentRef::InBatch(0));
+                    events.push(e);
+                }
                 changes.push(Change::DeleteNode {
                     id: peer.id.clone(),
                 });
-                events.push(e);
                 cascaded.push(peer.id);
                 continue;
             }
