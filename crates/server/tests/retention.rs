@@ -234,10 +234,14 @@ async fn a_replay_overtaken_by_pruning_ends_with_cursor_pruned() {
                 .to_owned(),
         );
     };
+    // Loopback buffers may take the whole replay (and a live event or two) before the prune:
+    // what arrived is still a gap-free prefix of the log from the cursor.
+    let log: Vec<String> = big.iter().chain(&small).cloned().collect();
     assert!(
-        big.starts_with(&received),
-        "delivered in order from the cursor, no gap: {} of {BIG}",
-        received.len()
+        log.starts_with(&received),
+        "delivered in order from the cursor, no gap: {} of {BIG} big and {} small",
+        received.len().min(BIG),
+        received.len().saturating_sub(BIG)
     );
     assert_eq!(error["extensions"]["code"], "CURSOR_PRUNED", "{error}");
     assert_eq!(error["extensions"]["http_status"], 410, "{error}");
