@@ -448,7 +448,8 @@ fn build(
                     let services = domain(&ctx);
                     let mut peers = Vec::new();
                     for id in n.node.peers(&key) {
-                        if let Some(p) = data::get(services, &id).await.map_err(err)? {
+                        let found = data::get(services, &n.schema, &branch(&ctx), &id).await;
+                        if let Some(p) = found.map_err(err)? {
                             peers.push(NodeValue {
                                 node: p,
                                 schema: n.schema.clone(),
@@ -741,7 +742,11 @@ async fn list<'a>(
     };
     let mut nodes = Vec::new();
     for k in kinds {
-        nodes.extend(data::list(services, &k).await.map_err(err)?);
+        nodes.extend(
+            data::list(services, &schema, &branch(&ctx), &k)
+                .await
+                .map_err(err)?,
+        );
     }
     let arg = |name: &str| {
         ctx.args

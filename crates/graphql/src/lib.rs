@@ -9,6 +9,7 @@ mod branches;
 mod context;
 mod cursor_pruned;
 pub mod data;
+mod diff;
 mod events;
 mod extension;
 mod fanout;
@@ -51,6 +52,7 @@ pub struct Query(
     artifacts::DefinitionQuery,
     artifacts::ArtifactQuery,
     repositories::RepositoryQuery,
+    diff::DiffQuery,
 );
 
 /// Root mutation type.
@@ -63,6 +65,7 @@ pub struct Mutation(
     artifacts::DefinitionMutation,
     artifacts::ArtifactMutation,
     repositories::RepositoryMutation,
+    diff::DiffMutation,
 );
 
 /// The executable schema.

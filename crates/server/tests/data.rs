@@ -296,16 +296,6 @@ async fn refused_mutations_change_nothing_and_say_why() {
         .await,
         "InfraSite nope not found"
     );
-    // Data stays on the default branch in this version.
-    s.admin(
-        "mutation { BranchCreate(data: {name: \"other\"}) { ok } }",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        error(&s, "other", CREATE_SITE, json!({"n": "lyon", "h": 1})).await,
-        "Nodes of schema-defined kinds can only be changed on the default branch (main) in this version, not on other"
-    );
     // One operation cannot mix built-in fields with those of loaded kinds.
     let (status, body) = run(
         &s,

@@ -5,7 +5,7 @@
 //! it was checked against.
 
 use crate::nodes::{NodeFilter, store_code};
-use crate::{Actor, Services};
+use crate::{Actor, Services, data};
 use infrastream_core::branch::DEFAULT_BRANCH;
 use infrastream_core::codes::{self, Code};
 use infrastream_core::error::DomainError;
@@ -48,6 +48,9 @@ pub enum BranchError {
         /// Its status.
         status: &'static str,
     },
+    /// The branch's data refuses the operation (an unresolved conflict) or a read failed.
+    #[error(transparent)]
+    Data(infrastream_core::Error),
     /// The store refused the change or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,6 +63,7 @@ impl DomainError for BranchError {
             BranchError::InvalidName(e) => e.code(),
             BranchError::NotFound(_) => &codes::NOT_FOUND,
             BranchError::Status { .. } => &codes::CONFLICT,
+            BranchError::Data(e) => e.code(),
             BranchError::Store(e) => store_code(e),
         }
     }
@@ -191,7 +195,16 @@ pub async fn delete(
     let change = Change::DeleteBranch {
         name: b.name.clone(),
     };
-    commit(s, vec![change], vec![e]).await
+    // Its data goes with it.
+    let schema = crate::schema::branch_schema(s, &b.name).await?;
+    let _data_locks = data::merge::lock_all(s, &[&schema]).await;
+    let mut changes = vec![change];
+    changes.extend(
+        data::merge::dropped_with(s, &b.name, &schema)
+            .await
+            .map_err(BranchError::Data)?,
+    );
+    commit(s, changes, vec![e]).await
 }
 
 /// Merges a branch into `main`: open, needing a rebase, or after a failed merge.
@@ -216,13 +229,22 @@ pub async fn merge(s: &Services, actor: &Actor, name: Option<&str>) -> Result<Do
         expect_status: Some(b.status),
     };
     let (mut changes, mut events) = (vec![change], vec![e]);
-    // The schema the branch changed goes with it, in the same transaction.
+    // The schema and the data the branch changed go with it, in the same transaction.
     let _schema_locks = crate::schema::lock_for_merge(s, &b.name).await;
-    if let Some((schema, mut updated)) = crate::schema::carried_by_merge(s, actor, &b.name).await? {
+    let branch_schema = crate::schema::branch_schema(s, &b.name).await?;
+    let (schema, schema_change) = crate::schema::carried_by_merge(s, actor, &b.name).await?;
+    let _data_locks = data::merge::lock_all(s, &[&branch_schema, &schema]).await;
+    if let Some((change, mut updated)) = schema_change {
         updated.parent = Some(ParentRef::InBatch(0));
-        changes.push(schema);
+        changes.push(change);
         events.push(updated);
     }
+    let (data_changes, data_events) =
+        data::merge::carried_by_merge(s, actor, &b, &branch_schema, &schema)
+            .await
+            .map_err(BranchError::Data)?;
+    changes.extend(data_changes);
+    events.extend(data_events);
     let task = commit(s, changes, events).await?;
     Ok((merged, task))
 }
@@ -254,14 +276,23 @@ pub async fn rebase(s: &Services, actor: &Actor, name: Option<&str>) -> Result<D
         expect_status: Some(b.status),
     };
     let _schema_locks = crate::schema::lock_for_merge(s, &b.name).await;
-    let (schema, updated) = crate::schema::carried_by_rebase(s, actor, &b.name).await?;
+    let before_schema = crate::schema::branch_schema(s, &b.name).await?;
+    let (schema, schema_changes, updated) =
+        crate::schema::carried_by_rebase(s, actor, &b.name).await?;
+    let _data_locks = data::merge::lock_all(s, &[&before_schema, &schema]).await;
     let mut changes = vec![change];
-    changes.extend(schema);
+    changes.extend(schema_changes);
     let mut events = vec![e];
     if let Some(mut updated) = updated {
         updated.parent = Some(ParentRef::InBatch(0));
         events.push(updated);
     }
+    let (data_changes, data_events) =
+        data::merge::carried_by_rebase(s, actor, &b, &before_schema, &schema)
+            .await
+            .map_err(BranchError::Data)?;
+    changes.extend(data_changes);
+    events.extend(data_events);
     let task = commit(s, changes, events).await?;
     Ok((rebased, task))
 }

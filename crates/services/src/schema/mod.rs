@@ -151,38 +151,40 @@ pub async fn lock_for_merge(s: &Services, branch: &str) -> (LockGuard, LockGuard
 
 /// What merging `branch` does to the default branch's schema (under [`lock_for_merge`]): every
 /// kind the branch changed since it got a schema of its own replaces the default branch's
-/// (latest value wins); the change and its `infrahub.schema.updated` event (on the default
-/// branch), or nothing when the branch changed no kind.
+/// (latest value wins). Returns the default branch's schema after the merge, and the change
+/// and its `infrahub.schema.updated` event (on the default branch) unless the branch changed
+/// no kind.
 pub async fn carried_by_merge(
     s: &Services,
     actor: &Actor,
     branch: &str,
-) -> Result<Option<(Change, NewEvent)>, StoreError> {
+) -> Result<(BranchSchema, Option<(Change, NewEvent)>), StoreError> {
+    let ours = stored(s, DEFAULT_BRANCH).await?;
     let Some(theirs) = stored_at(s, &meta_key(branch)).await? else {
-        return Ok(None);
+        return Ok((ours, None));
     };
     let base = stored_at(s, &base_key(branch)).await?.unwrap_or_default();
-    let ours = stored(s, DEFAULT_BRANCH).await?;
     let merged = registry::three_way(&base, &theirs, &ours);
     if merged.hash() == ours.hash() {
-        return Ok(None);
+        return Ok((ours, None));
     }
     let (_, changed_elements) = registry::diff(&ours, &merged);
     let event = updated_event(actor, DEFAULT_BRANCH, &merged.hash(), changed_elements);
-    Ok(Some((set(meta_key(DEFAULT_BRANCH), &merged)?, event)))
+    let change = set(meta_key(DEFAULT_BRANCH), &merged)?;
+    Ok((merged, Some((change, event))))
 }
 
 /// What rebasing `branch` does to its schema (under [`lock_for_merge`]): the default branch's
 /// current schema with the kinds the branch changed applied on top, which becomes the new
-/// base; the changes, and an `infrahub.schema.updated` event on the branch when its schema
-/// changed.
+/// base. Returns the branch's schema after the rebase, the changes, and an
+/// `infrahub.schema.updated` event on the branch when its schema changed.
 pub async fn carried_by_rebase(
     s: &Services,
     actor: &Actor,
     branch: &str,
-) -> Result<(Vec<Change>, Option<NewEvent>), StoreError> {
+) -> Result<(BranchSchema, Vec<Change>, Option<NewEvent>), StoreError> {
     let Some(theirs) = stored_at(s, &meta_key(branch)).await? else {
-        return Ok((Vec::new(), None));
+        return Ok((stored(s, DEFAULT_BRANCH).await?, Vec::new(), None));
     };
     let base = stored_at(s, &base_key(branch)).await?.unwrap_or_default();
     let main = stored(s, DEFAULT_BRANCH).await?;
@@ -195,7 +197,7 @@ pub async fn carried_by_rebase(
         let (_, changed_elements) = registry::diff(&theirs, &rebased);
         updated_event(actor, branch, &rebased.hash(), changed_elements)
     });
-    Ok((changes, event))
+    Ok((rebased, changes, event))
 }
 
 async fn known_branch(s: &Services, branch: &str) -> Result<Branch, SchemaError> {

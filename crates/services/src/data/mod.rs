@@ -4,20 +4,28 @@
 //! `value`, `value_previous` and the action, relationships with their peer) in one
 //! transaction. A save that changes nothing commits nothing.
 //!
-//! This first version keeps data on the default branch only: a change requested on another
-//! branch is refused with a clear message (branch-aware storage is the next step). Nodes are
-//! stored as the store's generic nodes (`kind`, `name` = the value of the kind's one unique
-//! attribute or the id, `data` = `{attributes, relationships}`); lists are filtered in memory. A change takes the locks `data/<kind>` of
+//! Data lives on branches ([`view`]): a branch sees the default branch as of its
+//! `branched_from` plus its own changes; [`merge`] carries a branch's changes to the default
+//! branch, [`diff`] tells what they are and where both sides changed the same property.
+//! Nodes are stored as the store's generic nodes (on the default branch: `kind`, `name` = the
+//! value of the kind's one unique attribute or the id, `data` = `{attributes,
+//! relationships}`); lists are filtered in memory. A change takes the locks `data/<kind>` of
 //! its kind and of the kinds its relationships point to, which keeps `unique` attributes
 //! unique and the two sides of a relationship consistent.
 
+pub mod diff;
+mod event;
+pub mod merge;
+mod view;
+
+pub use view::{get, list};
+
 use crate::schema::registry::BranchSchema;
 use crate::{Caller, Services};
+use event::node_event;
 use infrastream_core::branch::DEFAULT_BRANCH;
-use infrastream_core::{
-    Error, ErrorKind, EventName, NewEvent, Node, RelatedNode, format_timestamp, now,
-};
-use infrastream_store::{Change, Commit};
+use infrastream_core::{Error, ErrorKind, Node, format_timestamp, now};
+use infrastream_store::Commit;
 use serde_json::{Map, Value, json};
 
 /// Where a data change runs: the services, who asks, on which branch, against which schema.
@@ -47,7 +55,7 @@ pub struct DataNode {
 }
 
 impl DataNode {
-    fn from_node(n: Node) -> Self {
+    pub(crate) fn from_node(n: Node) -> Self {
         let part = |k: &str| {
             n.data
                 .get(k)
@@ -67,15 +75,19 @@ impl DataNode {
     /// one `unique` attribute when it has exactly one and a value, else `id:<id>`: the store
     /// then keeps that attribute unique within the commit's transaction.
     fn to_node(&self, schema: &BranchSchema) -> Node {
-        let name = match store_unique(schema, &self.kind).map(|a| self.value(&a)) {
-            Some(v) if !v.is_null() => format!("unique:{}", text(&v)),
-            _ => format!("id:{}", self.id),
-        };
         Node {
             id: self.id.clone(),
             kind: self.kind.clone(),
-            name,
+            name: self.store_name(schema),
             data: json!({"attributes": self.attributes, "relationships": self.relationships}),
+        }
+    }
+
+    /// Its name in the store on the default branch (see [`DataNode::to_node`]).
+    fn store_name(&self, schema: &BranchSchema) -> String {
+        match store_unique(schema, &self.kind).map(|a| self.value(&a)) {
+            Some(v) if !v.is_null() => format!("unique:{}", text(&v)),
+            _ => format!("id:{}", self.id),
         }
     }
 
@@ -160,41 +172,14 @@ fn invalid(message: impl Into<String>) -> DataError {
     Error::new(ErrorKind::InvalidInput, message)
 }
 
-/// Every node of `kind`.
-pub async fn list(s: &Services, kind: &str) -> Result<Vec<DataNode>, DataError> {
-    use infrastream_core::error::DomainError;
-    let nodes = s.store.nodes(kind).await.map_err(|e| e.user_error())?;
-    Ok(nodes.into_iter().map(DataNode::from_node).collect())
-}
-
-/// The node with this id, if it is of a schema kind.
-pub async fn get(s: &Services, id: &str) -> Result<Option<DataNode>, DataError> {
-    use infrastream_core::error::DomainError;
-    Ok(s.store
-        .node(id)
-        .await
-        .map_err(|e| e.user_error())?
-        .map(DataNode::from_node))
-}
-
-fn refuse_other_branch(branch: &str) -> Result<(), DataError> {
-    if branch == DEFAULT_BRANCH {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "Nodes of schema-defined kinds can only be changed on the default branch ({DEFAULT_BRANCH}) in this version, not on {branch}"
-        )))
-    }
-}
-
 /// The node designated by `data` (`id`, or `hfid`) among the nodes of `kind`.
 async fn designated(
-    s: &Services,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    let nodes = list(s, kind).await?;
+    let schema = at.schema;
+    let nodes = list(at.services, schema, at.branch, kind).await?;
     if let Some(id) = data.get("id").and_then(Value::as_str) {
         return nodes
             .into_iter()
@@ -254,11 +239,11 @@ struct Requested {
 }
 
 async fn requested(
-    s: &Services,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<Requested, DataError> {
+    let schema = at.schema;
     if !schema.nodes.contains_key(kind) {
         return Err(invalid(format!("Unknown kind {kind}")));
     }
@@ -297,7 +282,7 @@ async fn requested(
         let mut ids = Vec::new();
         for r in refs {
             let r = r.as_object().cloned().unwrap_or_default();
-            let peer = designated(s, schema, peer_kind, &r).await?;
+            let peer = designated(at, peer_kind, &r).await?;
             ids.push(json!(peer.id));
         }
         let value = if many {
@@ -311,12 +296,14 @@ async fn requested(
 }
 
 /// Checks what must hold after a change: required attributes and relationships are set,
-/// `unique` attributes are unique among the kind's nodes.
-async fn check_node(s: &Services, schema: &BranchSchema, node: &DataNode) -> Result<(), DataError> {
-    // The store keeps a kind's only unique attribute unique; with several, they are checked
-    // here, against the kind's nodes (under the kind's lock).
-    let others = if unique_attributes(schema, &node.kind).len() > 1 {
-        list(s, &node.kind).await?
+/// `unique` attributes are unique among the kind's nodes the branch sees.
+async fn check_node(at: &At<'_>, node: &DataNode) -> Result<(), DataError> {
+    let schema = at.schema;
+    // On the default branch the store keeps a kind's only unique attribute unique; with
+    // several, and on other branches, they are checked here, against the kind's nodes (under
+    // the kind's lock).
+    let others = if unique_attributes(schema, &node.kind).len() > 1 || !on_main(at, &node.kind) {
+        list(at.services, schema, at.branch, &node.kind).await?
     } else {
         Vec::new()
     };
@@ -349,119 +336,29 @@ async fn check_node(s: &Services, schema: &BranchSchema, node: &DataNode) -> Res
     Ok(())
 }
 
-/// The event of a change from `before` to `after` (one of them may be missing), or `None`
-/// when nothing changed.
-fn node_event(
-    caller: &Caller,
-    schema: &BranchSchema,
-    before: Option<&DataNode>,
-    after: Option<&DataNode>,
-) -> Option<NewEvent> {
-    let node = after.or(before)?;
-    schema.nodes.get(&node.kind)?;
-    let (name, action) = match (before, after) {
-        (None, Some(_)) => (EventName::NODE_CREATED, "created"),
-        (Some(_), None) => (EventName::NODE_DELETED, "deleted"),
-        _ => (EventName::NODE_UPDATED, "updated"),
-    };
-    let mut attributes = Vec::new();
-    let mut changed = false;
-    for attr in schema.fields(&node.kind, "attributes") {
-        let n = attr.get("name").and_then(Value::as_str).unwrap_or_default();
-        let (old, new) = (before.map(|b| b.value(n)), after.map(|a| a.value(n)));
-        let diff = match (&old, &new) {
-            (None, Some(v)) if !v.is_null() => "added",
-            (Some(v), None) if !v.is_null() => "removed",
-            (Some(o), Some(v)) if o != v => "updated",
-            _ => "unchanged",
-        };
-        changed |= diff != "unchanged";
-        let masked = |v: &Option<Value>| -> Value {
-            match v {
-                Some(Value::Null) | None => Value::Null,
-                Some(_) if attr.get("kind").and_then(Value::as_str) == Some("HashedPassword") => {
-                    json!("***")
-                }
-                Some(v) => json!(text(v)),
-            }
-        };
-        attributes.push(json!({
-            "name": n,
-            "kind": attr.get("kind").cloned().unwrap_or(Value::Null),
-            "action": diff,
-            "value": masked(&new),
-            "value_previous": masked(&old),
-        }));
-    }
-    let mut relationships = Vec::new();
-    let mut related = Vec::new();
-    for rel in schema.fields(&node.kind, "relationships") {
-        let n = rel.get("name").and_then(Value::as_str).unwrap_or_default();
-        let peer_kind = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
-        let old = before.map(|b| b.peers(n)).unwrap_or_default();
-        let new = after.map(|a| a.peers(n)).unwrap_or_default();
-        for id in new.iter().filter(|id| !old.contains(id)) {
-            relationships
-                .push(json!({"name": n, "action": "added", "peer": {"id": id, "kind": peer_kind}}));
-        }
-        for id in old.iter().filter(|id| !new.contains(id)) {
-            relationships.push(
-                json!({"name": n, "action": "removed", "peer": {"id": id, "kind": peer_kind}}),
-            );
-        }
-        for id in old.iter().chain(&new) {
-            let r = RelatedNode {
-                id: id.clone(),
-                kind: peer_kind.to_owned(),
-            };
-            if !related.contains(&r) {
-                related.push(r);
-            }
-        }
-    }
-    if action == "updated" && !changed && relationships.is_empty() {
-        return None;
-    }
-    let actor = caller.actor(DEFAULT_BRANCH);
-    let mut event = NewEvent::new(name);
-    event.branch = Some(DEFAULT_BRANCH.to_owned());
-    event.account_id = actor.account_id;
-    event.context = actor.context;
-    event.primary_node = Some(RelatedNode {
-        id: node.id.clone(),
-        kind: node.kind.clone(),
-    });
-    event.related_nodes = related;
-    event.data = json!({
-        "node_id": node.id,
-        "kind": node.kind,
-        "action": action,
-        "display_label": node.display_label(schema),
-        "human_friendly_id": node.hfid(schema),
-        "attributes": attributes,
-        "relationships": relationships,
-    });
-    Some(event)
-}
-
 /// Creates a node of `kind` from `data` (`<Kind>CreateInput`) on `branch`.
 pub async fn create(
     at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    refuse_other_branch(at.branch)?;
-    // A create reads nothing it writes back unless the kind has relationships (its peers
-    // are updated) or several unique attributes (checked here): otherwise it takes no lock
-    // and joins the store's group commit.
+    // A create on the default branch reads nothing it writes back unless the kind has
+    // relationships (its peers are updated) or several unique attributes (checked here):
+    // otherwise it takes no lock and joins the store's group commit.
     let needs_lock = !at.schema.fields(kind, "relationships").is_empty()
-        || unique_attributes(at.schema, kind).len() > 1;
+        || unique_attributes(at.schema, kind).len() > 1
+        || !on_main(at, kind);
     let _guard = if needs_lock {
         lock_kinds(at.services, at.schema, kind).await
     } else {
         Vec::new()
     };
-    create_locked(at.services, at.caller, at.schema, kind, data).await
+    create_locked(at, kind, data).await
+}
+
+/// Whether changes to nodes of `kind` from `at`'s branch are kept on the default branch.
+fn on_main(at: &At<'_>, kind: &str) -> bool {
+    at.branch == DEFAULT_BRANCH || view::agnostic(at.schema, kind)
 }
 
 /// The attributes of `kind` declared `unique`.
@@ -481,13 +378,12 @@ fn store_unique(schema: &BranchSchema, kind: &str) -> Option<String> {
 }
 
 async fn create_locked(
-    s: &Services,
-    caller: &Caller,
-    schema: &BranchSchema,
+    at: &At<'_>,
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    let asked = requested(s, schema, kind, data).await?;
+    let schema = at.schema;
+    let asked = requested(at, kind, data).await?;
     let t = format_timestamp(&now());
     let id = match data.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_owned(),
@@ -521,8 +417,8 @@ async fn create_locked(
     for (name, peers) in asked.relationships {
         node.relationships.insert(name, peers);
     }
-    check_node(s, schema, &node).await?;
-    save(s, caller, schema, None, Some(&node)).await?;
+    check_node(at, &node).await?;
+    save(at, None, Some(&node)).await?;
     Ok(node)
 }
 
@@ -532,21 +428,18 @@ pub async fn update(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    refuse_other_branch(at.branch)?;
     let _guard = lock_kinds(at.services, at.schema, kind).await;
-    let before = designated(at.services, at.schema, kind, data).await?;
-    update_locked(at.services, at.caller, at.schema, before, data).await
+    let before = designated(at, kind, data).await?;
+    update_locked(at, before, data).await
 }
 
 async fn update_locked(
-    s: &Services,
-    caller: &Caller,
-    schema: &BranchSchema,
+    at: &At<'_>,
     before: DataNode,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
     let kind = before.kind.clone();
-    let asked = requested(s, schema, &kind, data).await?;
+    let asked = requested(at, &kind, data).await?;
     let t = format_timestamp(&now());
     let mut node = before.clone();
     for (name, value) in asked.attributes {
@@ -562,8 +455,8 @@ async fn update_locked(
     for (name, peers) in asked.relationships {
         node.relationships.insert(name, peers);
     }
-    check_node(s, schema, &node).await?;
-    save(s, caller, schema, Some(&before), Some(&node)).await?;
+    check_node(at, &node).await?;
+    save(at, Some(&before), Some(&node)).await?;
     Ok(node)
 }
 
@@ -574,7 +467,6 @@ pub async fn upsert(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<(bool, DataNode), DataError> {
-    refuse_other_branch(at.branch)?;
     let _guard = lock_kinds(at.services, at.schema, kind).await;
     let mut key = data.clone();
     if !key.contains_key("id") && !key.contains_key("hfid") {
@@ -602,7 +494,7 @@ pub async fn upsert(
         }
     }
     let existing = if key.contains_key("id") || key.contains_key("hfid") {
-        match designated(at.services, at.schema, kind, &key).await {
+        match designated(at, kind, &key).await {
             Ok(n) => Some(n),
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -611,14 +503,8 @@ pub async fn upsert(
         None
     };
     match existing {
-        Some(before) => Ok((
-            false,
-            update_locked(at.services, at.caller, at.schema, before, data).await?,
-        )),
-        None => Ok((
-            true,
-            create_locked(at.services, at.caller, at.schema, kind, data).await?,
-        )),
+        Some(before) => Ok((false, update_locked(at, before, data).await?)),
+        None => Ok((true, create_locked(at, kind, data).await?)),
     }
 }
 
@@ -629,17 +515,16 @@ pub async fn change_relationship(
     data: &Map<String, Value>,
     add: bool,
 ) -> Result<DataNode, DataError> {
-    refuse_other_branch(at.branch)?;
     let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
     let name = data.get("name").and_then(Value::as_str).unwrap_or_default();
     let found = |n: Option<DataNode>| {
         n.filter(|n| at.schema.nodes.contains_key(&n.kind))
             .ok_or_else(|| Error::not_found(format!("Node {id} not found")))
     };
-    let kind = found(get(at.services, id).await?)?.kind;
+    let kind = found(get(at.services, at.schema, at.branch, id).await?)?.kind;
     let _guard = lock_kinds(at.services, at.schema, &kind).await;
     // Read again under the locks: the node may have changed (or gone) meanwhile.
-    let before = found(get(at.services, id).await?)?;
+    let before = found(get(at.services, at.schema, at.branch, id).await?)?;
     let rel = at
         .schema
         .fields(&before.kind, "relationships")
@@ -661,7 +546,7 @@ pub async fn change_relationship(
         .unwrap_or_default()
     {
         let r = r.as_object().cloned().unwrap_or_default();
-        let peer = designated(at.services, at.schema, peer_kind, &r).await?;
+        let peer = designated(at, peer_kind, &r).await?;
         if add && !peers.contains(&peer.id) {
             peers.push(peer.id);
         } else if !add {
@@ -670,14 +555,7 @@ pub async fn change_relationship(
     }
     let mut node = before.clone();
     node.relationships.insert(name.to_owned(), json!(peers));
-    save(
-        at.services,
-        at.caller,
-        at.schema,
-        Some(&before),
-        Some(&node),
-    )
-    .await?;
+    save(at, Some(&before), Some(&node)).await?;
     Ok(node)
 }
 
@@ -687,10 +565,9 @@ pub async fn delete(
     kind: &str,
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
-    refuse_other_branch(at.branch)?;
     let _guard = lock_kinds(at.services, at.schema, kind).await;
-    let node = designated(at.services, at.schema, kind, data).await?;
-    save(at.services, at.caller, at.schema, Some(&node), None).await?;
+    let node = designated(at, kind, data).await?;
+    save(at, Some(&node), None).await?;
     Ok(node)
 }
 
@@ -736,23 +613,22 @@ fn identifier(kind: &str, rel: &Map<String, Value>) -> String {
 /// event (one level: a cascaded node's own relationships are not followed). Nothing is
 /// committed when nothing changed.
 async fn save(
-    s: &Services,
-    caller: &Caller,
-    schema: &BranchSchema,
+    at: &At<'_>,
     before: Option<&DataNode>,
     after: Option<&DataNode>,
 ) -> Result<(), DataError> {
-    let Some(event) = node_event(caller, schema, before, after) else {
+    let (s, caller, schema) = (at.services, at.caller, at.schema);
+    let node = after.or(before).expect("one side exists");
+    let branch = if on_main(at, &node.kind) {
+        DEFAULT_BRANCH
+    } else {
+        at.branch
+    };
+    let actor = caller.actor(branch);
+    let Some(event) = node_event(&actor, schema, branch, before, after) else {
         return Ok(());
     };
-    let node = after.or(before).expect("one side exists");
-    let mut changes = vec![match (before, after) {
-        (None, Some(a)) => Change::CreateNode(a.to_node(schema)),
-        (Some(_), Some(a)) => Change::UpdateNode(a.to_node(schema)),
-        _ => Change::DeleteNode {
-            id: node.id.clone(),
-        },
-    }];
+    let mut changes = view::changes(s, schema, at.branch, before, after).await?;
     let mut events = vec![event];
     let mut cascaded: Vec<String> = Vec::new();
     for rel in schema.fields(&node.kind, "relationships") {
@@ -771,19 +647,17 @@ async fn save(
             if cascaded.contains(peer_id) {
                 continue;
             }
-            let Some(peer) = get(s, peer_id).await? else {
+            let Some(peer) = get(s, schema, at.branch, peer_id).await? else {
                 continue;
             };
             if cascade {
                 // A peer of a kind the schema no longer has is deleted without an event
                 // (the schema's rules keep a relationship's peer kind, so this is a guard).
-                if let Some(mut e) = node_event(caller, schema, Some(&peer), None) {
+                if let Some(mut e) = node_event(&actor, schema, branch, Some(&peer), None) {
                     e.parent = Some(infrastream_core::ParentRef::InBatch(0));
                     events.push(e);
                 }
-                changes.push(Change::DeleteNode {
-                    id: peer.id.clone(),
-                });
+                changes.extend(view::changes(s, schema, at.branch, Some(&peer), None).await?);
                 cascaded.push(peer.id);
                 continue;
             }
@@ -816,9 +690,11 @@ async fn save(
                 json!(ids)
             };
             updated.relationships.insert(reverse_name.to_owned(), value);
-            if let Some(mut e) = node_event(caller, schema, Some(&peer), Some(&updated)) {
+            if let Some(mut e) = node_event(&actor, schema, branch, Some(&peer), Some(&updated)) {
                 e.parent = Some(infrastream_core::ParentRef::InBatch(0));
-                changes.push(Change::UpdateNode(updated.to_node(schema)));
+                changes.extend(
+                    view::changes(s, schema, at.branch, Some(&peer), Some(&updated)).await?,
+                );
                 events.push(e);
             }
         }
