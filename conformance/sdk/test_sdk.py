@@ -644,3 +644,71 @@ def test_62_a_generic_lists_the_nodes_of_its_kinds() -> None:
         (f"{NS}Router", "R-1"),
         (f"{NS}Switch", "S-1"),
     ]
+
+
+def site_heights(c, branch: str) -> dict:
+    return {s.name.value: s.height.value for s in run(c.all(kind=f"{NS}Site", branch=branch))}
+
+
+def test_63_nodes_on_a_branch_with_the_sdk() -> None:
+    c = client()
+    br = f"data-{RAND}"
+    run(c.branch.create(br, description="nodes on a branch"))
+    nice = run(c.create(kind=f"{NS}Site", name="nice", height=1, branch=br))
+    run(nice.save())
+    paris = run(c.get(kind=f"{NS}Site", hfid=["paris"], branch=br))
+    paris.height.value = 11
+    run(paris.save())
+    t00 = run(c.get(kind=f"{NS}Tag", hfid=["t00"], branch=br))
+    run(t00.delete())
+    # The branch sees its changes; main does not, until the merge.
+    assert site_heights(c, br) == {"nice": 1, "paris": 11}
+    assert site_heights(c, "main") == {"paris": 9}
+    assert run(c.get(kind=f"{NS}Tag", hfid=["t00"])).id == t00.id
+    assert run(c.get(kind=f"{NS}Site", id=nice.id, branch=br)).name.value == "nice"
+    assert run(c.get(kind=f"{NS}Site", id=nice.id, raise_when_missing=False)) is None
+    diff = {(d["kind"], d["id"]): d["action"] for d in run(c.get_diff_summary(branch=br))}
+    assert diff == {
+        (f"{NS}Site", nice.id): "ADDED",
+        (f"{NS}Site", paris.id): "UPDATED",
+        (f"{NS}Tag", t00.id): "REMOVED",
+    }, diff
+    run(c.branch.merge(br))
+    assert site_heights(c, "main") == {"nice": 1, "paris": 11}
+    assert run(c.get(kind=f"{NS}Tag", hfid=["t00"], raise_when_missing=False)) is None
+    query = (
+        "{ InfrahubEvent(event_type: [\"infrahub.branch.merged\"], limit: 1) "
+        "{ edges { node { id } } } }"
+    )
+    merged = run(c.execute_graphql(query=query))["InfrahubEvent"]["edges"][0]["node"]["id"]
+    query = (
+        "query($p: String!) { InfrahubEvent(parent__ids: [$p], order: ASC) "
+        "{ edges { node { event branch primary_node { id } } } } }"
+    )
+    children = run(c.execute_graphql(query=query, variables={"p": merged}))["InfrahubEvent"]
+    got = sorted(
+        (e["node"]["event"], e["node"]["branch"], e["node"]["primary_node"]["id"])
+        for e in children["edges"]
+    )
+    assert got == sorted(
+        [
+            ("infrahub.node.created", "main", nice.id),
+            ("infrahub.node.updated", "main", paris.id),
+            ("infrahub.node.deleted", "main", t00.id),
+        ]
+    ), got
+
+
+def test_64_nodes_on_a_branch_with_the_sync_client() -> None:
+    from infrahub_sdk import InfrahubClientSync
+
+    c = InfrahubClientSync(config=Config(address=URL, api_token=TOKEN, timeout=30))
+    br = f"sync-{RAND}"
+    c.branch.create(br, description="sync client on a branch")
+    brest = c.create(kind=f"{NS}Site", name="brest", height=4, branch=br)
+    brest.save()
+    assert c.get(kind=f"{NS}Site", hfid=["brest"], branch=br).height.value == 4
+    assert c.get(kind=f"{NS}Site", hfid=["brest"], raise_when_missing=False) is None
+    # Deleting the branch drops its data; main never saw it.
+    c.branch.delete(br)
+    assert {s.name.value for s in c.all(kind=f"{NS}Site")} == {"nice", "paris"}

@@ -460,19 +460,35 @@ pub(crate) struct DiffQuery;
 impl DiffQuery {
     /// What a branch changed in its data since `branched_from`, node by node, with conflicts.
     #[graphql(name = "DiffTree")]
+    #[allow(clippy::too_many_arguments)]
     async fn diff_tree(
         &self,
         ctx: &Context<'_>,
         branch: Option<String>,
         filters: Option<DiffTreeQueryFilters>,
+        from_time: Option<DateTime>,
+        include_parents: Option<bool>,
         limit: Option<i32>,
+        name: Option<String>,
         offset: Option<i32>,
+        proposed_change_id: Option<String>,
+        #[graphql(deprecation = "replaced by filters")] root_node_uuids: Option<
+            Vec<Option<String>>,
+        >,
+        to_time: Option<DateTime>,
     ) -> Res<Option<DiffTree>> {
+        // The diff is always the branch's whole one, computed now: the time range, the name
+        // of a tracked diff and the proposed change select nothing else here.
+        let _ = (from_time, to_time, include_parents, proposed_change_id);
+        let mut filters = filters.unwrap_or_default();
+        if let Some(ids) = root_node_uuids.filter(|_| filters.ids.is_none()) {
+            filters.ids = Some(ids);
+        }
+        let diff_name = name;
         let name = branch_named(ctx, branch);
         let (b, diffs) = diff::of_branch(services(ctx), &name)
             .await
             .map_err(domain)?;
-        let filters = filters.unwrap_or_default();
         let diffs: Vec<&NodeDiff> = diffs.iter().filter(|d| filters.keeps(d)).collect();
         let (a, u, r) = counts(diffs.iter().map(|d| d.action));
         let conflicts = diffs.iter().map(|d| d.conflicts().count()).sum::<usize>() as i32;
@@ -486,7 +502,7 @@ impl DiffQuery {
             base_branch: infrastream_core::branch::DEFAULT_BRANCH.into(),
             diff_branch: b.name,
             from_time: DateTime(b.branched_from),
-            name: None,
+            name: diff_name,
             nodes: Some(nodes),
             num_added: a,
             num_conflicts: conflicts,
@@ -498,12 +514,18 @@ impl DiffQuery {
 
     /// The counts of what a branch changed in its data.
     #[graphql(name = "DiffTreeSummary")]
+    #[allow(clippy::too_many_arguments)]
     async fn diff_tree_summary(
         &self,
         ctx: &Context<'_>,
         branch: Option<String>,
         filters: Option<DiffTreeQueryFilters>,
+        from_time: Option<DateTime>,
+        name: Option<String>,
+        proposed_change_id: Option<String>,
+        to_time: Option<DateTime>,
     ) -> Res<Option<DiffTreeSummary>> {
+        let _ = (from_time, to_time, name, proposed_change_id);
         let name = branch_named(ctx, branch);
         let (b, diffs) = diff::of_branch(services(ctx), &name)
             .await
