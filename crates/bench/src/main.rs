@@ -17,6 +17,7 @@ mod fanout;
 mod idle;
 mod ingest;
 mod login_flood;
+mod merge;
 mod nodes;
 mod process;
 mod query;
@@ -50,6 +51,8 @@ enum Scenario {
     ClusterIdle(cluster_idle::ClusterIdleArgs),
     /// Nodes of a schema-defined kind created per second from concurrent HTTP clients.
     Nodes(nodes::NodesArgs),
+    /// Time to merge a branch with N changed nodes (half updated, half created).
+    Merge(merge::MergeArgs),
     /// Commit → delivered latency of single events fanned out to N `events` subscribers.
     Fanout(fanout::FanoutArgs),
     /// Server RSS per idle connection and per `events` subscription, CPU while idle.
@@ -116,6 +119,7 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::ClusterIdle(a) => cluster_idle::run(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
         Scenario::Nodes(a) => nodes::run(a).await,
+        Scenario::Merge(a) => merge::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Sustained(a) => sustained::run(a).await,
         Scenario::Query(a) => query::run(a).await,
