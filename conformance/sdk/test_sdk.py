@@ -712,3 +712,32 @@ def test_64_nodes_on_a_branch_with_the_sync_client() -> None:
     # Deleting the branch drops its data; main never saw it.
     c.branch.delete(br)
     assert {s.name.value for s in c.all(kind=f"{NS}Site")} == {"nice", "paris"}
+
+
+def test_65_groups_with_the_sdk() -> None:
+    c = client()
+    group_kind = {"name": "SiteGroup", "namespace": NS, "inherit_from": ["CoreGroup"]}
+    schema = {"version": "1.0", "nodes": [group_kind]}
+    assert not run(c.schema.load(schemas=[schema], branch="main")).errors
+    paris = run(c.get(kind=f"{NS}Site", hfid=["paris"]))
+    nice = run(c.get(kind=f"{NS}Site", hfid=["nice"]))
+    group = run(c.create(kind=f"{NS}SiteGroup", name=f"coast-{RAND}"))
+    run(group.save())
+    run(group.add_relationships(relation_to_update="members", related_nodes=[paris.id, nice.id]))
+    run(group.remove_relationships(relation_to_update="members", related_nodes=[paris.id]))
+    got = run(c.get(kind=f"{NS}SiteGroup", id=group.id, include=["members"]))
+    assert [p.id for p in got.members.peers] == [nice.id]
+    standard = run(c.create(kind="CoreStandardGroup", name=f"all-{RAND}", members=[paris]))
+    run(standard.save())
+    assert run(c.get(kind="CoreStandardGroup", id=standard.id)).name.value == f"all-{RAND}"
+    query = (
+        "query($g: String!) { InfrahubEvent(primary_node__ids: [$g], order: ASC) "
+        "{ edges { node { event ... on GroupEvent { members { id } ancestors { id } } } } } }"
+    )
+    edges = run(c.execute_graphql(query=query, variables={"g": group.id}))["InfrahubEvent"]["edges"]
+    got = [(e["node"]["event"], sorted(m["id"] for m in e["node"].get("members", []))) for e in edges]
+    assert got == [
+        ("infrahub.node.created", []),
+        ("infrahub.group.member_added", sorted([paris.id, nice.id])),
+        ("infrahub.group.member_removed", [paris.id]),
+    ], got

@@ -27,6 +27,7 @@ use async_graphql::dynamic::{
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
 use async_graphql::{Name, Value as GqlValue};
 use infrastream_services::data::{self, DataNode};
+use infrastream_services::schema::builtin;
 use infrastream_services::schema::registry::BranchSchema;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
@@ -423,7 +424,7 @@ fn build(
         }
         for rel in schema.fields(kind, "relationships") {
             let (name, peer) = (s(&rel, "name"), s(&rel, "peer"));
-            if !schema.nodes.contains_key(&peer) {
+            if schema.element(&peer).is_none() {
                 continue;
             }
             let many = s(&rel, "cardinality") != "one";
@@ -479,6 +480,9 @@ fn build(
                 node = node.implement(g);
             }
         }
+        if schema.generics.contains_key(builtin::NODE) {
+            node = node.implement(builtin::NODE);
+        }
         builder_types.push(node.into());
         builder_types.push(create.into());
         builder_types.push(upsert.into());
@@ -504,38 +508,11 @@ fn build(
                 }))
                 .into(),
         );
-        for page in [format!("Paginated{kind}"), format!("NestedPaginated{kind}")] {
-            let edge = if page.starts_with("Nested") {
-                format!("NestedEdged{kind}")
-            } else {
-                format!("Edged{kind}")
-            };
-            builder_types.push(
-                Object::new(page)
-                    .field(Field::new(
-                        "count",
-                        TypeRef::named_nn(TypeRef::INT),
-                        |ctx| {
-                            FieldFuture::new(async move {
-                                let page = ctx.parent_value.try_downcast_ref::<Page>()?;
-                                Ok(Some(FieldValue::value(page.count as i64)))
-                            })
-                        },
-                    ))
-                    .field(Field::new(
-                        "edges",
-                        TypeRef::named_nn_list_nn(edge),
-                        |ctx| {
-                            FieldFuture::new(async move {
-                                let page = ctx.parent_value.try_downcast_ref::<Page>()?;
-                                Ok(Some(FieldValue::list(
-                                    page.nodes.iter().map(|n| FieldValue::borrowed_any(n)),
-                                )))
-                            })
-                        },
-                    ))
-                    .into(),
-            );
+        for prefix in ["", "Nested"] {
+            builder_types.push(page_type(
+                format!("{prefix}Paginated{kind}"),
+                format!("{prefix}Edged{kind}"),
+            ));
         }
         query = query.field(query_field);
         roots.insert(kind.clone());
@@ -591,9 +568,6 @@ fn build(
 
     // Each generic with nodes: an interface its nodes implement, and a list of them all.
     for g in schema.generics.keys() {
-        if schema.used_by(g).is_empty() {
-            continue;
-        }
         let mut interface = Interface::new(g.as_str())
             .field(InterfaceField::new("id", TypeRef::named_nn(TypeRef::ID)))
             .field(InterfaceField::new(
@@ -637,44 +611,25 @@ fn build(
                 ));
         }
         builder_types.push(interface.into());
-        builder_types.push(
-            Object::new(format!("Edged{g}"))
-                .field(Field::new("node", TypeRef::named(g.as_str()), |ctx| {
-                    FieldFuture::new(async move {
-                        let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
-                        Ok(Some(
-                            FieldValue::borrowed_any(n).with_type(n.node.kind.clone()),
-                        ))
-                    })
-                }))
-                .into(),
-        );
-        builder_types.push(
-            Object::new(format!("Paginated{g}"))
-                .field(Field::new(
-                    "count",
-                    TypeRef::named_nn(TypeRef::INT),
-                    |ctx| {
+        // Edges and pages of the generic, as a list and as a peer: each node as its kind.
+        for prefix in ["", "Nested"] {
+            builder_types.push(
+                Object::new(format!("{prefix}Edged{g}"))
+                    .field(Field::new("node", TypeRef::named(g.as_str()), |ctx| {
                         FieldFuture::new(async move {
-                            let page = ctx.parent_value.try_downcast_ref::<Page>()?;
-                            Ok(Some(FieldValue::value(page.count as i64)))
+                            let n = ctx.parent_value.try_downcast_ref::<NodeValue>()?;
+                            Ok(Some(
+                                FieldValue::borrowed_any(n).with_type(n.node.kind.clone()),
+                            ))
                         })
-                    },
-                ))
-                .field(Field::new(
-                    "edges",
-                    TypeRef::named_nn_list_nn(format!("Edged{g}")),
-                    |ctx| {
-                        FieldFuture::new(async move {
-                            let page = ctx.parent_value.try_downcast_ref::<Page>()?;
-                            Ok(Some(FieldValue::list(
-                                page.nodes.iter().map(|n| FieldValue::borrowed_any(n)),
-                            )))
-                        })
-                    },
-                ))
-                .into(),
-        );
+                    }))
+                    .into(),
+            );
+            builder_types.push(page_type(
+                format!("{prefix}Paginated{g}"),
+                format!("{prefix}Edged{g}"),
+            ));
+        }
         query = query.field(field);
         roots.insert(g.clone());
     }
@@ -865,4 +820,32 @@ async fn builtin_roots(schema: &crate::InfraSchema) -> BuiltinRoots {
         }
     }
     roots
+}
+
+/// `<name> {count, edges: [<edge>!]!}` over a [`Page`].
+fn page_type(name: String, edge: String) -> async_graphql::dynamic::Type {
+    Object::new(name)
+        .field(Field::new(
+            "count",
+            TypeRef::named_nn(TypeRef::INT),
+            |ctx| {
+                FieldFuture::new(async move {
+                    let page = ctx.parent_value.try_downcast_ref::<Page>()?;
+                    Ok(Some(FieldValue::value(page.count as i64)))
+                })
+            },
+        ))
+        .field(Field::new(
+            "edges",
+            TypeRef::named_nn_list_nn(edge),
+            |ctx| {
+                FieldFuture::new(async move {
+                    let page = ctx.parent_value.try_downcast_ref::<Page>()?;
+                    Ok(Some(FieldValue::list(
+                        page.nodes.iter().map(|n| FieldValue::borrowed_any(n)),
+                    )))
+                })
+            },
+        ))
+        .into()
 }

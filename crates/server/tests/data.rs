@@ -620,3 +620,120 @@ async fn attributes_of_a_generic_are_the_inheriting_nodes_own() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn group_membership_commits_group_events_with_members_and_ancestors() {
+    let s = TestServer::start().await;
+    load(
+        &s,
+        &json!({"schemas": [{"version": "1.0", "nodes": [
+            {"name": "Site", "namespace": "Infra", "human_friendly_id": ["name__value"],
+             "attributes": [{"name": "name", "kind": "Text", "unique": true}]},
+            {"name": "SiteGroup", "namespace": "Infra", "inherit_from": ["CoreGroup"],
+             "relationships": [
+                 {"name": "parent", "peer": "InfraSiteGroup", "cardinality": "one",
+                  "optional": true, "identifier": "site_group_tree"},
+                 {"name": "children", "peer": "InfraSiteGroup", "cardinality": "many",
+                  "identifier": "site_group_tree"}]}
+        ]}]}),
+    )
+    .await;
+    let site = created_id(
+        &s,
+        "mutation { InfraSiteCreate(data: {name: {value: \"paris\"}}) { object { id } } }",
+        Value::Null,
+        "InfraSiteCreate",
+    )
+    .await;
+    let root = created_id(
+        &s,
+        "mutation { InfraSiteGroupCreate(data: {name: {value: \"europe\"}}) { object { id } } }",
+        Value::Null,
+        "InfraSiteGroupCreate",
+    )
+    .await;
+    let child = created_id(
+        &s,
+        "mutation($p: String) { InfraSiteGroupCreate(data: {name: {value: \"france\"}, parent: {id: $p}}) { object { id } } }",
+        json!({"p": root}),
+        "InfraSiteGroupCreate",
+    )
+    .await;
+    let standard = created_id(
+        &s,
+        "mutation { CoreStandardGroupCreate(data: {name: {value: \"all\"}}) { object { id } } }",
+        Value::Null,
+        "CoreStandardGroupCreate",
+    )
+    .await;
+    // The parent learns its child (the relationship the other way).
+    let tree = ok(
+        &s,
+        "query($r: ID) { InfraSiteGroup(ids: [$r]) { edges { node { children { count } } } } CoreGroup { count } }",
+        json!({"r": root}),
+    )
+    .await;
+    assert_eq!(
+        tree["InfraSiteGroup"]["edges"][0]["node"]["children"]["count"],
+        1
+    );
+    assert_eq!(tree["CoreGroup"]["count"], 3, "{tree}");
+    let add = "mutation($g: String!, $n: String!) { RelationshipAdd(data: {id: $g, name: \"members\", nodes: [{id: $n}]}) { ok } }";
+    let remove = "mutation($g: String!, $n: String!) { RelationshipRemove(data: {id: $g, name: \"members\", nodes: [{id: $n}]}) { ok } }";
+    ok(&s, add, json!({"g": child, "n": site})).await;
+    ok(&s, add, json!({"g": child, "n": site})).await; // already a member: nothing
+    ok(&s, add, json!({"g": standard, "n": child})).await;
+    ok(&s, remove, json!({"g": child, "n": site})).await;
+    ok(&s, remove, json!({"g": child, "n": site})).await; // not a member: nothing
+    let members = ok(
+        &s,
+        "query($g: ID) { CoreStandardGroup(ids: [$g]) { edges { node { members { count edges { node { id __typename } } } } } } }",
+        json!({"g": standard}),
+    )
+    .await;
+    assert_eq!(
+        members["CoreStandardGroup"]["edges"][0]["node"]["members"],
+        json!({"count": 1, "edges": [{"node": {"id": child, "__typename": "InfraSiteGroup"}}]})
+    );
+    let events = ok(
+        &s,
+        "{ InfrahubEvent(event_type: [\"infrahub.group.member_added\", \"infrahub.group.member_removed\"], order: ASC) { edges { node { event branch primary_node { id kind } related_nodes { id kind } ... on GroupEvent { members { id kind } ancestors { id kind } } } } } }",
+        Value::Null,
+    )
+    .await;
+    let got: Vec<Value> = events["InfrahubEvent"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let node = |id: &str, kind: &str| json!({"id": id, "kind": kind});
+    let event = |name: &str, group: Value, member: Value, ancestors: Value| {
+        json!({"event": name, "branch": "main", "primary_node": group,
+               "related_nodes": [member.clone()], "members": [member], "ancestors": ancestors})
+    };
+    assert_eq!(
+        got,
+        [
+            event(
+                "infrahub.group.member_added",
+                node(&child, "InfraSiteGroup"),
+                node(&site, "InfraSite"),
+                json!([node(&root, "InfraSiteGroup")])
+            ),
+            event(
+                "infrahub.group.member_added",
+                node(&standard, "CoreStandardGroup"),
+                node(&child, "InfraSiteGroup"),
+                json!([])
+            ),
+            event(
+                "infrahub.group.member_removed",
+                node(&child, "InfraSiteGroup"),
+                node(&site, "InfraSite"),
+                json!([node(&root, "InfraSiteGroup")])
+            ),
+        ]
+    );
+    s.shutdown().await;
+}

@@ -15,16 +15,18 @@
 
 pub mod diff;
 mod event;
+mod groups;
 pub mod merge;
 mod view;
 
 pub use view::{get, list};
 
+use crate::schema::builtin;
 use crate::schema::registry::BranchSchema;
 use crate::{Caller, Services};
 use event::node_event;
 use infrastream_core::branch::DEFAULT_BRANCH;
-use infrastream_core::{Error, ErrorKind, Node, format_timestamp, now};
+use infrastream_core::{Error, ErrorKind, Node, RelatedNode, format_timestamp, now};
 use infrastream_store::Commit;
 use serde_json::{Map, Value, json};
 
@@ -179,19 +181,33 @@ async fn designated(
     data: &Map<String, Value>,
 ) -> Result<DataNode, DataError> {
     let schema = at.schema;
-    let nodes = list(at.services, schema, at.branch, kind).await?;
+    // A node kind, or a generic: the nodes of every kind inheriting from it.
+    let kinds = if schema.nodes.contains_key(kind) {
+        vec![kind.to_owned()]
+    } else {
+        schema.used_by(kind)
+    };
     if let Some(id) = data.get("id").and_then(Value::as_str) {
-        return nodes
-            .into_iter()
-            .find(|n| n.id == id)
+        return get(at.services, schema, at.branch, id)
+            .await?
+            .filter(|n| kinds.contains(&n.kind))
             .ok_or_else(|| Error::not_found(format!("{kind} {id} not found")));
     }
     if let Some(Value::Array(hfid)) = data.get("hfid") {
         let wanted: Vec<String> = hfid.iter().map(text).collect();
-        return nodes
-            .into_iter()
-            .find(|n| n.hfid(schema).as_ref() == Some(&wanted))
-            .ok_or_else(|| Error::not_found(format!("{kind} {} not found", wanted.join(" "))));
+        for k in &kinds {
+            if let Some(n) = list(at.services, schema, at.branch, k)
+                .await?
+                .into_iter()
+                .find(|n| n.hfid(schema).as_ref() == Some(&wanted))
+            {
+                return Ok(n);
+            }
+        }
+        return Err(Error::not_found(format!(
+            "{kind} {} not found",
+            wanted.join(" ")
+        )));
     }
     Err(invalid(format!("id or hfid is required for {kind}")))
 }
@@ -539,6 +555,7 @@ pub async fn change_relationship(
     }
     let peer_kind = rel.get("peer").and_then(Value::as_str).unwrap_or_default();
     let mut peers = before.peers(name);
+    let mut moved = Vec::new();
     for r in data
         .get("nodes")
         .and_then(Value::as_array)
@@ -547,15 +564,31 @@ pub async fn change_relationship(
     {
         let r = r.as_object().cloned().unwrap_or_default();
         let peer = designated(at, peer_kind, &r).await?;
-        if add && !peers.contains(&peer.id) {
-            peers.push(peer.id);
-        } else if !add {
+        let changed = if add {
+            !peers.contains(&peer.id)
+        } else {
+            peers.contains(&peer.id)
+        };
+        if !changed {
+            continue;
+        }
+        if add {
+            peers.push(peer.id.clone());
+        } else {
             peers.retain(|p| *p != peer.id);
         }
+        moved.push(RelatedNode {
+            id: peer.id,
+            kind: peer.kind,
+        });
     }
     let mut node = before.clone();
     node.relationships.insert(name.to_owned(), json!(peers));
-    save(at, Some(&before), Some(&node)).await?;
+    if builtin::is_group(at.schema, &before.kind) && name == builtin::MEMBERS {
+        groups::save_members(at, &before, &node, moved, add).await?;
+    } else {
+        save(at, Some(&before), Some(&node)).await?;
+    }
     Ok(node)
 }
 
@@ -661,13 +694,22 @@ async fn save(
                 cascaded.push(peer.id);
                 continue;
             }
-            let Some(reverse) = schema
+            // The relationship the other way: of the peer's kind, pointing at this kind, with
+            // the same identifier — another one than this when the kind points at itself
+            // (`parent` and `children`), this one only when it is symmetric (`peers`).
+            let candidates: Vec<_> = schema
                 .fields(&peer.kind, "relationships")
                 .into_iter()
-                .find(|r| {
+                .filter(|r| {
                     r.get("peer").and_then(Value::as_str) == Some(node.kind.as_str())
                         && identifier(&peer.kind, r) == id
                 })
+                .collect();
+            let Some(reverse) = candidates
+                .iter()
+                .find(|r| peer.kind != node.kind || r.get("name") != rel.get("name"))
+                .or(candidates.first())
+                .cloned()
             else {
                 continue;
             };

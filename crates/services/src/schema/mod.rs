@@ -18,6 +18,7 @@
 //! ([`carried_by_rebase`]). Nodes of these kinds are in [`crate::data`]; their GraphQL is
 //! built from the branch's schema by the `graphql` crate.
 
+pub mod builtin;
 pub mod contract;
 pub mod registry;
 mod rules;
@@ -95,9 +96,11 @@ fn meta_key(branch: &str) -> String {
 async fn stored_at(s: &Services, key: &str) -> Result<Option<BranchSchema>, StoreError> {
     match s.store.meta(key).await? {
         None => Ok(None),
-        Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            StoreError::backend(format!("the stored schema {key} cannot be read: {e}"))
-        }),
+        Some(text) => serde_json::from_str(&text)
+            .map(|schema| Some(builtin::with_builtins(schema)))
+            .map_err(|e| {
+                StoreError::backend(format!("the stored schema {key} cannot be read: {e}"))
+            }),
     }
 }
 
@@ -108,7 +111,7 @@ async fn stored(s: &Services, branch: &str) -> Result<BranchSchema, StoreError> 
             return Ok(schema);
         }
     }
-    Ok(BranchSchema::default())
+    Ok(builtin::with_builtins(BranchSchema::default()))
 }
 
 fn set(key: String, schema: &BranchSchema) -> Result<Change, StoreError> {
@@ -163,7 +166,9 @@ pub async fn carried_by_merge(
     let Some(theirs) = stored_at(s, &meta_key(branch)).await? else {
         return Ok((ours, None));
     };
-    let base = stored_at(s, &base_key(branch)).await?.unwrap_or_default();
+    let base = stored_at(s, &base_key(branch))
+        .await?
+        .unwrap_or_else(|| builtin::with_builtins(BranchSchema::default()));
     let merged = registry::three_way(&base, &theirs, &ours);
     if merged.hash() == ours.hash() {
         return Ok((ours, None));
@@ -186,7 +191,9 @@ pub async fn carried_by_rebase(
     let Some(theirs) = stored_at(s, &meta_key(branch)).await? else {
         return Ok((stored(s, DEFAULT_BRANCH).await?, Vec::new(), None));
     };
-    let base = stored_at(s, &base_key(branch)).await?.unwrap_or_default();
+    let base = stored_at(s, &base_key(branch))
+        .await?
+        .unwrap_or_else(|| builtin::with_builtins(BranchSchema::default()));
     let main = stored(s, DEFAULT_BRANCH).await?;
     let rebased = registry::three_way(&base, &theirs, &main);
     let changes = vec![
@@ -303,6 +310,7 @@ pub async fn branch_schema_text(s: &Services, branch: &str) -> Result<Option<Str
 /// A schema from its stored text ([`branch_schema_text`]).
 pub fn parse(text: &str) -> Result<BranchSchema, StoreError> {
     serde_json::from_str(text)
+        .map(builtin::with_builtins)
         .map_err(|e| StoreError::backend(format!("a stored schema cannot be read: {e}")))
 }
 

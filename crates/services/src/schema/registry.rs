@@ -93,11 +93,14 @@ impl BranchSchema {
         out
     }
 
-    /// The node kinds that inherit from generic `kind`.
+    /// The node kinds that inherit from generic `kind` (every one for `CoreNode`).
     pub fn used_by(&self, kind: &str) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(_, n)| strings(n.get("inherit_from")).iter().any(|g| g == kind))
+            .filter(|(_, n)| {
+                kind == super::builtin::NODE
+                    || strings(n.get("inherit_from")).iter().any(|g| g == kind)
+            })
             .map(|(k, _)| k.clone())
             .collect()
     }
