@@ -376,18 +376,8 @@ fn build(
                     FieldFuture::new(async move { list(ctx, &kind, schema).await })
                 }
             },
-        )
-        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
-        .argument(InputValue::new(
-            "hfid",
-            TypeRef::named_list(TypeRef::STRING),
-        ))
-        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
-        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-        .argument(InputValue::new(
-            "partial_match",
-            TypeRef::named(TypeRef::BOOLEAN),
-        ));
+        );
+        query_field = list_arguments(query_field, &schema, kind);
         for attr in schema.fields(kind, "attributes") {
             let name = s(&attr, "name");
             let (object, input, _) = attribute_types(&s(&attr, "kind"));
@@ -412,15 +402,6 @@ fn build(
             create = create.field(InputValue::new(name.as_str(), TypeRef::named(input)));
             upsert = upsert.field(InputValue::new(name.as_str(), TypeRef::named(input)));
             update = update.field(InputValue::new(name.as_str(), TypeRef::named(input)));
-            query_field = query_field
-                .argument(InputValue::new(
-                    format!("{name}__value"),
-                    TypeRef::named("GenericScalar"),
-                ))
-                .argument(InputValue::new(
-                    format!("{name}__values"),
-                    TypeRef::named_list("GenericScalar"),
-                ));
         }
         for rel in schema.fields(kind, "relationships") {
             let (name, peer) = (s(&rel, "name"), s(&rel, "peer"));
@@ -578,37 +559,18 @@ fn build(
                 "display_label",
                 TypeRef::named(TypeRef::STRING),
             ));
-        let mut field = Field::new(g.as_str(), TypeRef::named_nn(format!("Paginated{g}")), {
+        let field = Field::new(g.as_str(), TypeRef::named_nn(format!("Paginated{g}")), {
             let (kind, schema) = (g.clone(), schema.clone());
             move |ctx| {
                 let (kind, schema) = (kind.clone(), schema.clone());
                 FieldFuture::new(async move { list(ctx, &kind, schema).await })
             }
-        })
-        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
-        .argument(InputValue::new(
-            "hfid",
-            TypeRef::named_list(TypeRef::STRING),
-        ))
-        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
-        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-        .argument(InputValue::new(
-            "partial_match",
-            TypeRef::named(TypeRef::BOOLEAN),
-        ));
+        });
+        let field = list_arguments(field, &schema, g);
         for attr in schema.fields(g, "attributes") {
             let name = s(&attr, "name");
             let (object, _, _) = attribute_types(&s(&attr, "kind"));
             interface = interface.field(InterfaceField::new(name.as_str(), TypeRef::named(object)));
-            field = field
-                .argument(InputValue::new(
-                    format!("{name}__value"),
-                    TypeRef::named("GenericScalar"),
-                ))
-                .argument(InputValue::new(
-                    format!("{name}__values"),
-                    TypeRef::named_list("GenericScalar"),
-                ));
         }
         builder_types.push(interface.into());
         // Edges and pages of the generic, as a list and as a peer: each node as its kind.
@@ -677,6 +639,51 @@ fn build(
     })
 }
 
+/// The filters and paging of a list of `kind`'s nodes: `ids`, `hfid`, `<attribute>__value(s)`,
+/// `any__value(s)` (any attribute), `<relationship>__ids` (any of these peers),
+/// `partial_match` (substring match of text values), `offset`, `limit`.
+fn list_arguments(mut field: Field, schema: &BranchSchema, kind: &str) -> Field {
+    field = field
+        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
+        .argument(InputValue::new(
+            "hfid",
+            TypeRef::named_list(TypeRef::STRING),
+        ))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new(
+            "partial_match",
+            TypeRef::named(TypeRef::BOOLEAN),
+        ))
+        .argument(InputValue::new(
+            "any__value",
+            TypeRef::named(TypeRef::STRING),
+        ))
+        .argument(InputValue::new(
+            "any__values",
+            TypeRef::named_list(TypeRef::STRING),
+        ));
+    for attr in schema.fields(kind, "attributes") {
+        let name = s(&attr, "name");
+        field = field
+            .argument(InputValue::new(
+                format!("{name}__value"),
+                TypeRef::named("GenericScalar"),
+            ))
+            .argument(InputValue::new(
+                format!("{name}__values"),
+                TypeRef::named_list("GenericScalar"),
+            ));
+    }
+    for rel in schema.fields(kind, "relationships") {
+        field = field.argument(InputValue::new(
+            format!("{}__ids", s(&rel, "name")),
+            TypeRef::named_list(TypeRef::ID),
+        ));
+    }
+    field
+}
+
 /// One page of a list, with the total.
 struct Page {
     count: usize,
@@ -728,6 +735,35 @@ async fn list<'a>(
         }
         if let Some(Value::Array(wanted)) = arg(&format!("{name}__values")) {
             nodes.retain(|n| wanted.iter().any(|w| matches(&n.value(&name), w, partial)));
+        }
+    }
+    // Any attribute: compared as text (a number or a boolean by its text too).
+    let attributes: Vec<String> = schema
+        .fields(kind, "attributes")
+        .iter()
+        .map(|a| s(a, "name"))
+        .collect();
+    let any = |n: &DataNode, w: &Value| {
+        attributes.iter().any(|a| match n.value(a) {
+            Value::Null => false,
+            Value::String(v) => matches(&Value::String(v), w, partial),
+            v => matches(&Value::String(v.to_string()), w, partial),
+        })
+    };
+    if let Some(wanted) = arg("any__value").filter(|v| !v.is_null()) {
+        nodes.retain(|n| any(n, &wanted));
+    }
+    if let Some(Value::Array(wanted)) = arg("any__values") {
+        nodes.retain(|n| wanted.iter().any(|w| any(n, w)));
+    }
+    for rel in schema.fields(kind, "relationships") {
+        let name = s(&rel, "name");
+        if let Some(Value::Array(ids)) = arg(&format!("{name}__ids")) {
+            nodes.retain(|n| {
+                let peers = n.peers(&name);
+                ids.iter()
+                    .any(|i| i.as_str().is_some_and(|i| peers.iter().any(|p| p == i)))
+            });
         }
     }
     let count = nodes.len();

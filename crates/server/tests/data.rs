@@ -737,3 +737,145 @@ async fn group_membership_commits_group_events_with_members_and_ancestors() {
     );
     s.shutdown().await;
 }
+
+/// Every field of a node event, as both HTTP and the subscription select it.
+const NODE_EVENT_FIELDS: &str = "id event branch level parent_id has_children primary_node { id kind } related_nodes { id kind } ... on NodeMutatedEvent { attributes { name kind action value value_previous } relationships { name action peer { id kind } } payload }";
+
+#[tokio::test]
+async fn node_events_are_the_same_over_http_and_on_the_subscription_and_filter_by_node() {
+    let s = TestServer::start().await;
+    load_schema(&s).await;
+    let start = s.emit("probe.start", "").await;
+    let types = json!([
+        "infrahub.node.created",
+        "infrahub.node.updated",
+        "infrahub.node.deleted"
+    ]);
+    let mut all = s.ws_admin().await;
+    all.subscribe(
+        "all",
+        &format!("subscription($t: [String!], $a: String) {{ events(event_type: $t, after: $a) {{ {NODE_EVENT_FIELDS} }} }}"),
+        json!({"t": types, "a": start}),
+    )
+    .await;
+    let site = created_id(
+        &s,
+        CREATE_SITE,
+        json!({"n": "paris", "h": 3}),
+        "InfraSiteCreate",
+    )
+    .await;
+    let tag = created_id(
+        &s,
+        "mutation { InfraTagCreate(data: {name: {value: \"red\"}}) { object { id } } }",
+        Value::Null,
+        "InfraTagCreate",
+    )
+    .await;
+    let device = created_id(
+        &s,
+        "mutation($s: String, $t: String) { InfraDeviceCreate(data: {name: {value: \"r1\"}, site: {id: $s}, tags: [{id: $t}]}) { object { id } } }",
+        json!({"s": site, "t": tag}),
+        "InfraDeviceCreate",
+    )
+    .await;
+    ok(
+        &s,
+        "mutation($d: String) { InfraDeviceUpdate(data: {id: $d, name: {value: \"r2\"}}) { ok } }",
+        json!({"d": device}),
+    )
+    .await;
+    // Lists filter by any attribute and by peers.
+    let found = ok(
+        &s,
+        "query($s: ID) { a: InfraDevice(any__value: \"r2\") { count } b: InfraDevice(any__value: \"nope\") { count } c: InfraDevice(site__ids: [$s]) { count } d: InfraSite(any__value: \"3\") { count } e: InfraDevice(any__value: \"r\", partial_match: true) { count } }",
+        json!({"s": site}),
+    )
+    .await;
+    assert_eq!(
+        found,
+        json!({"a": {"count": 1}, "b": {"count": 0}, "c": {"count": 1}, "d": {"count": 1}, "e": {"count": 1}})
+    );
+    ok(
+        &s,
+        "mutation($d: String) { InfraDeviceDelete(data: {id: $d}) { ok } }",
+        json!({"d": device}),
+    )
+    .await;
+    let query = format!(
+        "query($t: [String!]) {{ InfrahubEvent(event_type: $t, order: ASC) {{ edges {{ node {{ {NODE_EVENT_FIELDS} }} }} }} }}"
+    );
+    let over_http: Vec<Value> = ok(&s, &query, json!({"t": types})).await["InfrahubEvent"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let names: Vec<&str> = over_http
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.created",
+            "infrahub.node.updated",
+            "infrahub.node.deleted"
+        ]
+    );
+    let mut over_ws = Vec::new();
+    for _ in 0..over_http.len() {
+        over_ws.push(all.next_data("all").await["events"].clone());
+    }
+    assert_eq!(
+        over_ws, over_http,
+        "the subscription and InfrahubEvent differ"
+    );
+    // By node: the events whose primary node, or a related node, is the site.
+    for filter in ["primary_node__ids", "related_node__ids"] {
+        let query = format!(
+            "query($n: [String!]) {{ InfrahubEvent({filter}: $n, order: ASC) {{ edges {{ node {{ id }} }} }} }}"
+        );
+        let http_ids: Vec<Value> =
+            ok(&s, &query, json!({"n": [site]})).await["InfrahubEvent"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["id"].clone())
+                .collect();
+        assert!(!http_ids.is_empty(), "{filter}");
+        let expected: Vec<Value> = over_http
+            .iter()
+            .filter(|e| {
+                let by_primary = e["primary_node"]["id"] == site.as_str();
+                let by_related = e["related_nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["id"] == site.as_str());
+                if filter == "primary_node__ids" {
+                    by_primary
+                } else {
+                    by_related
+                }
+            })
+            .map(|e| e["id"].clone())
+            .collect();
+        assert_eq!(http_ids, expected, "{filter} over HTTP");
+        let mut ws = s.ws_admin().await;
+        ws.subscribe(
+            "f",
+            &format!("subscription($n: [String!], $a: String) {{ events({filter}: $n, after: $a) {{ id }} }}"),
+            json!({"n": [site], "a": start}),
+        )
+        .await;
+        let mut ws_ids = Vec::new();
+        for _ in 0..http_ids.len() {
+            ws_ids.push(ws.next_data("f").await["events"]["id"].clone());
+        }
+        assert_eq!(ws_ids, http_ids, "{filter} on the subscription");
+    }
+    s.shutdown().await;
+}

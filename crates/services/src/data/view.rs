@@ -225,14 +225,19 @@ async fn with_agnostic_attributes(
     if !names.is_empty()
         && let Some(main) = main_node(s, &n.id).await?
     {
-        for name in names {
-            match main.attributes.get(&name) {
-                Some(a) => n.attributes.insert(name, a.clone()),
-                None => n.attributes.remove(&name),
-            };
-        }
+        share(&mut n, &main, &names);
     }
     Ok(Some(n))
+}
+
+/// Gives `n` the values of attributes `names` that `main` (the default branch's version) has.
+fn share(n: &mut DataNode, main: &DataNode, names: &[String]) {
+    for name in names {
+        match main.attributes.get(name) {
+            Some(a) => n.attributes.insert(name.clone(), a.clone()),
+            None => n.attributes.remove(name),
+        };
+    }
 }
 
 async fn kind_records(s: &Services, kind: &str) -> Result<Vec<Node>, DataError> {
@@ -277,12 +282,7 @@ pub async fn list(
     out.extend(seen.into_values().flatten());
     for n in &mut out {
         if let Some(m) = main_by_id.get(n.id.as_str()) {
-            for name in &agnostic_names {
-                match m.attributes.get(name) {
-                    Some(a) => n.attributes.insert(name.clone(), a.clone()),
-                    None => n.attributes.remove(name),
-                };
-            }
+            share(n, m, &agnostic_names);
         }
     }
     out.sort_by_key(|n| n.store_name(schema));
