@@ -40,6 +40,14 @@ pub struct DataSchema {
     roots: BTreeSet<String>,
 }
 
+impl DataSchema {
+    /// Checks `document` against this schema without executing it; `Err` is the reason.
+    pub async fn validate(&self, document: &str) -> Result<(), String> {
+        let request = async_graphql::Request::new(document).data(crate::ValidateOnly);
+        crate::validated(self.schema.execute(request).await)
+    }
+}
+
 /// Which schema runs a request.
 pub enum Route {
     /// The built-in one.
@@ -626,10 +634,15 @@ fn build(
         );
         roots.insert(op.to_owned());
     }
+    let limits = services.settings.clone();
     let mut builder = Schema::build("Query", Some("Mutation"), None)
         .register(query)
         .register(mutation)
-        .data(services);
+        .data(services)
+        .extension(crate::extension::TagRequestErrors)
+        .limit_depth(limits.max_query_depth)
+        .limit_complexity(limits.max_query_complexity)
+        .limit_recursive_depth(limits.max_query_recursion);
     for t in builder_types {
         builder = builder.register(t);
     }

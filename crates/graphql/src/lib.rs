@@ -98,14 +98,18 @@ pub fn build_schema(services: Services) -> InfraSchema {
     services
         .domain
         .queries
-        .install(Arc::new(runner::SchemaRunner(schema.clone())));
+        .install(Arc::new(runner::SchemaRunner(schema.clone(), hub.clone())));
     schema
 }
 
 /// Checks a GraphQL document against `schema` without executing it.
 pub async fn validate_document(schema: &InfraSchema, document: &str) -> Result<(), String> {
     let request = async_graphql::Request::new(document).data(ValidateOnly);
-    let response = schema.execute(request).await;
+    validated(schema.execute(request).await)
+}
+
+/// What a request carrying [`ValidateOnly`] answered: valid, or the reasons.
+pub(crate) fn validated(response: async_graphql::Response) -> Result<(), String> {
     match response.errors.first() {
         Some(e) if e.message == extension::VALID_MARKER => Ok(()),
         Some(_) => Err(response

@@ -2,7 +2,11 @@
 //! branch, interval, account) shares one group whose task runs the saved query once per tick
 //! and publishes the result; subscribers read the latest result. N identical subscribers cost
 //! one execution per tick, not N. A group's task ends when its last subscriber leaves.
+//!
+//! A saved query that reads nodes of loaded kinds runs against the branch's schema of those
+//! kinds ([`crate::data::DataSchemas`]), as it would over HTTP.
 
+use crate::data::{DataSchemas, Route};
 use crate::{Caller, InfraSchema, Metrics, UrlBranch};
 use async_graphql::Request;
 use std::collections::HashMap;
@@ -40,11 +44,48 @@ pub struct QueryHub {
     groups: Mutex<HashMap<GroupKey, (u64, watch::Sender<Latest>)>>,
     next_id: std::sync::atomic::AtomicU64,
     schema: OnceLock<InfraSchema>,
+    data: OnceLock<(Arc<DataSchemas>, infrastream_services::Services)>,
 }
 
 impl QueryHub {
     pub(crate) fn set_schema(&self, schema: InfraSchema) {
         let _ = self.schema.set(schema);
+    }
+
+    /// The schemas of loaded kinds that saved queries naming them run against.
+    pub fn set_data(&self, data: Arc<DataSchemas>, services: infrastream_services::Services) {
+        let _ = self.data.set((data, services));
+    }
+
+    /// Which schema runs `query` on `branch`: the schema of loaded kinds when it reads them
+    /// (`None`: the built-in one, also when the document does not parse).
+    pub(crate) async fn route(&self, query: &str, branch: &str) -> Option<Route> {
+        let (data, services) = self.data.get()?;
+        let document = async_graphql::parser::parse_query(query).ok()?;
+        match data.route(services, branch, &document, None).await {
+            Route::Builtin => None,
+            other => Some(other),
+        }
+    }
+
+    /// Runs `request` (the text `query`) on `branch`: against the schema of loaded kinds when
+    /// it reads them, else the built-in schema.
+    pub(crate) async fn execute(
+        &self,
+        schema: &InfraSchema,
+        query: &str,
+        branch: &str,
+        request: Request,
+    ) -> async_graphql::Response {
+        match self.route(query, branch).await {
+            Some(Route::Data(d)) => d.schema.execute(request).await,
+            Some(Route::Mixed(message)) => {
+                async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+                    message, None,
+                )])
+            }
+            _ => schema.execute(request).await,
+        }
     }
 
     /// Joins (or starts) the group for `key`: its id and its channel of results.
@@ -107,11 +148,11 @@ impl QueryHub {
                         metrics
                             .stored_query_executions
                             .fetch_add(1, Ordering::Relaxed);
-                        let request = Request::new(q.query)
+                        let request = Request::new(q.query.clone())
                             .variables(async_graphql::Variables::from_json(params.clone()))
                             .data(caller.clone())
                             .data(UrlBranch(key.branch.clone()));
-                        let response = schema.execute(request).await;
+                        let response = self.execute(&schema, &q.query, &key.branch, request).await;
                         if response.errors.is_empty() {
                             TickResult::Data(
                                 serde_json::to_value(&response.data).unwrap_or_default(),

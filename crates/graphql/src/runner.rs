@@ -1,14 +1,17 @@
 //! The schema as the domain's [`QueryRunner`]: saved queries run by services (artifact
-//! generation) and documents they validate go through the very schema clients use.
+//! generation) and documents they validate go through the very schema clients use — the
+//! built-in one, or the branch's schema of loaded kinds when a document reads them.
 
-use crate::{InfraSchema, UrlBranch};
+use crate::data::Route;
+use crate::{InfraSchema, QueryHub, UrlBranch};
 use async_graphql::parser::types::OperationType;
 use async_trait::async_trait;
 use infrastream_services::{Caller, OperationKind, QueryOutcome, QueryRunner};
 use serde_json::Value;
+use std::sync::Arc;
 
-/// Runs documents against the server's schema.
-pub(crate) struct SchemaRunner(pub(crate) InfraSchema);
+/// Runs documents against the server's schemas (the query hub routes them).
+pub(crate) struct SchemaRunner(pub(crate) InfraSchema, pub(crate) Arc<QueryHub>);
 
 #[async_trait]
 impl QueryRunner for SchemaRunner {
@@ -23,7 +26,7 @@ impl QueryRunner for SchemaRunner {
             .variables(async_graphql::Variables::from_json(variables))
             .data(caller.clone())
             .data(UrlBranch(branch.to_owned()));
-        let response = self.0.execute(request).await;
+        let response = self.1.execute(&self.0, document, branch, request).await;
         if response.errors.is_empty() {
             QueryOutcome::Data(serde_json::to_value(&response.data).unwrap_or(Value::Null))
         } else {
@@ -31,8 +34,14 @@ impl QueryRunner for SchemaRunner {
         }
     }
 
+    /// Against the default branch's schemas: a saved query is shared by every branch.
     async fn validate(&self, document: &str) -> Result<(), String> {
-        crate::validate_document(&self.0, document).await
+        let main = infrastream_core::branch::DEFAULT_BRANCH;
+        match self.1.route(document, main).await {
+            Some(Route::Data(d)) => d.validate(document).await,
+            Some(Route::Mixed(message)) => Err(message),
+            _ => crate::validate_document(&self.0, document).await,
+        }
     }
 
     fn operation_kind(&self, document: &str) -> Option<OperationKind> {

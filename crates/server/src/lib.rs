@@ -225,6 +225,9 @@ impl Server {
         };
         let schema = build_schema(services.clone());
         let data_schemas = Arc::new(infrastream_graphql::data::DataSchemas::new(&schema).await);
+        services
+            .query_hub
+            .set_data(data_schemas.clone(), services.domain.clone());
         let state = AppState {
             services,
             schema,

@@ -879,3 +879,36 @@ async fn node_events_are_the_same_over_http_and_on_the_subscription_and_filter_b
     }
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_saved_query_of_loaded_kinds_runs_in_a_query_subscription() {
+    let s = TestServer::start_with(&[("subscriptions.min_interval_ms", "50")]).await;
+    load_schema(&s).await;
+    ok(
+        &s,
+        r#"mutation { CoreGraphQLQueryCreate(data: {name: {value: "sites"}, query: {value: "query { InfraSite { count edges { node { name { value } } } } }"}}) { ok } }"#,
+        Value::Null,
+    )
+    .await;
+    let mut ws = s.ws_admin().await;
+    ws.subscribe(
+        "q",
+        "subscription { query(name: \"sites\", interval: 50, only_changes: true) }",
+        Value::Null,
+    )
+    .await;
+    let first = ws.next_data("q").await;
+    assert_eq!(
+        first["query"],
+        json!({"InfraSite": {"count": 0, "edges": []}}),
+        "{first}"
+    );
+    ok(&s, CREATE_SITE, json!({"n": "paris", "h": 1})).await;
+    let next = ws.next_data("q").await;
+    assert_eq!(
+        next["query"],
+        json!({"InfraSite": {"count": 1, "edges": [{"node": {"name": {"value": "paris"}}}]}}),
+        "{next}"
+    );
+    s.shutdown().await;
+}
