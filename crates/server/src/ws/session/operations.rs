@@ -9,6 +9,7 @@ use async_graphql::parser::types::OperationType;
 use futures::StreamExt;
 use futures::stream::{self, AbortHandle, Abortable, BoxStream};
 use infrastream_core::codes;
+use infrastream_graphql::data::Route;
 use infrastream_graphql::{
     Caller, UrlBranch, is_events_subscription, is_query_subscription, operation_type,
 };
@@ -84,12 +85,14 @@ impl Session {
         } else if subscription && is_query_subscription(doc.query, doc.operation_name) {
             self.query_ticks(request, doc, caller_for_render).await
         } else {
-            Ok(self
-                .state
-                .schema
-                .execute_stream(request)
-                .map(|r| Output::Response(Box::new(r)))
-                .boxed())
+            let (schemas, services) = (
+                self.state.data_schemas.clone(),
+                self.state.services.domain.clone(),
+            );
+            let schema = self.state.schema.clone();
+            let (query, operation) = (doc.query.to_owned(), doc.operation_name.map(str::to_owned));
+            let branch = self.branch.clone();
+            Ok(single(schema, schemas, services, branch, query, operation, request).await)
         };
         let responses = match prepared {
             Ok(r) => r,
@@ -221,5 +224,41 @@ impl Session {
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.after_send(sent)
+    }
+}
+
+/// The responses of an operation that is not one of ours to drive (a query, a mutation,
+/// another subscription): from the built-in schema, or the branch's schema of loaded kinds
+/// when it names them, as over HTTP.
+async fn single(
+    schema: infrastream_graphql::InfraSchema,
+    schemas: Arc<infrastream_graphql::data::DataSchemas>,
+    services: infrastream_services::Services,
+    branch: String,
+    query: String,
+    operation: Option<String>,
+    request: async_graphql::Request,
+) -> BoxStream<'static, Output> {
+    let route = match async_graphql::parser::parse_query(&query) {
+        Ok(document) => {
+            schemas
+                .route(&services, &branch, &document, operation.as_deref())
+                .await
+        }
+        Err(_) => Route::Builtin,
+    };
+    let one = |r: async_graphql::Response| Output::Response(Box::new(r));
+    match route {
+        Route::Builtin => schema.execute_stream(request).map(one).boxed(),
+        Route::Data(data) => stream::once(async move { data.schema.execute(request).await })
+            .map(one)
+            .boxed(),
+        Route::Mixed(message) => {
+            stream::once(std::future::ready(async_graphql::Response::from_errors(
+                vec![async_graphql::ServerError::new(message, None)],
+            )))
+            .map(one)
+            .boxed()
+        }
     }
 }
