@@ -491,3 +491,44 @@ async fn a_branch_carries_its_schema_on_rebase_and_merge() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_merge_that_would_make_the_schema_invalid_is_refused() {
+    let s = TestServer::start().await;
+    let rack = one_node(json!({"name": "Rack", "namespace": "Infra",
+        "attributes": [{"name": "name", "kind": "Text"}]}));
+    assert_eq!(load(&s, None, &rack).await.0, 200);
+    s.admin(
+        "mutation { BranchCreate(data: {name: \"dangling\"}) { ok } }",
+        Value::Null,
+    )
+    .await;
+    // The branch points a new kind at InfraRack; main removes InfraRack meanwhile.
+    let device = one_node(json!({"name": "Device", "namespace": "Infra",
+        "attributes": [{"name": "name", "kind": "Text"}],
+        "relationships": [{"name": "rack", "peer": "InfraRack", "cardinality": "one"}]}));
+    assert_eq!(load(&s, Some("dangling"), &device).await.0, 200);
+    let gone = one_node(json!({"name": "Rack", "namespace": "Infra", "state": "absent"}));
+    assert_eq!(load(&s, None, &gone).await.0, 200);
+    for op in ["BranchMerge", "BranchRebase"] {
+        let message = s
+            .admin_error(
+                &format!("mutation {{ {op}(data: {{name: \"dangling\"}}) {{ ok }} }}"),
+                Value::Null,
+            )
+            .await;
+        let verb = if op == "BranchMerge" {
+            "merge"
+        } else {
+            "rebase"
+        };
+        assert_eq!(
+            message,
+            format!(
+                "Unable to {verb} the branch 'dangling', the resulting schema is not valid: Unable to find the schema 'InfraRack' in the registry"
+            )
+        );
+    }
+    assert_eq!(node_kinds(&s, "main").await, Vec::<String>::new());
+    s.shutdown().await;
+}

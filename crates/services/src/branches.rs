@@ -233,6 +233,7 @@ pub async fn merge(s: &Services, actor: &Actor, name: Option<&str>) -> Result<Do
     let _schema_locks = crate::schema::lock_for_merge(s, &b.name).await;
     let branch_schema = crate::schema::branch_schema(s, &b.name).await?;
     let (schema, schema_change) = crate::schema::carried_by_merge(s, actor, &b.name).await?;
+    refuse_invalid_schema(&b, "merge", &schema)?;
     let _data_locks = data::merge::lock_all(s, &[&branch_schema, &schema]).await;
     if let Some((change, mut updated)) = schema_change {
         updated.parent = Some(ParentRef::InBatch(0));
@@ -247,6 +248,26 @@ pub async fn merge(s: &Services, actor: &Actor, name: Option<&str>) -> Result<Do
     events.extend(data_events);
     let task = commit(s, changes, events).await?;
     Ok((merged, task))
+}
+
+/// Refuses to `verb` (merge, rebase) `b` when the schema it would produce breaks a rule.
+fn refuse_invalid_schema(
+    b: &Branch,
+    verb: &str,
+    schema: &crate::schema::registry::BranchSchema,
+) -> Result<(), BranchError> {
+    let problems = crate::schema::problems(schema);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(BranchError::Data(infrastream_core::Error::new(
+        infrastream_core::ErrorKind::Conflict,
+        format!(
+            "Unable to {verb} the branch '{}', the resulting schema is not valid: {}",
+            b.name,
+            problems.join(", ")
+        ),
+    )))
 }
 
 /// Rebases a branch onto the current `main`: `branched_from` moves to now.
@@ -279,6 +300,7 @@ pub async fn rebase(s: &Services, actor: &Actor, name: Option<&str>) -> Result<D
     let before_schema = crate::schema::branch_schema(s, &b.name).await?;
     let (schema, schema_changes, updated) =
         crate::schema::carried_by_rebase(s, actor, &b.name).await?;
+    refuse_invalid_schema(&b, "rebase", &schema)?;
     let _data_locks = data::merge::lock_all(s, &[&before_schema, &schema]).await;
     let mut changes = vec![change];
     changes.extend(schema_changes);

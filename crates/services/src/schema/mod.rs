@@ -291,6 +291,12 @@ pub async fn load(
     })
 }
 
+/// What is wrong with `schema` as a whole (a merge or a rebase combines two schemas that were
+/// each valid into one that may not be: a relationship to a kind the other side removed…).
+pub fn problems(schema: &BranchSchema) -> Vec<String> {
+    rules::check(schema, &[], BUILTIN_KINDS)
+}
+
 /// The schema `branch` reads (its own, else the default branch's).
 pub async fn branch_schema(s: &Services, branch: &str) -> Result<BranchSchema, StoreError> {
     stored(s, branch).await
