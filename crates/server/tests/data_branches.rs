@@ -540,3 +540,35 @@ async fn a_rebase_with_conflicts_resolved_for_the_branch_keeps_its_values() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_merge_that_would_duplicate_a_unique_value_is_refused() {
+    let s = TestServer::start().await;
+    load_schema(&s).await;
+    create_branch(&s, "b").await;
+    create_site(&s, "b", "lyon", 1).await;
+    create_site(&s, "main", "lyon", 2).await;
+    let total = "{ InfrahubEvent(limit: 1) { count } }";
+    let before = on(&s, "main", total, Value::Null).await;
+    assert_eq!(
+        refused(
+            &s,
+            "main",
+            "mutation { BranchMerge(data: {name: \"b\"}) { ok } }",
+            Value::Null
+        )
+        .await,
+        "Unable to merge the branch 'b', InfraSite.name would not be unique: lyon is on both branches"
+    );
+    assert_eq!(on(&s, "main", total, Value::Null).await, before);
+    let null = Value::Null;
+    assert_eq!(
+        sites(&s, "main").await,
+        json!({"lyon": site(json!(2), null.clone(), null.clone())})
+    );
+    assert_eq!(
+        sites(&s, "b").await,
+        json!({"lyon": site(json!(1), null.clone(), null)})
+    );
+    s.shutdown().await;
+}

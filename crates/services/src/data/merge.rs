@@ -81,9 +81,14 @@ pub async fn carried_by_merge(
             branch.name
         )));
     }
+    let results: Vec<(&NodeDiff, Option<DataNode>)> = diffs
+        .iter()
+        .filter(|d| !d.local)
+        .map(|d| (d, diff::applied(d)))
+        .collect();
+    refuse_duplicates(s, merged, &branch.name, &results).await?;
     let (mut changes, mut events) = (Vec::new(), Vec::new());
-    for d in diffs.iter().filter(|d| !d.local) {
-        let after = diff::applied(d);
+    for (d, after) in results {
         if after == d.main {
             continue;
         }
@@ -102,6 +107,50 @@ pub async fn carried_by_merge(
     changes.extend(view::drop_branch_records(s, &branch.name, &aware, false).await?);
     changes.extend(view::drop_branch_records(s, &branch.name, &local, true).await?);
     Ok((changes, events))
+}
+
+/// Refuses the merge when a `unique` attribute would hold one value twice on the default
+/// branch once the branch's nodes are applied (both sides created or renamed a node to it).
+async fn refuse_duplicates(
+    s: &Services,
+    schema: &BranchSchema,
+    branch: &str,
+    results: &[(&NodeDiff, Option<DataNode>)],
+) -> Result<(), DataError> {
+    let mut kinds: Vec<&str> = results.iter().map(|(d, _)| d.kind.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let unique = super::unique_attributes(schema, kind);
+        if unique.is_empty() {
+            continue;
+        }
+        let mut nodes: std::collections::HashMap<String, DataNode> =
+            super::list(s, schema, DEFAULT_BRANCH, kind)
+                .await?
+                .into_iter()
+                .map(|n| (n.id.clone(), n))
+                .collect();
+        for (d, after) in results.iter().filter(|(d, _)| d.kind == kind) {
+            match after {
+                Some(n) => nodes.insert(d.id.clone(), n.clone()),
+                None => nodes.remove(&d.id),
+            };
+        }
+        for attr in &unique {
+            let mut seen = std::collections::HashSet::new();
+            for n in nodes.values() {
+                let v = n.value(attr);
+                if !v.is_null() && !seen.insert(v.to_string()) {
+                    return Err(refused(format!(
+                        "Unable to merge the branch '{branch}', {kind}.{attr} would not be unique: {} is on both branches",
+                        super::text(&v)
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What rebasing `branch` does to its data: it sees the default branch as it is now, with its
