@@ -601,9 +601,27 @@ def test_61_nodes_with_the_sync_client() -> None:
     from infrahub_sdk import InfrahubClientSync
 
     c = InfrahubClientSync(config=Config(address=URL, api_token=TOKEN, timeout=30))
-    site = c.create(kind=f"{NS}Site", name="lyon")
+    site = c.create(kind=f"{NS}Site", name="lyon", height=1)
     site.save()
     assert c.get(kind=f"{NS}Site", hfid=["lyon"]).id == site.id
+    assert c.get(kind=f"{NS}Site", name__value="lyon").id == site.id
+    got = c.get(kind=f"{NS}Site", id=site.id)
+    got.height.value = 2
+    got.save()
+    assert c.get(kind=f"{NS}Site", id=site.id).height.value == 2
+    tag = c.create(kind=f"{NS}Tag", name="sync-tag")
+    tag.save()
+    device = c.create(kind=f"{NS}Device", name="sync-r1", site=site)
+    device.save()
+    device.add_relationships(relation_to_update="tags", related_nodes=[tag.id])
+    assert [p.id for p in c.get(kind=f"{NS}Device", id=device.id, include=["tags"]).tags.peers] == [
+        tag.id
+    ]
+    device.remove_relationships(relation_to_update="tags", related_nodes=[tag.id])
+    assert c.get(kind=f"{NS}Device", id=device.id, include=["tags"]).tags.peers == []
+    assert len(c.all(kind=f"{NS}Tag")) == 58  # paging past 50: the 57 of test 60 and this one
+    device.delete()
+    tag.delete()
     site.delete()
     assert [s.name.value for s in c.all(kind=f"{NS}Site")] == ["paris"]
 
@@ -709,6 +727,22 @@ def test_64_nodes_on_a_branch_with_the_sync_client() -> None:
     brest.save()
     assert c.get(kind=f"{NS}Site", hfid=["brest"], branch=br).height.value == 4
     assert c.get(kind=f"{NS}Site", hfid=["brest"], raise_when_missing=False) is None
+    got = c.get(kind=f"{NS}Site", id=brest.id, branch=br)
+    got.height.value = 5
+    got.save()
+    assert c.get(kind=f"{NS}Site", id=brest.id, branch=br).height.value == 5
+    tag = c.get(kind=f"{NS}Tag", hfid=["t01"], branch=br)
+    device = c.create(kind=f"{NS}Device", name="sync-r2", site=brest, branch=br)
+    device.save()
+    device.add_relationships(relation_to_update="tags", related_nodes=[tag.id])
+    on_branch = c.get(kind=f"{NS}Device", id=device.id, include=["tags"], branch=br)
+    assert [p.id for p in on_branch.tags.peers] == [tag.id]
+    device.remove_relationships(relation_to_update="tags", related_nodes=[tag.id])
+    on_branch = c.get(kind=f"{NS}Device", id=device.id, include=["tags"], branch=br)
+    assert on_branch.tags.peers == []
+    assert len(c.all(kind=f"{NS}Tag", branch=br)) == len(c.all(kind=f"{NS}Tag"))
+    assert c.get(kind=f"{NS}Device", id=device.id, raise_when_missing=False) is None
+    device.delete()
     # Deleting the branch drops its data; main never saw it.
     c.branch.delete(br)
     assert {s.name.value for s in c.all(kind=f"{NS}Site")} == {"nice", "paris"}
