@@ -4,6 +4,8 @@
 //! in that order of precedence (later wins).
 
 use anyhow::Context;
+mod client_cli;
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -30,6 +32,18 @@ enum Command {
     /// Run the server (the default).
     #[command(after_long_help = settings_help())]
     Serve(ServeArgs),
+    /// Follow the event log of a running server (reconnects and resumes by itself).
+    Tail(client_cli::TailArgs),
+    /// Query the event log once (InfrahubEvent's filters, paging; a table or JSON lines).
+    Events(client_cli::EventsArgs),
+    /// Commit a custom event; prints its id.
+    Emit(client_cli::EmitArgs),
+    /// Create, list, merge, rebase or delete branches.
+    Branch(client_cli::BranchArgs),
+    /// Create or revoke API tokens of the caller's account.
+    Token(client_cli::TokenArgs),
+    /// Run a saved query.
+    Query(client_cli::QueryArgs),
 }
 
 /// Every setting with its key, variable and default; the text starts with its own `SETTINGS`
@@ -65,14 +79,42 @@ macro_rules! say {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let args = match cli.command {
+        None => cli.serve,
+        Some(Command::Serve(args)) => args,
+        Some(client) => std::process::exit(run_client(client)),
+    };
     infrastream_server::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
-        None => runtime.block_on(serve(cli.serve)),
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
-    }
+    runtime.block_on(serve(args))
+}
+
+/// Runs a client subcommand; its exit code.
+fn run_client(command: Command) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Tail(a) => client_cli::tail(a).await,
+            Command::Events(a) => client_cli::events(a).await,
+            Command::Emit(a) => client_cli::emit(a).await,
+            Command::Branch(a) => client_cli::branch(a).await,
+            Command::Token(a) => client_cli::token(a).await,
+            Command::Query(a) => client_cli::query(a).await,
+            Command::Serve(_) => unreachable!("serve is not a client command"),
+        }
+    });
+    client_cli::finish(result)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
