@@ -33,3 +33,13 @@ const PAGE: &str = r#"<!doctype html>
 pub(crate) fn page(_uri: &Uri) -> Response {
     Html(PAGE).into_response()
 }
+
+/// `GET /graphiql/{file}`: one embedded asset, or 404.
+pub(crate) async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let _ = file;
+    crate::reply::error_with_status(
+        axum::http::StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "No such endpoint",
+    )
+}

@@ -36,7 +36,7 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     None
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     reply::header_text(headers, header::ACCEPT).is_some_and(|a| {
         a.split(',')
             .next()

@@ -6,9 +6,11 @@
 mod auth;
 mod bootstrap;
 mod cluster;
+mod console;
 mod data_dir;
 mod graphiql;
 mod graphql_http;
+mod http_metrics;
 mod jwt_keys;
 mod jwt_reload;
 mod logging;

@@ -2,12 +2,15 @@
 //! themselves, and the router-level [`reply::json_errors`] layer rewrites what axum answers on
 //! its own (405 with `Allow`, extractor rejections, 413 from the body limit).
 
-use crate::{AppState, auth, graphql_http, metrics, probes, reply, schema, storage, ws};
+use crate::{
+    AppState, auth, console, graphiql, graphql_http, http_metrics, metrics, probes, reply, schema,
+    storage, ws,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::{ConnectInfo, Path, Request};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::net::SocketAddr;
 
@@ -21,6 +24,10 @@ pub(crate) fn router(state: AppState) -> Router {
             "/graphql/{*branch}",
             get(graphql).post(graphql_http::handle),
         )
+        .route("/", get(root))
+        .route("/console", get(console::page))
+        .route("/console/{file}", get(console::asset))
+        .route("/graphiql/{file}", get(graphiql::asset))
         .route("/metrics", get(metrics::render))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
@@ -38,6 +45,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/schema", get(schema::read))
         .route("/api/schema/load", post(schema::load))
         .route("/api/schema/summary", get(schema::summary))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http_metrics::track,
+        ))
         .fallback(not_found)
         .layer(body_limit)
         .with_state(state);
@@ -54,6 +65,14 @@ async fn info(State(state): State<AppState>) -> Response {
         "deployment_id": state.services.domain.deployment_id,
     });
     reply::json(StatusCode::OK, body.to_string())
+}
+
+/// `GET /`: browsers are sent to the console; anything else gets the 404 of an unknown route.
+async fn root(request: Request) -> Response {
+    if graphql_http::wants_html(request.headers()) {
+        return axum::response::Redirect::temporary("/console").into_response();
+    }
+    not_found().await
 }
 
 async fn not_found() -> Response {
