@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::redact::redact_database_url;
-use crate::{IntervalUnit, StoreBackend};
+use crate::{IntervalUnit, LogFormat, StoreBackend};
 
 declare_settings! {
     "subscriptions.";
@@ -207,6 +207,17 @@ declare_settings! {
         /// Documents registered with the shared `events` renderer above which renderers no
         /// longer subscribed to are swept from the registry (when the next one is added).
         renderer_registry_sweep_threshold: usize = 1024, at_least_one;
+        /// Format of the log lines written to stderr: `text` (human-readable, coloured on a
+        /// terminal) or `json` (one JSON object per line: `timestamp`, `level`, `target`,
+        /// `fields` with the message and the event's fields, `span` and `spans` with the
+        /// fields of the spans it happened in). `RUST_LOG` filters either (default `info`). See
+        /// docs/monitoring.md.
+        log_format: LogFormat = LogFormat::Text;
+        /// Bearer token that `GET /metrics` requires when set (`Authorization: Bearer
+        /// <token>`); any credential the rest of the API accepts (an API token, a JWT) is
+        /// accepted too. Unset, `/metrics` is open to anyone who can reach the server. See
+        /// docs/monitoring.md.
+        metrics_token: Option<String> = None, secret;
         /// Subscription settings (`[subscriptions]`).
         subscriptions: SubscriptionSettings = SubscriptionSettings::default(), section;
         /// Seconds between automatic syncs of Git repositories; 0 = off.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::{IntervalUnit, Settings, StoreBackend};
+use crate::{IntervalUnit, LogFormat, Settings, StoreBackend};
 
 /// Type of a setting's value, used to check and parse values before merging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,9 @@ impl SettingValue for usize {
 }
 impl SettingValue for StoreBackend {
     const KIND: Kind = Kind::Enum(&["sqlite", "postgres"]);
+}
+impl SettingValue for LogFormat {
+    const KIND: Kind = Kind::Enum(&["text", "json"]);
 }
 impl SettingValue for IntervalUnit {
     const KIND: Kind = Kind::Enum(&["milliseconds", "seconds"]);

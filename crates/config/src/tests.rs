@@ -371,6 +371,7 @@ fn all_field_keys() -> BTreeSet<String> {
         jwt_secret_file: Some("x".into()),
         tls_cert: Some("x".into()),
         tls_key: Some("x".into()),
+        metrics_token: Some("x".into()),
         ..Settings::default()
     };
     let mut keys = BTreeSet::new();
@@ -646,4 +647,28 @@ fn tls_files_come_together() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("tls_handshake_timeout_ms"), "{e}");
+}
+
+#[test]
+fn log_format_and_metrics_token() {
+    let s = load(None, Vec::new(), &[]).unwrap();
+    assert_eq!(s.log_format, LogFormat::Text);
+    assert_eq!(s.metrics_token, None);
+    let f = file("log_format = \"json\"\nmetrics_token = \"SCRAPETOKEN\"\n");
+    let s = load(Some(f.path()), Vec::new(), &[]).unwrap();
+    assert_eq!(s.log_format, LogFormat::Json);
+    assert_eq!(s.metrics_token.as_deref(), Some("SCRAPETOKEN"));
+    assert!(!format!("{s:?}").contains("SCRAPETOKEN"));
+    let s = load(None, env(&[("INFRASTREAM_LOG_FORMAT", "json")]), &[]).unwrap();
+    assert_eq!(s.log_format, LogFormat::Json);
+    let e = load(None, Vec::new(), &ov(&[("log_format", "xml")])).unwrap_err();
+    assert!(e.to_string().contains("one of text, json"), "{e}");
+    for bad in ["", "  ", " SCRAPETOKEN"] {
+        let e = load(None, Vec::new(), &ov(&[("metrics_token", bad)])).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("metrics_token") && e.contains("must not be empty"),
+            "{e}"
+        );
+    }
 }

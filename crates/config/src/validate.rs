@@ -53,6 +53,14 @@ impl Settings {
                 "must not be empty when set",
             ));
         }
+        if let Some(token) = &self.metrics_token
+            && (token.trim().is_empty() || token.trim() != token)
+        {
+            return Err(invalid(
+                "metrics_token",
+                "must not be empty or start or end with white space when set",
+            ));
+        }
         match (&self.jwt_secret, &self.jwt_secret_file) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
