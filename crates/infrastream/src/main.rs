@@ -84,11 +84,24 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => args,
         Some(client) => std::process::exit(run_client(client)),
     };
-    infrastream_server::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The settings choose the log format, so they are read before logging starts (reading
+    // them logs nothing; an error in them is printed as text by `main`'s return).
+    let settings = load_settings(args)?;
+    let format = settings.log_format;
+    infrastream_server::init_logging_as(format);
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(serve(args))
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(serve(settings)));
+    match result {
+        // With JSON logs, stderr carries JSON only: the error is logged, not printed.
+        Err(e) if format == infrastream_config::LogFormat::Json => {
+            tracing::error!(error = format!("{e:#}"), "the server stopped with an error");
+            std::process::exit(1)
+        }
+        result => result,
+    }
 }
 
 /// Runs a client subcommand; its exit code.
@@ -117,7 +130,8 @@ fn run_client(command: Command) -> i32 {
     client_cli::finish(result)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The settings of `serve`: defaults, `--config`, `INFRASTREAM_*` variables and flags.
+fn load_settings(args: ServeArgs) -> anyhow::Result<infrastream_config::Settings> {
     let mut overrides = Vec::new();
     if let Some(l) = args.listen {
         overrides.push(("listen".to_string(), l));
@@ -131,7 +145,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
         overrides.push((k.trim().to_string(), v.to_string()));
     }
-    let settings = infrastream_config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    Ok(infrastream_config::load(
+        args.config.as_deref(),
+        std::env::vars(),
+        &overrides,
+    )?)
+}
+
+async fn serve(settings: infrastream_config::Settings) -> anyhow::Result<()> {
     let listener = infrastream_server::bind(&settings)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -25,7 +25,7 @@ mod tls;
 mod ws;
 
 pub use bootstrap::FirstStart;
-pub use logging::init_logging;
+pub use logging::{init_logging, init_logging_as};
 
 use infrastream_auth::JwtKeys;
 use infrastream_config::{Settings, StoreBackend};
