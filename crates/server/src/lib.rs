@@ -75,6 +75,8 @@ pub(crate) struct AppState {
     /// Which GraphQL schema runs a request: the built-in one, or the one of the kinds of a
     /// loaded schema (built and cached here).
     pub(crate) data_schemas: Arc<infrastream_graphql::data::DataSchemas>,
+    /// Request counts and durations by route and status (`/metrics`).
+    pub(crate) http_metrics: Arc<http_metrics::HttpMetrics>,
 }
 
 impl AppState {
@@ -241,6 +243,7 @@ impl Server {
             ticks,
             keepalives: Arc::new(ws::KeepAlives::new()),
             watch: Arc::default(),
+            http_metrics: Arc::default(),
         };
         tokio::spawn(state.watch.clone().run(state.clone()));
         jwt_reload::spawn(&state);
