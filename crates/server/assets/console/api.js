@@ -144,7 +144,9 @@ export class Session {
 export const EVENT_FIELDS = `id event branch account_id occurred_at level parent_id has_children
   primary_node { id kind } related_nodes { id kind } payload`;
 
-const SUBSCRIPTION = `subscription ConsoleEvents($after: String, $event_type: [String!],
+// Anonymous on purpose: the server hands anonymous `events` operations to its shared fan-out
+// (a named one stays on its session's own stream, without delivery-latency observations).
+const SUBSCRIPTION = `subscription ($after: String, $event_type: [String!],
   $branches: [String!], $primary_node__ids: [String!], $account__ids: [String!]) {
   events(after: $after, event_type: $event_type, branches: $branches,
     primary_node__ids: $primary_node__ids, account__ids: $account__ids) { ${EVENT_FIELDS} }

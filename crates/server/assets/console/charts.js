@@ -144,6 +144,7 @@ export class MetricsCharts {
   start() {
     if (!this.timer) this.timer = setInterval(() => this.scrape(), 2000);
     this.scrape();
+    this.draw();
   }
 
   stop() {

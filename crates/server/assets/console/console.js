@@ -75,7 +75,9 @@ const charts = new MetricsCharts(
   session,
   { events: $('chart-events'), deliveries: $('chart-deliveries'), latency: $('chart-latency'), status: $('metrics-status') },
   () => S.received,
-  () => $('conn-state').dataset.state === 'live',
+  // Not while the connection is down: the server is likely unreachable, and a rate across a
+  // restart would mean nothing.
+  () => ['live', 'connecting'].includes($('conn-state').dataset.state),
 );
 
 // ---- model ---------------------------------------------------------------------------------
@@ -349,7 +351,8 @@ async function showDetails(id) {
     return;
   }
   const node = (n) => (n ? `${n.kind} ${n.id}` : '—');
-  const children = el('div', { 'data-testid': 'details-children' }, e.has_children ? 'loading children…' : 'none');
+  // `has_children` of an event received live may be stale (children come later): always ask.
+  const children = el('div', { 'data-testid': 'details-children' }, 'loading…');
   pane.replaceChildren(
     el('h3', { 'data-testid': 'details-event' }, e.event),
     el(
@@ -368,17 +371,17 @@ async function showDetails(id) {
     el('h4', {}, 'payload'),
     el('pre', { 'data-testid': 'details-payload' }, JSON.stringify(e.payload, null, 2)),
   );
-  if (e.has_children) {
-    try {
-      const data = await session.gql(HISTORY, { parent__ids: [e.id], limit: PAGE, order: 'ASC' });
-      const page = data.InfrahubEvent;
-      children.replaceChildren(
-        ...page.edges.map((x) => el('span', { class: 'mini' }, eventLink(x.node.id, `${x.node.event} ${short(x.node.id)}`))),
-        page.count > page.edges.length ? `… ${page.count - page.edges.length} more` : '',
-      );
-    } catch (err) {
-      children.textContent = err.message;
-    }
+  try {
+    const data = await session.gql(HISTORY, { parent__ids: [e.id], limit: PAGE, order: 'ASC' });
+    const page = data.InfrahubEvent;
+    if (page.count) e.has_children = true;
+    children.replaceChildren(
+      ...page.edges.map((x) => el('span', { class: 'mini' }, eventLink(x.node.id, `${x.node.event} ${short(x.node.id)}`))),
+      page.count > page.edges.length ? `… ${page.count - page.edges.length} more` : '',
+    );
+    if (!page.count) children.textContent = 'none';
+  } catch (err) {
+    children.textContent = err.message;
   }
 }
 
