@@ -37,6 +37,30 @@ pub(crate) enum GenericAccount {
 #[derive(Default)]
 pub(crate) struct AccountProfileQuery;
 
+/// One API token of the calling account, without its secret.
+#[derive(SimpleObject)]
+#[graphql(name = "AccountTokenNode", rename_fields = "snake_case")]
+pub(crate) struct AccountTokenNode {
+    /// When the token stops working (RFC 3339); absent: never.
+    expiration: Option<String>,
+    id: String,
+    name: Option<String>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "AccountTokenEdge", rename_fields = "snake_case")]
+pub(crate) struct AccountTokenEdge {
+    node: AccountTokenNode,
+}
+
+/// A page of the calling account's tokens; `count` is the total.
+#[derive(SimpleObject)]
+#[graphql(name = "AccountTokenEdges", rename_fields = "snake_case")]
+pub(crate) struct AccountTokenEdges {
+    count: i32,
+    edges: Vec<AccountTokenEdge>,
+}
+
 #[Object(rename_args = "snake_case")]
 impl AccountProfileQuery {
     /// The calling account; anonymous callers are refused.
@@ -45,6 +69,40 @@ impl AccountProfileQuery {
         Ok(Some(GenericAccount::CoreAccount(CoreAccount(
             require_account(ctx)?.clone(),
         ))))
+    }
+
+    /// The calling account's API tokens that are not revoked (expired ones included), oldest
+    /// first; `offset` and `limit` page through them (no `limit`: all).
+    #[graphql(name = "InfrahubAccountToken")]
+    async fn account_tokens(
+        &self,
+        ctx: &Context<'_>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+    ) -> Res<AccountTokenEdges> {
+        let account = require_account(ctx)?;
+        let tokens = accounts::tokens(services(ctx), account)
+            .await
+            .map_err(domain)?;
+        let count = i32::try_from(tokens.len()).unwrap_or(i32::MAX);
+        let offset = usize::try_from(offset.unwrap_or(0).max(0)).unwrap_or(0);
+        let limit = limit.map_or(usize::MAX, |l| usize::try_from(l.max(0)).unwrap_or(0));
+        let edges = tokens
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|t| AccountTokenEdge {
+                node: AccountTokenNode {
+                    expiration: t
+                        .expires_at
+                        .as_ref()
+                        .map(infrastream_core::format_timestamp),
+                    id: t.id,
+                    name: t.name,
+                },
+            })
+            .collect();
+        Ok(AccountTokenEdges { count, edges })
     }
 }
 

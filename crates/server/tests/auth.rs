@@ -756,3 +756,82 @@ async fn deleted_account_credentials_are_refused() {
     assert_error_reply("login of a deleted account", &r, 401, "UNAUTHENTICATED");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_account_lists_its_own_unrevoked_tokens_without_secrets() {
+    let s = TestServer::start().await;
+    create_account(&s, "lister", "lister-password-1", "read-write").await;
+    let (access, _) = s.login_ok("lister", "lister-password-1").await;
+    let jwt = Cred::Bearer(access);
+    let (first, _) = create_token(&s, &jwt, None).await;
+    let (second, secret) = create_token(&s, &jwt, Some("2999-01-01T00:00:00Z".into())).await;
+    let (third, _) = create_token(&s, &jwt, None).await;
+    let r = post(
+        &s,
+        &jwt,
+        "mutation($id: String) { InfrahubAccountTokenDelete(data: {id: $id}) { ok } }",
+        json!({"id": third}),
+    )
+    .await;
+    assert_ok("revoke", &r);
+    let list = |limit: Option<i32>, offset: Option<i32>| {
+        let (jwt, s, secret) = (&jwt, &s, &secret);
+        async move {
+            let r = post(
+                s,
+                jwt,
+                "query($l: Int, $o: Int) { InfrahubAccountToken(limit: $l, offset: $o) { count edges { node { id name expiration } } } }",
+                json!({"l": limit, "o": offset}),
+            )
+            .await;
+            assert!(
+                !r.text.contains(secret.as_str()),
+                "a secret is never listed"
+            );
+            assert_ok("token list", &r)["InfrahubAccountToken"].clone()
+        }
+    };
+    let all = list(None, None).await;
+    assert_eq!(all["count"], 2, "{all}");
+    let ids: Vec<&str> = all["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [first.as_str(), second.as_str()],
+        "oldest first, revoked left out"
+    );
+    assert_eq!(all["edges"][0]["node"]["name"], "test token");
+    assert_eq!(all["edges"][0]["node"]["expiration"], Value::Null);
+    assert_eq!(
+        all["edges"][1]["node"]["expiration"],
+        "2999-01-01T00:00:00.000000Z"
+    );
+    let page = list(Some(1), Some(1)).await;
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(page["edges"][0]["node"]["id"], second.as_str());
+    // The admin's list holds the admin's tokens only.
+    let admin = s
+        .admin(
+            "{ InfrahubAccountToken { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        !admin.to_string().contains(&first),
+        "another account's token is not listed: {admin}"
+    );
+    let r = post(
+        &s,
+        &Cred::None,
+        "{ InfrahubAccountToken { count } }",
+        json!({}),
+    )
+    .await;
+    assert!(r.text.contains("errors"), "anonymous: {}", r.text);
+    s.shutdown().await;
+}

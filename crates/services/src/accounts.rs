@@ -232,6 +232,12 @@ pub async fn create_token(
     })
 }
 
+/// The tokens of `account` that are not revoked, oldest first (expired ones included: they
+/// show their expiration).
+pub async fn tokens(s: &Services, account: &Account) -> Result<Vec<ApiToken>, AccountError> {
+    Ok(s.store.tokens_of(&account.id).await?)
+}
+
 /// Revokes the token `id` of `account` (an admin may revoke any token).
 pub async fn revoke_token(
     s: &Services,

@@ -223,6 +223,8 @@ pub trait Store: Send + Sync + 'static {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
     /// The token with this id.
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// The tokens of an account that are not revoked (expired ones included), oldest first.
+    async fn tokens_of(&self, account_id: &str) -> Result<Vec<ApiToken>, StoreError>;
     /// The revoked session with this id, if it is recorded (expired records may linger until
     /// pruned).
     async fn revoked_session(&self, session_id: &str)

@@ -449,6 +449,8 @@ async fn tokens_and_meta(store: DynStore) {
         store.token_by_hash("abc").await.unwrap(),
         Some(token.clone())
     );
+    assert_eq!(store.tokens_of("a1").await.unwrap(), vec![token.clone()]);
+    assert!(store.tokens_of("nobody").await.unwrap().is_empty());
     let wrong_owner = store
         .commit(Commit {
             changes: vec![Change::RevokeToken {
@@ -470,6 +472,15 @@ async fn tokens_and_meta(store: DynStore) {
         .await
         .unwrap();
     assert!(store.token("t1").await.unwrap().unwrap().revoked);
+    assert!(
+        store
+            .tokens_of("a1")
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.id != "t1"),
+        "a revoked token is not listed"
+    );
     let set = |value: &str, only_if_absent| Change::SetMeta {
         key: "k".into(),
         value: value.into(),

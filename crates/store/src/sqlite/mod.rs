@@ -333,6 +333,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tokens_of(&self, account_id: &str) -> Result<Vec<ApiToken>, StoreError> {
+        sqlx::query("SELECT * FROM api_tokens WHERE account_id = ? AND NOT revoked ORDER BY id")
+            .bind(account_id)
+            .fetch_all(&self.reads)
+            .await?
+            .iter()
+            .map(rows::token)
+            .collect()
+    }
+
     async fn revoked_session(
         &self,
         session_id: &str,
