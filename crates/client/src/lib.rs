@@ -2,12 +2,15 @@
 //! commands ([`Client::graphql`]), the `events` subscription over WebSocket for following the
 //! log ([`tail`]). Errors are one line with the server's own message ([`ClientError`]).
 //!
-//! Plain `http://` and `ws://` only in this version.
+//! `https://` servers are verified against a CA file ([`tls`]); `wss://` follows `https://`.
 
 pub mod output;
 pub mod tail;
+mod tls;
 
 use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a command failed: one line for the user.
@@ -38,27 +41,60 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// For `https://` (and so `wss://`).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
-    /// A client of the server at `url` (`http://host:port`).
-    pub fn new(url: &str, token: Option<String>) -> Result<Self, ClientError> {
+    /// A client of the server at `url` (`http://host:port` or `https://host:port`; an
+    /// `https://` server is verified against `ca_file`, see [`tls`]).
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, ClientError> {
         let base = url.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") {
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(300));
+        let tls = if base.starts_with("https://") {
+            let config = tls::config(ca_file)?;
+            http = http.use_preconfigured_tls((*config).clone());
+            Some(config)
+        } else if base.starts_with("http://") {
+            None
+        } else {
             return Err(ClientError::Usage(format!(
-                "--url must start with http:// (got '{url}')"
+                "--url must start with http:// or https:// (got '{url}')"
             )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
+        };
+        let http = http
             .build()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            tls,
+        })
     }
 
     /// The server's address, as given.
     pub fn url(&self) -> &str {
         &self.base
+    }
+
+    /// The WebSocket address of `/graphql`: `ws://` or `wss://` as the server's scheme says.
+    pub fn graphql_ws_url(&self) -> String {
+        match self.base.strip_prefix("https") {
+            Some(rest) => format!("wss{rest}/graphql"),
+            None => format!("ws{}/graphql", &self.base["http".len()..]),
+        }
+    }
+
+    /// How `wss://` connections are made (`None`: plain `ws://`).
+    pub(crate) fn ws_connector(&self) -> Option<tokio_tungstenite::Connector> {
+        self.tls
+            .as_ref()
+            .map(|c| tokio_tungstenite::Connector::Rustls(c.clone()))
     }
 
     /// The API token, if any.

@@ -51,7 +51,11 @@ pub enum Start {
 
 const SUBSCRIPTION: &str = "subscription($types: [String!], $branches: [String!], $nodes: [String!], $accounts: [String!], $after: String) { events(event_type: $types, branches: $branches, primary_node__ids: $nodes, account__ids: $accounts, after: $after) { FIELDS } }";
 
-const FIRST: &str = "query($types: [String!], $branches: [String!], $nodes: [String!], $accounts: [String!]) { InfrahubEvent(event_type: $types, branches: $branches, primary_node__ids: $nodes, account__ids: $accounts, order: ASC, limit: 1) { edges { node { FIELDS } } } }";
+/// The oldest event in the log, whatever the filters.
+const OLDEST: &str = "{ InfrahubEvent(order: ASC, limit: 1) { edges { node { id } } } }";
+
+/// That event, if it matches the filters.
+const IF_MATCHING: &str = "query($types: [String!], $branches: [String!], $nodes: [String!], $accounts: [String!], $ids: [String!]) { InfrahubEvent(event_type: $types, branches: $branches, primary_node__ids: $nodes, account__ids: $accounts, ids: $ids) { edges { node { FIELDS } } } }";
 
 /// How one connection ended.
 enum Ended {
@@ -76,18 +80,24 @@ pub async fn tail(
     let mut after = match start {
         Start::Now => None,
         Start::After(id) => Some(id),
+        // The subscription starts after an event, so from the start means: hand out the
+        // oldest event of the log if it matches, then follow after it. (After the oldest
+        // *matching* one would miss matching events committed while the subscription is set
+        // up when there is none yet.) Only an empty log starts with the next event.
         Start::FromStart => {
-            let query = FIRST.replace("FIELDS", EVENT_FIELDS);
-            let data = client
-                .graphql(None, &query, filters.variables(None))
-                .await?;
-            match data["InfrahubEvent"]["edges"][0]["node"].as_object() {
-                Some(first) => {
-                    let first = Value::Object(first.clone());
-                    if !deliver(&first) {
+            let oldest = client.graphql(None, OLDEST, json!({})).await?;
+            match oldest["InfrahubEvent"]["edges"][0]["node"]["id"].as_str() {
+                Some(id) => {
+                    let mut variables = filters.variables(None);
+                    variables["ids"] = json!([id]);
+                    let query = IF_MATCHING.replace("FIELDS", EVENT_FIELDS);
+                    let data = client.graphql(None, &query, variables).await?;
+                    if let Some(first) = data["InfrahubEvent"]["edges"][0]["node"].as_object()
+                        && !deliver(&Value::Object(first.clone()))
+                    {
                         return Ok(());
                     }
-                    first["id"].as_str().map(str::to_owned)
+                    Some(id.to_owned())
                 }
                 None => None,
             }
@@ -116,7 +126,7 @@ async fn session(
     after: &mut Option<String>,
     deliver: &mut impl FnMut(&Value) -> bool,
 ) -> Result<Ended, ClientError> {
-    let url = format!("ws{}/graphql", &client.url()["http".len()..]);
+    let url = client.graphql_ws_url();
     let mut request = url
         .as_str()
         .into_client_request()
@@ -127,7 +137,13 @@ async fn session(
             .parse()
             .expect("a valid header value"),
     );
-    let mut ws = match tokio_tungstenite::connect_async(request).await {
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        client.ws_connector(),
+    );
+    let mut ws = match connecting.await {
         Ok((ws, _)) => ws,
         Err(e) => return Ok(Ended::Lost(e.to_string())),
     };

@@ -1,6 +1,8 @@
 //! The command-line client: subcommands that talk to a running server (`--url`, `--token`,
-//! or `INFRASTREAM_URL` / `INFRASTREAM_TOKEN`). Output goes to stdout (one JSON object per line
-//! with `--json`); an error is one line on stderr with the server's message, and exit code 1.
+//! or `INFRASTREAM_URL` / `INFRASTREAM_TOKEN`, else the SDK's `INFRAHUB_ADDRESS` /
+//! `INFRAHUB_API_TOKEN`; `--ca-file` for an `https://` server). Output goes to stdout (one
+//! JSON object per line with `--json`); an error is one line on stderr with the server's
+//! message, and exit code 1.
 //! A closed stdout (`infrastream tail --json | head -5`) and Ctrl-C end a command quietly,
 //! with exit code 0.
 
@@ -13,12 +15,16 @@ use std::io::Write;
 /// Where the server is, and who asks.
 #[derive(Args, Clone)]
 pub(crate) struct Server {
-    /// The server's address.
-    #[arg(long, env = "INFRASTREAM_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// An API token (sent as X-INFRAHUB-KEY).
+    /// The server's address [default: INFRAHUB_ADDRESS, else http://127.0.0.1:8000].
+    #[arg(long, env = "INFRASTREAM_URL")]
+    url: Option<String>,
+    /// An API token, sent as X-INFRAHUB-KEY [default: INFRAHUB_API_TOKEN].
     #[arg(long, env = "INFRASTREAM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// For an https:// server: the CA certificates (PEM) to verify it with (default:
+    /// SSL_CERT_FILE, else the system's bundle).
+    #[arg(long, env = "INFRASTREAM_CA_FILE", value_name = "PATH")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// The filters of `tail` and `events` (each may be repeated: any of them).
@@ -148,6 +154,12 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         expiration: Option<String>,
     },
+    /// Lists the caller's tokens (id, name, expiration; never the secrets).
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revokes a token of the caller's account.
     Revoke {
         /// Its id.
@@ -194,8 +206,18 @@ fn out(line: &str) -> bool {
         .is_ok()
 }
 
+/// The client `server` describes. The address and the token fall back to the variables
+/// Infrahub's SDK reads (`INFRAHUB_ADDRESS`, `INFRAHUB_API_TOKEN`), so that one set of
+/// variables serves both.
 fn client(server: &Server) -> Result<Client, ClientError> {
-    Client::new(&server.url, server.token.clone())
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let url = server
+        .url
+        .clone()
+        .or_else(|| env("INFRAHUB_ADDRESS"))
+        .unwrap_or_else(|| "http://127.0.0.1:8000".into());
+    let token = server.token.clone().or_else(|| env("INFRAHUB_API_TOKEN"));
+    Client::new(&url, token, server.ca_file.as_deref())
 }
 
 fn parse_json(flag: &str, text: &str) -> Result<Value, ClientError> {
@@ -251,8 +273,11 @@ async fn stdout_closed() {
         return std::future::pending().await;
     }
     // poll(2) reports POLLERR on a pipe's write end once its reader is gone, whatever was
-    // asked for; nothing is asked for here, so it waits for exactly that.
-    let _ = tokio::task::spawn_blocking(|| {
+    // asked for; nothing is asked for here, so it waits for exactly that. A detached thread,
+    // not `spawn_blocking`: the runtime waits for its blocking tasks when it shuts down, and
+    // a command that ends for another reason (an error, Ctrl-C) must not wait for the reader.
+    let (gone, reader_gone) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
         let stdout = std::io::stdout();
         loop {
             let mut fds = [rustix::event::PollFd::new(
@@ -260,13 +285,17 @@ async fn stdout_closed() {
                 rustix::event::PollFlags::empty(),
             )];
             match rustix::event::poll(&mut fds, None) {
-                Ok(_) if !fds[0].revents().is_empty() => return,
+                Ok(_) if !fds[0].revents().is_empty() => break,
                 Ok(_) | Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => return std::thread::park(),
+                Err(_) => return,
             }
         }
-    })
-    .await;
+        let _ = gone.send(());
+    });
+    if reader_gone.await.is_err() {
+        // poll failed: never resolve, as for a terminal.
+        std::future::pending::<()>().await;
+    }
 }
 
 const EVENTS: &str = "query($types: [String!], $branches: [String!], $nodes: [String!], $accounts: [String!], $limit: Int, $offset: Int, $order: EventSortOrder) { InfrahubEvent(event_type: $types, branches: $branches, primary_node__ids: $nodes, account__ids: $accounts, limit: $limit, offset: $offset, order: $order) { count edges { node { FIELDS } } } }";
@@ -324,14 +353,15 @@ pub(crate) async fn emit(args: EmitArgs) -> Result<(), ClientError> {
 
 pub(crate) async fn branch(args: BranchArgs) -> Result<(), ClientError> {
     let client = client(&args.server)?;
-    let name_op = |op: &str, verb: &str, name: &str| {
+    let name_op = |op: &str, doing: &'static str, done: &'static str, name: &str| {
         (
             format!("mutation($n: String) {{ {op}(data: {{name: $n}}) {{ ok }} }}"),
-            verb.to_owned(),
+            doing,
+            done,
             name.to_owned(),
         )
     };
-    let (query, verb, name) = match &args.command {
+    let (query, doing, verb, name) = match &args.command {
         BranchCommand::List => {
             let data = client
                 .graphql(
@@ -364,19 +394,66 @@ pub(crate) async fn branch(args: BranchArgs) -> Result<(), ClientError> {
             out(&format!("created branch {name}"));
             return Ok(());
         }
-        BranchCommand::Merge { name } => name_op("BranchMerge", "merged", name),
-        BranchCommand::Rebase { name } => name_op("BranchRebase", "rebased", name),
-        BranchCommand::Delete { name } => name_op("BranchDelete", "deleted", name),
+        BranchCommand::Merge { name } => name_op("BranchMerge", "merging", "merged", name),
+        BranchCommand::Rebase { name } => name_op("BranchRebase", "rebasing", "rebased", name),
+        BranchCommand::Delete { name } => name_op("BranchDelete", "deleting", "deleted", name),
     };
     // Merges and rebases of large branches take a while: say so on stderr.
     let started = std::time::Instant::now();
-    let _ = writeln!(std::io::stderr(), "{}…", &verb[..verb.len() - 1]);
-    client.graphql(None, &query, json!({"n": name})).await?;
+    let progress = Progress::start(doing);
+    let result = client.graphql(None, &query, json!({"n": name})).await;
+    progress.stop();
+    result?;
     out(&format!(
         "{verb} branch {name} in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// What a long operation shows on stderr while it runs: on a terminal, `merging… 3.2 s`
+/// updated in place every 200 ms and erased at the end; elsewhere (a pipe, a file, a CI log),
+/// once it has run for a second, a line `merging… 1 s` and another every 10 s, so that logs
+/// stay readable and a quick operation (or one that fails at once) prints nothing but its
+/// result or its one error line.
+struct Progress {
+    ticker: tokio::task::JoinHandle<()>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn start(doing: &str) -> Self {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let doing = doing.to_owned();
+        let started = std::time::Instant::now();
+        let ticker = tokio::spawn(async move {
+            let (first, every) = if terminal {
+                (200, 200)
+            } else {
+                (1_000, 10_000)
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(first)).await;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+            loop {
+                tick.tick().await;
+                let elapsed = started.elapsed().as_secs_f64();
+                let _ = if terminal {
+                    write!(std::io::stderr(), "\r{doing}… {elapsed:.1} s")
+                } else {
+                    writeln!(std::io::stderr(), "{doing}… {elapsed:.0} s")
+                };
+            }
+        });
+        Self { ticker, terminal }
+    }
+
+    fn stop(self) {
+        self.ticker.abort();
+        if self.terminal {
+            // Erase the line: the result follows on stdout.
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
 }
 
 pub(crate) async fn token(args: TokenArgs) -> Result<(), ClientError> {
@@ -397,6 +474,32 @@ pub(crate) async fn token(args: TokenArgs) -> Result<(), ClientError> {
                 "token id {} (shown once: keep it now)",
                 object["id"].as_str().unwrap_or_default()
             );
+        }
+        TokenCommand::List { json } => {
+            let data = client
+                .graphql(
+                    None,
+                    "{ InfrahubAccountToken { count edges { node { id name expiration } } } }",
+                    json!({}),
+                )
+                .await?;
+            let edges = data["InfrahubAccountToken"]["edges"].as_array().cloned();
+            for node in edges.unwrap_or_default().iter().map(|e| &e["node"]) {
+                let line = if *json {
+                    node.to_string()
+                } else {
+                    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+                    format!(
+                        "{}  {}  expires={}",
+                        text(&node["id"]),
+                        text(&node["name"]),
+                        node["expiration"].as_str().unwrap_or("never")
+                    )
+                };
+                if !out(&line) {
+                    break;
+                }
+            }
         }
         TokenCommand::Revoke { id } => {
             client

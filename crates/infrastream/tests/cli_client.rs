@@ -1,8 +1,10 @@
 //! The command-line client against the real binary: `tail` follows the log across a server
 //! restart with every event exactly once; `--json` lines parse; `tail | head -1` ends quietly
-//! with exit code 0; a bad token is one line on stderr and exit code 1; and each subcommand's
-//! (The per-subcommand happy/error-path suite is not in yet: a first version hung and was
-//! left out; see the session note.)
+//! with exit code 0; a bad token is one line on stderr and exit code 1; each subcommand's
+//! happy path and one error path; and `https://` with `--ca-file`.
+//!
+//! Every command runs under a deadline ([`run`]): a command that does not end is a failure
+//! naming it, never a hung test.
 
 use infrastream_testkit::binary::DATA_DIR;
 use infrastream_testkit::{ADMIN_TOKEN, Binary};
@@ -21,8 +23,51 @@ fn cli(url: &str) -> Command {
     c
 }
 
+/// How long one command may take.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
+
 fn run(url: &str, args: &[&str]) -> Output {
-    cli(url).args(args).output().expect("run the CLI")
+    run_command(cli(url).args(args), &format!("{args:?}"))
+}
+
+/// Runs `command` to its end with stdin closed; panics naming `what` when it takes longer than
+/// [`COMMAND_DEADLINE`] (after killing it).
+fn run_command(command: &mut Command, what: &str) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the CLI");
+    let pid = child.id();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match result.recv_timeout(COMMAND_DEADLINE) {
+        Ok(output) => output.expect("wait for the CLI"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{what} did not end within {COMMAND_DEADLINE:?}");
+        }
+    }
+}
+
+/// Asserts failure with exit code 1 and exactly one line on stderr; that line.
+fn fails(url: &str, args: &[&str]) -> String {
+    let o = run(url, args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{args:?}: exit code; stdout {}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{args:?}: one line on stderr: {err:?}"
+    );
+    assert!(err.starts_with("error: "), "{args:?}: {err:?}");
+    err.trim().to_owned()
 }
 
 fn stdout(o: &Output) -> String {
@@ -119,13 +164,14 @@ async fn json_lines_parse_and_a_closed_pipe_ends_tail_quietly() {
     let url = server.url.clone();
     ok(&url, &["emit", "cli.one"]);
     ok(&url, &["emit", "cli.two"]);
-    let piped = Command::new("sh")
-        .arg("-c")
-        .arg(format!("'{EXE}' tail --json --from-start | head -1"))
-        .env("INFRASTREAM_URL", &url)
-        .env("INFRASTREAM_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
+    let piped = run_command(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("'{EXE}' tail --json --from-start | head -1"))
+            .env("INFRASTREAM_URL", &url)
+            .env("INFRASTREAM_TOKEN", ADMIN_TOKEN),
+        "tail --json | head -1",
+    );
     assert!(piped.status.success(), "{}", stderr(&piped));
     assert_eq!(
         stderr(&piped),
@@ -158,18 +204,229 @@ async fn json_lines_parse_and_a_closed_pipe_ends_tail_quietly() {
         "{table}"
     );
     // Human-readable tail lines.
-    let human = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "'{EXE}' tail --from-start --type cli.two | head -1"
-        ))
-        .env("INFRASTREAM_URL", &url)
-        .env("INFRASTREAM_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
+    let human = run_command(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{EXE}' tail --from-start --type cli.two | head -1"
+            ))
+            .env("INFRASTREAM_URL", &url)
+            .env("INFRASTREAM_TOKEN", ADMIN_TOKEN),
+        "tail | head -1",
+    );
     let text = stdout(&human);
     assert!(
         text.contains("  cli.two  ") && text.contains("id="),
         "{text}"
+    );
+}
+
+/// `args` with another token instead of the admin's.
+fn run_as(url: &str, token: &str, args: &[&str]) -> Output {
+    run_command(
+        cli(url).env("INFRASTREAM_TOKEN", token).args(args),
+        &format!("{args:?} with another token"),
+    )
+}
+
+#[test]
+fn each_subcommand_works_and_fails_with_one_line() {
+    let server = Binary::builder(EXE).spawn();
+    let url = server.url.clone();
+
+    // A bad token: one line, exit code 1, for a one-shot command and for tail.
+    for args in [&["events"][..], &["tail"][..], &["branch", "list"][..]] {
+        let o = run_as(&url, "not-a-token", args);
+        assert_eq!(o.status.code(), Some(1), "{args:?} with a bad token");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+        assert!(
+            err.starts_with("error: authentication failed: "),
+            "{args:?}: {err:?}"
+        );
+    }
+    // An unreachable server.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let err = fails(&gone, &["events"]);
+    assert!(err.contains("cannot reach"), "{err}");
+    let err = fails("ftp://example", &["events"]);
+    assert!(
+        err.contains("--url must start with http:// or https://"),
+        "{err}"
+    );
+
+    // emit: the new event's id; a payload that is not JSON is refused before anything is sent.
+    let id = ok(&url, &["emit", "cli.emitted", "--payload", r#"{"n": 1}"#]);
+    let listed = ok(&url, &["events", "--json", "--type", "cli.emitted"]);
+    let event: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["payload"]["data"]["n"], 1, "{event}");
+    let err = fails(&url, &["emit", "cli.emitted", "--payload", "{nope"]);
+    assert!(err.contains("--payload is not valid JSON"), "{err}");
+    let err = fails(&url, &["emit", "infrahub.branch.created"]);
+    assert!(err.contains("infrahub."), "the server's own message: {err}");
+
+    // events: paging, and a filter the server refuses.
+    let page = ok(
+        &url,
+        &["events", "--json", "--asc", "--limit", "1", "--offset", "1"],
+    );
+    assert_eq!(page.lines().count(), 1, "{page}");
+    let err = fails(&url, &["events", "--limit", "100000"]);
+    assert!(err.contains("limit"), "{err}");
+
+    // branch create, list, rebase, merge, delete; and their errors.
+    let created = ok(
+        &url,
+        &["branch", "create", "cli-b", "--description", "from the CLI"],
+    );
+    assert_eq!(created, "created branch cli-b");
+    let err = fails(&url, &["branch", "create", "cli-b"]);
+    assert!(err.contains("cli-b"), "{err}");
+    let list = ok(&url, &["branch", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("cli-b  OPEN")), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("main  ")), "{list}");
+    assert!(ok(&url, &["branch", "rebase", "cli-b"]).starts_with("rebased branch cli-b in "));
+    let merged = run(&url, &["branch", "merge", "cli-b"]);
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    assert!(stdout(&merged).starts_with("merged branch cli-b in "));
+    assert_eq!(
+        stderr(&merged),
+        "",
+        "no progress line for a merge that took less than a second"
+    );
+    ok(&url, &["branch", "create", "cli-c"]);
+    assert!(ok(&url, &["branch", "delete", "cli-c"]).starts_with("deleted branch cli-c"));
+    assert!(!ok(&url, &["branch", "list"]).contains("cli-c"));
+    let err = fails(&url, &["branch", "merge", "no-such-branch"]);
+    assert!(err.contains("no-such-branch"), "{err}");
+
+    // token create (the secret on stdout, its id on stderr), list, revoke.
+    let made = run(&url, &["token", "create", "--name", "cli-token"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let secret = stdout(&made).trim().to_owned();
+    let token_id = stderr(&made)
+        .split_whitespace()
+        .nth(2)
+        .expect("token id <id> (shown once …)")
+        .to_owned();
+    let listed = ok(&url, &["token", "list", "--json"]);
+    let mine: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        mine.iter()
+            .any(|t| t["id"] == token_id.as_str() && t["name"] == "cli-token"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "a secret is never listed");
+    let table = ok(&url, &["token", "list"]);
+    assert!(
+        table.contains(&format!("{token_id}  cli-token  expires=never")),
+        "{table}"
+    );
+    let o = run_as(&url, &secret, &["branch", "list"]);
+    assert!(o.status.success(), "the new token works: {}", stderr(&o));
+    assert_eq!(
+        ok(&url, &["token", "revoke", &token_id]),
+        format!("revoked token {token_id}")
+    );
+    assert!(!ok(&url, &["token", "list"]).contains(&token_id));
+    let o = run_as(&url, &secret, &["branch", "list"]);
+    assert_eq!(o.status.code(), Some(1), "a revoked token is refused");
+    let err = fails(
+        &url,
+        &["token", "revoke", "01a22f6f-0000-7000-8000-000000000000"],
+    );
+    assert!(err.to_lowercase().contains("not found"), "{err}");
+    let err = fails(
+        &url,
+        &["token", "create", "--expiration", "2001-01-01T00:00:00Z"],
+    );
+    assert!(err.contains("past") || err.contains("expir"), "{err}");
+
+    // query run: a saved query by name, with its variables; an unknown name.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let saved = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/graphql"))
+            .header("x-infrahub-key", ADMIN_TOKEN)
+            .json(&serde_json::json!({
+                "query": "mutation($d: CoreGraphQLQueryCreateInput!) { CoreGraphQLQueryCreate(data: $d) { ok } }",
+                "variables": {"d": {
+                    "name": {"value": "branch_names"},
+                    "query": {"value": "query($n: String) { Branch(name: $n) { name } }"}
+                }}
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(saved.contains("\"ok\":true"), "{saved}");
+    let result = ok(
+        &url,
+        &[
+            "query",
+            "run",
+            "branch_names",
+            "--params",
+            r#"{"n": "main"}"#,
+        ],
+    );
+    let data: Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(data["Branch"][0]["name"], "main", "{data}");
+    let err = fails(&url, &["query", "run", "no_such_query"]);
+    assert!(
+        err.contains("Saved query 'no_such_query' not found"),
+        "{err}"
+    );
+    let err = fails(&url, &["query", "run", "branch_names", "--params", "[1"]);
+    assert!(err.contains("--params is not valid JSON"), "{err}");
+}
+
+#[test]
+fn https_servers_are_verified_with_the_ca_file() {
+    let cert = infrastream_testkit::tls::TestCertificate::generate();
+    let server = Binary::builder(EXE)
+        .set("tls_cert", &cert.cert_path().display().to_string())
+        .set("tls_key", &cert.key_path().display().to_string())
+        .spawn();
+    let url = server.url.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = cert.cert_path().display().to_string();
+    let id = ok(&url, &["emit", "cli.tls", "--ca-file", &ca]);
+    // tail over wss:// with the same CA.
+    let piped = run_command(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{EXE}' tail --json --from-start --type cli.tls --ca-file '{ca}' | head -1"
+            ))
+            .env("INFRASTREAM_URL", &url)
+            .env("INFRASTREAM_TOKEN", ADMIN_TOKEN),
+        "tail over wss:// | head -1",
+    );
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    let event: Value = serde_json::from_str(stdout(&piped).trim()).expect("one JSON line");
+    assert_eq!(event["id"], id.as_str());
+    // Without the CA (a bundle that does not hold it), the server is not trusted.
+    let other = infrastream_testkit::tls::TestCertificate::generate();
+    let err = fails(
+        &url,
+        &[
+            "events",
+            "--ca-file",
+            &other.cert_path().display().to_string(),
+        ],
+    );
+    assert!(err.contains("cannot reach"), "{err}");
+    let err = fails(&url, &["events", "--ca-file", "/nonexistent/ca.pem"]);
+    assert!(
+        err.contains("cannot read CA file /nonexistent/ca.pem"),
+        "{err}"
     );
 }
