@@ -21,7 +21,7 @@ pub(crate) fn error(e: &Error) -> Response {
 /// An error reply with an explicit status and code; logged at debug (SPEC §9). Messages are
 /// fixed texts or name only what is safe to show (never a credential), so they may be logged.
 pub(crate) fn error_with_status(status: StatusCode, code: &str, message: &str) -> Response {
-    tracing::debug!(status = status.as_u16(), code, %message, "request refused");
+    tracing::debug!(status = status.as_u16(), code, reason = %message, "request refused");
     error_body(status, code, message)
 }
 

@@ -49,7 +49,11 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             http_metrics::track,
         ))
-        .fallback(not_found)
+        // Unknown paths are counted too, under the route `unmatched`.
+        .fallback(axum::handler::Handler::layer(
+            not_found,
+            axum::middleware::from_fn_with_state(state.clone(), http_metrics::track),
+        ))
         .layer(body_limit)
         .with_state(state);
     // Outside the routes, not `routes.layer(…)`: a route's `405` gets its `Allow` header only

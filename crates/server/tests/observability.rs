@@ -130,6 +130,12 @@ async fn metrics_carry_process_and_http_series_after_traffic() {
     // Route patterns only: neither the raw path nor the unmatched one is a label.
     assert!(!page.contains("raw-artifact-id-0042"), "{page}");
     assert!(!page.contains("/no/such/path"), "{page}");
+    let unmatched = format!("{requests}{{method=\"GET\",route=\"unmatched\",status=\"404\"}}");
+    assert_eq!(
+        value(&page, &unmatched),
+        1.0,
+        "unknown paths are counted: {page}"
+    );
 
     // The duration histogram: cumulative buckets ending in +Inf = _count = the requests.
     let duration = "infrastream_http_request_duration_seconds";
