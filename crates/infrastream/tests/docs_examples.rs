@@ -24,7 +24,7 @@
 //! - `sh` / `bash` / `shell` / `console` blocks run with `bash -euo pipefail` in an empty
 //!   directory, with the variables the README tells the reader to set: `INFRAHUB_ADDRESS`
 //!   (the server's `http://127.0.0.1:PORT`), `INFRAHUB_API_TOKEN` (the admin API token) and
-//!   `ADMIN_PASSWORD`. `curl` is wrapped in a shell function that passes every argument on and
+//!   `ADMIN_PASSWORD`, and the binary under test first on `PATH` (`infrastream tail`, …). `curl` is wrapped in a shell function that passes every argument on and
 //!   records the HTTP status and body of each call. The block succeeds when bash exits 0, it
 //!   made as many calls as the block has `curl` commands, every answer was 2xx, and no JSON
 //!   answer has an `errors` key.
@@ -206,6 +206,15 @@ curl() {
 }
 "#;
 
+/// `PATH` with the directory of the binary under test first, as the README has the reader put
+/// `target/release` there: examples call `infrastream <subcommand>` as a reader would.
+fn path_with_binary() -> std::ffi::OsString {
+    let dir = Path::new(env!("CARGO_BIN_EXE_infrastream")).parent().unwrap();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
+        .unwrap()
+}
+
 /// Runs a shell example; the problems found, if any.
 fn run_shell(server: &Binary, e: &Example) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
@@ -220,6 +229,7 @@ fn run_shell(server: &Binary, e: &Example) -> Vec<String> {
         .arg("pipefail")
         .arg(&script)
         .current_dir(&work)
+        .env("PATH", path_with_binary())
         .env("INFRAHUB_ADDRESS", &server.url)
         .env("INFRAHUB_API_TOKEN", ADMIN_TOKEN)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
