@@ -209,7 +209,9 @@ curl() {
 /// `PATH` with the directory of the binary under test first, as the README has the reader put
 /// `target/release` there: examples call `infrastream <subcommand>` as a reader would.
 fn path_with_binary() -> std::ffi::OsString {
-    let dir = Path::new(env!("CARGO_BIN_EXE_infrastream")).parent().unwrap();
+    let dir = Path::new(env!("CARGO_BIN_EXE_infrastream"))
+        .parent()
+        .unwrap();
     let rest = std::env::var_os("PATH").unwrap_or_default();
     std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
         .unwrap()
