@@ -40,10 +40,14 @@ enum Command {
     Emit(client_cli::EmitArgs),
     /// Create, list, merge, rebase or delete branches.
     Branch(client_cli::BranchArgs),
-    /// Create or revoke API tokens of the caller's account.
+    /// Create, list or revoke API tokens of the caller's account.
     Token(client_cli::TokenArgs),
     /// Run a saved query.
     Query(client_cli::QueryArgs),
+    /// Sync a Git repository now.
+    Repository(client_cli::RepositoryArgs),
+    /// Generate the artifacts of a definition.
+    Artifact(client_cli::ArtifactArgs),
 }
 
 /// Every setting with its key, variable and default; the text starts with its own `SETTINGS`
@@ -124,6 +128,8 @@ fn run_client(command: Command) -> i32 {
             Command::Branch(a) => client_cli::branch(a).await,
             Command::Token(a) => client_cli::token(a).await,
             Command::Query(a) => client_cli::query(a).await,
+            Command::Repository(a) => client_cli::repository(a).await,
+            Command::Artifact(a) => client_cli::artifact(a).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     });

@@ -221,6 +221,39 @@ async fn json_lines_parse_and_a_closed_pipe_ends_tail_quietly() {
     );
 }
 
+/// POSTs a GraphQL document as admin (for what the CLI does not do: saved queries,
+/// repositories, artifact definitions); the whole answer.
+fn admin_graphql(url: &str, query: &str, variables: Value) -> Value {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/graphql"))
+            .header("x-infrahub-key", ADMIN_TOKEN)
+            .json(&serde_json::json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+/// `git -C dir args…`, with no user or system configuration.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = run_command(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null"),
+        &format!("git {args:?}"),
+    );
+    assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    stdout(&o).trim().to_owned()
+}
+
 /// `args` with another token instead of the admin's.
 fn run_as(url: &str, token: &str, args: &[&str]) -> Output {
     run_command(
@@ -347,26 +380,18 @@ fn each_subcommand_works_and_fails_with_one_line() {
     assert!(err.contains("past") || err.contains("expir"), "{err}");
 
     // query run: a saved query by name, with its variables; an unknown name.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let saved = runtime.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{url}/graphql"))
-            .header("x-infrahub-key", ADMIN_TOKEN)
-            .json(&serde_json::json!({
-                "query": "mutation($d: CoreGraphQLQueryCreateInput!) { CoreGraphQLQueryCreate(data: $d) { ok } }",
-                "variables": {"d": {
-                    "name": {"value": "branch_names"},
-                    "query": {"value": "query($n: String) { Branch(name: $n) { name } }"}
-                }}
-            }))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    assert!(saved.contains("\"ok\":true"), "{saved}");
+    let saved = admin_graphql(
+        &url,
+        "mutation($d: CoreGraphQLQueryCreateInput!) { CoreGraphQLQueryCreate(data: $d) { ok } }",
+        serde_json::json!({"d": {
+            "name": {"value": "branch_names"},
+            "query": {"value": "query($n: String) { Branch(name: $n) { name } }"}
+        }}),
+    );
+    assert_eq!(
+        saved["data"]["CoreGraphQLQueryCreate"]["ok"], true,
+        "{saved}"
+    );
     let result = ok(
         &url,
         &[
@@ -429,4 +454,123 @@ fn https_servers_are_verified_with_the_ca_file() {
         err.contains("cannot read CA file /nonexistent/ca.pem"),
         "{err}"
     );
+}
+
+#[test]
+fn repository_sync_and_artifact_generation_report_their_outcome() {
+    let server = Binary::builder(EXE).spawn();
+    let url = server.url.clone();
+
+    // repository sync: a local Git repository, by name and by id; then one whose path is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    git(&source, &["init", "-q", "-b", "main"]);
+    std::fs::write(source.join("README"), "hello").unwrap();
+    git(&source, &["add", "."]);
+    git(
+        &source,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "first",
+        ],
+    );
+    let head = git(&source, &["rev-parse", "HEAD"]);
+    let register = |name: &str, location: &str| {
+        let r = admin_graphql(
+            &url,
+            "mutation($n: String!, $l: String!) { CoreRepositoryCreate(data: {name: {value: $n}, location: {value: $l}}) { ok object { id } } }",
+            serde_json::json!({"n": name, "l": location}),
+        );
+        assert_eq!(r["data"]["CoreRepositoryCreate"]["ok"], true, "{r}");
+        r["data"]["CoreRepositoryCreate"]["object"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let id = register("cli-repo", &source.display().to_string());
+    let synced = ok(&url, &["repository", "sync", "cli-repo"]);
+    assert!(
+        synced.starts_with(&format!("synced repository cli-repo at {head} in ")),
+        "{synced}"
+    );
+    assert!(ok(&url, &["repository", "sync", &id]).contains(&head));
+    register(
+        "cli-gone",
+        &dir.path().join("nowhere").display().to_string(),
+    );
+    let err = fails(&url, &["repository", "sync", "cli-gone"]);
+    assert!(err.contains("the sync of 'cli-gone' failed: "), "{err}");
+    let err = fails(&url, &["repository", "sync", "no-such-repo"]);
+    assert!(err.contains("Repository 'no-such-repo' not found"), "{err}");
+
+    // artifact generate: a definition rendering the branch names, for main; a failing one.
+    let saved = admin_graphql(
+        &url,
+        "mutation { CoreGraphQLQueryCreate(data: {name: {value: \"names\"}, query: {value: \"query { Branch { name } }\"}}) { ok } }",
+        serde_json::json!({}),
+    );
+    assert_eq!(
+        saved["data"]["CoreGraphQLQueryCreate"]["ok"], true,
+        "{saved}"
+    );
+    let define = |name: &str, template: &str| {
+        let r = admin_graphql(
+            &url,
+            "mutation($d: CoreArtifactDefinitionCreateInput!) { CoreArtifactDefinitionCreate(data: $d) { ok } }",
+            serde_json::json!({"d": {
+                "name": {"value": name},
+                "artifact_name": {"value": format!("{name}-artifact")},
+                "content_type": {"value": "text/plain"},
+                "query": {"value": "names"},
+                "template": {"value": template},
+            }}),
+        );
+        assert_eq!(r["data"]["CoreArtifactDefinitionCreate"]["ok"], true, "{r}");
+    };
+    define(
+        "cli-names",
+        "{% for b in Branch %}{{ b.name }} {% endfor %}",
+    );
+    define("cli-broken", "{{ data.Nope.name }}");
+    let main = admin_graphql(
+        &url,
+        "{ Branch(name: \"main\") { id } }",
+        serde_json::json!({}),
+    );
+    let main = main["data"]["Branch"][0]["id"].as_str().unwrap().to_owned();
+    let generated = ok(
+        &url,
+        &["artifact", "generate", "cli-names", "--target", &main],
+    );
+    assert!(
+        generated.starts_with("generated 1 artifacts of cli-names in ")
+            && generated.ends_with(": 1 created"),
+        "{generated}"
+    );
+    let again = ok(&url, &["artifact", "generate", "cli-names"]);
+    assert!(
+        again.ends_with(": 1 unchanged"),
+        "every existing artifact again: {again}"
+    );
+    let o = run(
+        &url,
+        &["artifact", "generate", "cli-broken", "--target", &main],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with(": 1 error\n"), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: some artifacts failed; the first: artifact "),
+        "{err}"
+    );
+    let err = fails(&url, &["artifact", "generate", "no-such-definition"]);
+    assert!(err.contains("no-such-definition"), "{err}");
 }
