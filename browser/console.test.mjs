@@ -15,7 +15,8 @@
 //      the events InfrahubEvent lists over HTTP; the same again after a page reload (resume
 //      from the cursor kept in sessionStorage);
 //   5. clicking an event shows its details (payload fields, id), its parent link and children;
-//   6. the Branches, Artifacts and Repositories tabs list their items; log out (the token
+//   6. the Branches, Artifacts and Repositories tabs list their items; the charts read
+//      /metrics with the page's credential (the server has a metrics token); log out (the token
 //      leaves sessionStorage) and in again with the admin password (JWT); then no request went
 //      to another host, and no console error (but the browser's own reports of refused
 //      connections to the server while it was restarting, if any).
@@ -88,7 +89,8 @@ async function assertRowsMatchServer(page, server, label) {
   step(`${label}: ${ids.length} rows, each event of the server's log exactly once`);
 }
 
-const server = await startServer(binary);
+// With a metrics token set, /metrics also takes the account credential the page sends.
+const server = await startServer(binary, { args: ['--set', `metrics_token=${'m'.repeat(8)}-${Date.now()}`] });
 let browser;
 let page;
 let failed = false;
@@ -246,12 +248,23 @@ try {
   // ---- 6. nothing from another host, no console errors ------------------------------------
   for (const tab of ['branches', 'artifacts', 'repositories']) {
     await page.click(`[data-testid="tab-${tab}"]`);
-    await page.waitForSelector(`[data-testid="${tab}-table"]`, { timeout: 5000 });
+    await page.waitForSelector(`[data-testid="${tab}-table"]`, { visible: true, timeout: 5000 });
+    if (tab === 'branches') {
+      const latest = await page.$$eval('[data-testid="branches-table"] tbody tr', (trs) =>
+        trs.map((tr) => [tr.cells[0].textContent, tr.cells[tr.cells.length - 1].textContent]),
+      );
+      const row = latest.find(([name]) => name === 'console-test');
+      assert.ok(row, 'the branch console-test is listed');
+      assert.match(row[1], /infrahub\.branch\.created/, 'with its latest event');
+    }
+    await screenshot(page, `console-6-${tab}`);
   }
-  assert.match(await page.$eval('[data-testid="branches-table"]', (e) => e.innerText), /console-test/);
-  await screenshot(page, 'console-6-branches');
   await page.click('[data-testid="tab-events"]');
-  await sleep(2500); // a metrics scrape or two
+  // The charts scrape /metrics with the page's credential (a metrics token is set).
+  await page.waitForFunction(() => Number(document.querySelector('#metrics-status').dataset.scrapes ?? 0) >= 2, {
+    timeout: 10000,
+  });
+  assert.equal(await page.$eval('#metrics-status', (e) => e.textContent), '', 'metrics readable');
   await screenshot(page, 'console-6-final');
 
   // Log out, then in with the admin password (a JWT, over HTTP and on the WebSocket).

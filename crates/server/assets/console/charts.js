@@ -151,6 +151,7 @@ export class MetricsCharts {
     clearInterval(this.timer);
     this.timer = null;
     this.prev = null;
+    this.refused = false;
   }
 
   async scrape() {
@@ -161,11 +162,17 @@ export class MetricsCharts {
     const at = performance.now();
     const received = this.received();
     let m = null;
-    try {
-      m = parseMetrics(await this.session.metrics());
-      this.status.textContent = '';
-    } catch (e) {
-      this.status.textContent = `metrics unavailable (${e.message}); events/s from this page only`;
+    if (!this.refused) {
+      try {
+        m = parseMetrics(await this.session.metrics());
+        this.status.textContent = '';
+        this.status.dataset.scrapes = String(Number(this.status.dataset.scrapes ?? 0) + 1);
+      } catch (e) {
+        // Refused (e.g. a metrics token other than our credential): not asked again until the
+        // next login; events/s then comes from this page alone.
+        if ([401, 403, 404].includes(e.status)) this.refused = true;
+        this.status.textContent = `metrics unavailable (${e.message}); events/s from this page only`;
+      }
     }
     const cur = {
       at,

@@ -294,6 +294,7 @@ function render() {
   $('follow').disabled = S.follow;
   $('newer').disabled = S.follow;
   $('older').disabled = start === 0 && S.historyDone;
+  showLag();
 }
 
 async function older() {
@@ -333,6 +334,7 @@ async function fetchEvent(id) {
 }
 
 async function showDetails(id) {
+  if (S.tab !== 'events') showTab('events');
   const pane = $('details');
   pane.hidden = false;
   S.selected = id;
