@@ -8,7 +8,7 @@
 use crate::query_hub::TickResult;
 use crate::subscriptions::{SingleEvent, SingleTick};
 use crate::{Caller, InfraSchema};
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use async_graphql::parser::types::{OperationType, Selection};
 use async_graphql::{Request, Variables};
 use futures::StreamExt;
 use infrastream_core::{Event, Position};
@@ -27,14 +27,7 @@ pub fn is_query_subscription(query: &str, operation_name: Option<&str>) -> bool 
 
 /// The name of the only root field of a subscription operation, if it has exactly one.
 fn single_root_field(query: &str, operation_name: Option<&str>) -> Option<String> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
-    let op = match (operation_name, doc.operations) {
-        (_, DocumentOperations::Single(op)) => op,
-        (Some(n), DocumentOperations::Multiple(map)) => {
-            map.into_iter().find(|(k, _)| k.as_str() == n)?.1
-        }
-        (None, DocumentOperations::Multiple(_)) => return None,
-    };
+    let op = crate::selected_operation(query, operation_name)?;
     let items = &op.node.selection_set.node.items;
     if op.node.ty != OperationType::Subscription || items.len() != 1 {
         return None;
@@ -195,5 +188,12 @@ mod tests {
         assert!(!is("subscription { query(name: \"x\") }", None));
         assert!(!is("subscription { events { id } __typename }", None));
         assert!(!is("{ events }", None));
+        // One named operation and no operation name: that operation (GraphQL's rule), as
+        // graphql-ws sends it when the caller gives no `operationName`.
+        assert!(is("subscription Named { events { id } }", None));
+        assert!(!is(
+            "subscription A { events { id } } subscription B { events { id } }",
+            None
+        ));
     }
 }

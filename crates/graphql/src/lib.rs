@@ -127,15 +127,26 @@ pub fn operation_type(
     query: &str,
     operation_name: Option<&str>,
 ) -> Option<async_graphql::parser::types::OperationType> {
+    selected_operation(query, operation_name).map(|op| op.node.ty)
+}
+
+/// The operation of `query` a request runs: the one named `operation_name`, or the only one
+/// when no name is given (GraphQL's rule; a document with one *named* operation counts too).
+pub(crate) fn selected_operation(
+    query: &str,
+    operation_name: Option<&str>,
+) -> Option<async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>> {
     use async_graphql::parser::types::DocumentOperations;
     let doc = async_graphql::parser::parse_query(query).ok()?;
-    let op = match (operation_name, doc.operations) {
-        (_, DocumentOperations::Single(op)) => op,
-        (Some(n), DocumentOperations::Multiple(map)) => {
-            map.into_iter().find(|(k, _)| k.as_str() == n)?.1
+    match (operation_name, doc.operations) {
+        (_, DocumentOperations::Single(op)) => Some(op),
+        (Some(n), DocumentOperations::Multiple(map)) => map
+            .into_iter()
+            .find(|(k, _)| k.as_str() == n)
+            .map(|(_, op)| op),
+        (None, DocumentOperations::Multiple(map)) if map.len() == 1 => {
+            map.into_iter().next().map(|(_, op)| op)
         }
-        (None, DocumentOperations::Multiple(map)) if map.len() == 1 => map.into_iter().next()?.1,
-        (None, DocumentOperations::Multiple(_)) => return None,
-    };
-    Some(op.node.ty)
+        (None, DocumentOperations::Multiple(_)) => None,
+    }
 }

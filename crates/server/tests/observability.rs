@@ -446,3 +446,31 @@ async fn metrics_are_open_without_a_token() {
     assert!(page.contains("# TYPE infrastream_events_appended_total counter"));
     s.shutdown().await;
 }
+
+/// A subscription document with one *named* operation and no `operationName` (as graphql-ws
+/// sends it when the caller names none) is the same `events` subscription as an anonymous
+/// one: delivered by the shared fan-out, whose frames carry latency observations. (It used to
+/// run on its session's own stream, slower and missing from the latency histogram.)
+#[tokio::test]
+async fn named_events_subscriptions_are_delivered_by_the_shared_fanout() {
+    let s = TestServer::start().await;
+    let count = "infrastream_delivery_latency_seconds_count";
+    let mut ws = s.ws_admin().await;
+    ws.subscribe(
+        "1",
+        "subscription Named { events(event_type: [\"obs.named\"]) { id } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = value(&metrics(&s).await, count);
+    for _ in 0..3 {
+        let id = s.emit("obs.named", "").await;
+        let frame = ws.next_data("1").await;
+        assert_eq!(frame["events"]["id"], id, "{frame}");
+    }
+    let after = value(&metrics(&s).await, count);
+    assert_eq!(after - before, 3.0, "three fan-out deliveries with their latency");
+    ws.close().await;
+    s.shutdown().await;
+}
