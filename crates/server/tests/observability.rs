@@ -470,7 +470,11 @@ async fn named_events_subscriptions_are_delivered_by_the_shared_fanout() {
         assert_eq!(frame["events"]["id"], id, "{frame}");
     }
     let after = value(&metrics(&s).await, count);
-    assert_eq!(after - before, 3.0, "three fan-out deliveries with their latency");
+    assert_eq!(
+        after - before,
+        3.0,
+        "three fan-out deliveries with their latency"
+    );
     ws.close().await;
     s.shutdown().await;
 }
