@@ -34,7 +34,7 @@ pub use error::ConfigError;
 pub use help::{settings_help, settings_markdown};
 pub use layers::{env_var_name, load};
 pub use redact::redact_database_url;
-pub use settings::{Settings, SubscriptionSettings};
+pub use settings::{Settings, SubscriptionSettings, WebhookSettings};
 pub use validate::{MAX_READY_PROBE_BYTES, MAX_RETENTION_AGE_SECS, MIN_JWT_SECRET_BYTES};
 
 /// Prefix of every environment variable that sets a setting.

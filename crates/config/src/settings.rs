@@ -31,6 +31,39 @@ declare_settings! {
 }
 
 declare_settings! {
+    "webhooks.";
+    /// Settings of outgoing webhooks (`[webhooks]` in the file). See docs/webhooks.md.
+    #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct WebhookSettings {
+        /// Whether webhooks may be delivered to loopback, link-local and private addresses
+        /// (127.0.0.0/8, ::1, 169.254.0.0/16, fe80::/10, 10.0.0.0/8, 172.16.0.0/12,
+        /// 192.168.0.0/16, fc00::/7, …). Off by default: a webhook URL must not reach into
+        /// the server's own network unless the operator says so.
+        allow_private_destinations: bool = false;
+        /// Milliseconds one delivery attempt may take (connect, send, answer) before it
+        /// counts as failed.
+        timeout_ms: u64 = 10_000, at_least_one;
+        /// Attempts per delivery before it is dead-lettered (the first one included).
+        max_attempts: u32 = 15, at_least_one;
+        /// Delay before the first retry, in milliseconds; each further retry waits twice as
+        /// long (with jitter), up to `retry_max_ms`.
+        retry_base_ms: u64 = 1_000, at_least_one;
+        /// Longest delay between two attempts, in milliseconds (default one hour); a
+        /// `Retry-After` answer is honoured up to this bound.
+        retry_max_ms: u64 = 3_600_000, at_least_one;
+        /// Webhooks delivered to at the same time (each webhook's deliveries stay in log
+        /// order).
+        concurrency: u32 = 16, at_least_one;
+        /// PEM bundle of the certificate authorities trusted for `https://` webhook URLs.
+        /// Unset: `SSL_CERT_FILE`, else the system's bundle
+        /// (`/etc/ssl/certs/ca-certificates.crt`). A webhook with `validate_certificates`
+        /// false skips the check.
+        ca_file: Option<String> = None;
+    }
+}
+
+declare_settings! {
     "";
     /// All settings of the server; see [`settings_help`](crate::settings_help) or
     /// docs/settings.md for the list with defaults and environment variables. `Debug` never
@@ -220,6 +253,12 @@ declare_settings! {
         metrics_token: Option<String> = None, secret;
         /// Subscription settings (`[subscriptions]`).
         subscriptions: SubscriptionSettings = SubscriptionSettings::default(), section;
+        /// Outgoing webhook settings (`[webhooks]`).
+        webhooks: WebhookSettings = WebhookSettings::default(), section;
+        /// Key with which Infrahub signs the webhooks it sends to `POST
+        /// /api/ingest/infrahub` (its webhook's `shared_key`). Unset (the default), the
+        /// endpoint refuses every request. See docs/companion.md.
+        ingest_infrahub_key: Option<String> = None, secret;
         /// Seconds between automatic syncs of Git repositories; 0 = off.
         repository_sync_interval_secs: u64 = 0;
         /// Seconds a `git` fetch (or first clone) of a repository may take before it is

@@ -372,6 +372,11 @@ fn all_field_keys() -> BTreeSet<String> {
         tls_cert: Some("x".into()),
         tls_key: Some("x".into()),
         metrics_token: Some("x".into()),
+        ingest_infrahub_key: Some("x".into()),
+        webhooks: crate::WebhookSettings {
+            ca_file: Some("x".into()),
+            ..crate::WebhookSettings::default()
+        },
         ..Settings::default()
     };
     let mut keys = BTreeSet::new();

@@ -53,13 +53,18 @@ impl Settings {
                 "must not be empty when set",
             ));
         }
-        if let Some(token) = &self.metrics_token
-            && (token.trim().is_empty() || token.trim() != token)
-        {
-            return Err(invalid(
-                "metrics_token",
-                "must not be empty or start or end with white space when set",
-            ));
+        for (key, secret) in [
+            ("metrics_token", &self.metrics_token),
+            ("ingest_infrahub_key", &self.ingest_infrahub_key),
+        ] {
+            if let Some(value) = secret
+                && (value.trim().is_empty() || value.trim() != value)
+            {
+                return Err(invalid(
+                    key,
+                    "must not be empty or start or end with white space when set",
+                ));
+            }
         }
         match (&self.jwt_secret, &self.jwt_secret_file) {
             (Some(_), Some(_)) => {

@@ -26,6 +26,7 @@ pub mod repositories;
 pub mod saved_queries;
 pub mod schema;
 pub mod sessions;
+pub mod webhooks;
 
 pub use caller::{Actor, Caller};
 pub use credentials::CredentialCache;
