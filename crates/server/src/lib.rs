@@ -11,6 +11,7 @@ mod data_dir;
 mod graphiql;
 mod graphql_http;
 mod http_metrics;
+mod ingest;
 mod jwt_keys;
 mod jwt_reload;
 mod logging;

@@ -3,8 +3,8 @@
 //! its own (405 with `Allow`, extractor rejections, 413 from the body limit).
 
 use crate::{
-    AppState, auth, console, graphiql, graphql_http, http_metrics, metrics, probes, reply, schema,
-    storage, ws,
+    AppState, auth, console, graphiql, graphql_http, http_metrics, ingest, metrics, probes, reply,
+    schema, storage, ws,
 };
 use axum::Router;
 use axum::extract::State;
@@ -45,6 +45,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/schema", get(schema::read))
         .route("/api/schema/load", post(schema::load))
         .route("/api/schema/summary", get(schema::summary))
+        .route("/api/ingest/infrahub", post(ingest::infrahub))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http_metrics::track,
