@@ -1,0 +1,629 @@
+//! The webhook engine: a dispatcher that follows the log and records deliveries, and a
+//! sender that makes them.
+//!
+//! **Dispatcher.** Follows the bus from a durable cursor (meta `webhooks.cursor`, the last
+//! position handled; at first start the head, so history is not flooded out). For each batch
+//! of events it loads the active webhooks afresh (a configuration change takes effect at the
+//! next event), creates one pending [`Delivery`] per (event, matching webhook) and advances the
+//! cursor in the same commit. Deliveries are created after their events commit, and the
+//! cursor moves only with them: delivery is at least once. A batch without deliveries moves
+//! the durable cursor at most once a second (re-handling a few non-matching events after a
+//! crash is harmless). Batches are dispatched under the `webhooks/dispatcher` lock with the
+//! cursor re-read under it, so instances sharing a PostgreSQL database never dispatch an
+//! event twice; a create refused because the record exists is skipped (ids are
+//! `<webhook>:<event>`).
+//!
+//! **Sender.** Per webhook, deliveries go strictly in log order: the earliest pending one is
+//! attempted when due, and while it waits for a retry the later ones of that webhook wait
+//! too. Up to `webhooks.concurrency` webhooks are served at once. Each attempt runs under the
+//! webhook's lock (`webhook/<id>`, cluster-wide on PostgreSQL) and re-reads the record under
+//! it (skipped unless still pending and due), so each attempt is made by exactly one
+//! instance. The outcome follows [`retry::next`]: delivered, retried later, dead-lettered, or
+//! (410) the webhook is deactivated and the delivery dead. The sender wakes when deliveries
+//! are created or replayed ([`super::wake`]), at the earliest due retry, and at least every
+//! [`POLL`] (deliveries created by another instance).
+
+use super::config::{Webhook, config_lock, webhook, webhooks};
+use super::delivery::{self, Attempt, Delivery, now_ms, status};
+use super::retry::{self, Next, RetryPolicy};
+use super::{body, destination, matching, signing};
+use crate::Services;
+use infrastream_core::{Chain, Event, Position};
+use infrastream_store::{Change, Commit, StoreError};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// Meta key of the dispatcher's cursor.
+pub const CURSOR: &str = "webhooks.cursor";
+
+/// Lock of the dispatcher (one batch at a time across instances).
+const DISPATCH_LOCK: &str = "webhooks/dispatcher";
+
+/// Events read per dispatched batch.
+const BATCH: usize = 512;
+
+/// Longest the sender sleeps without a wake-up.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// How often the durable cursor moves when no delivery is created.
+const CURSOR_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Finished (delivered or dead) records kept per webhook; older ones are removed.
+pub const KEEP_FINISHED: usize = 1000;
+
+/// The lock a delivery attempt of webhook `webhook_id` runs under.
+pub fn lock_key(webhook_id: &str) -> String {
+    format!("webhook/{webhook_id}")
+}
+
+/// Starts the dispatcher and the sender; both stop at `stop` (an attempt in progress is
+/// abandoned: its delivery stays pending and is made again).
+pub fn spawn(s: Services, stop: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::join!(dispatcher(s.clone(), stop.clone()), sender(s, stop));
+    })
+}
+
+/// Sleeps `d` unless stopped first; whether stopped.
+async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+async fn read_cursor(s: &Services) -> Result<Option<Position>, StoreError> {
+    Ok(s.store
+        .meta(CURSOR)
+        .await?
+        .and_then(|v| v.parse().ok())
+        .map(Position))
+}
+
+fn set_cursor(p: Position) -> Change {
+    Change::SetMeta {
+        key: CURSOR.into(),
+        value: p.0.to_string(),
+        only_if_absent: false,
+    }
+}
+
+/// The durable cursor; at first start, the head.
+async fn initial_cursor(s: &Services) -> Result<Position, StoreError> {
+    if let Some(c) = read_cursor(s).await? {
+        return Ok(c);
+    }
+    let head = *s.bus.head().borrow();
+    s.store
+        .commit(Commit::change(Change::SetMeta {
+            key: CURSOR.into(),
+            value: head.0.to_string(),
+            only_if_absent: true,
+        }))
+        .await?;
+    Ok(read_cursor(s).await?.unwrap_or(head))
+}
+
+/// The dispatcher's progress.
+struct Cursor {
+    /// Handled through here.
+    at: Position,
+    /// Durable through here.
+    written: Position,
+    /// When it was last written.
+    written_at: Instant,
+}
+
+impl Cursor {
+    async fn flush(&mut self, s: &Services) -> Result<(), StoreError> {
+        if self.written < self.at {
+            s.store.commit(Commit::change(set_cursor(self.at))).await?;
+            self.written = self.at;
+            self.written_at = Instant::now();
+        }
+        Ok(())
+    }
+}
+
+async fn dispatcher(s: Services, stop: CancellationToken) {
+    let start = loop {
+        match initial_cursor(&s).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "webhooks: cannot read the dispatcher's cursor; retrying");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    };
+    let mut cursor = Cursor {
+        at: start,
+        written: start,
+        written_at: Instant::now(),
+    };
+    let mut head = s.bus.head();
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let h = *head.borrow_and_update();
+        if h <= cursor.at {
+            if let Err(e) = cursor.flush(&s).await {
+                tracing::warn!(error = %Chain(&e), "webhooks: cannot record the dispatcher's cursor");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = head.changed() => if r.is_err() { return },
+            }
+            continue;
+        }
+        if let Err(e) = dispatch(&s, &mut cursor).await {
+            tracing::warn!(error = %Chain(&e), "webhooks: dispatching events failed; retrying");
+            if pause(&stop, Duration::from_millis(500)).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Dispatches the next batch after the cursor.
+async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
+    let _guard = s.locks.lock(DISPATCH_LOCK).await;
+    // Another instance may have dispatched further.
+    if let Some(stored) = read_cursor(s).await?
+        && stored > cursor.at
+    {
+        cursor.at = stored;
+        cursor.written = stored;
+    }
+    let events = match s.bus.read_after(cursor.at, BATCH).await {
+        Ok(events) => events,
+        Err(StoreError::Pruned { pruned_through, .. }) => {
+            tracing::warn!(
+                after = cursor.at.0,
+                pruned_through = pruned_through.0,
+                "webhooks: events not yet dispatched were pruned from the log; they are not delivered"
+            );
+            cursor.at = pruned_through;
+            return cursor.flush(s).await;
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(());
+    };
+    let hooks: Vec<Webhook> = webhooks(s)
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
+        .into_iter()
+        .filter(|w| w.data.active)
+        .collect();
+    let creates: Vec<Change> = events
+        .iter()
+        .flat_map(|e| {
+            hooks
+                .iter()
+                .filter(|w| matching::matches(&w.data, e))
+                .map(|w| Change::CreateNode(Delivery::new(&w.id, e).to_node()))
+        })
+        .collect();
+    cursor.at = last;
+    if creates.is_empty() {
+        if cursor.written_at.elapsed() >= CURSOR_WRITE_INTERVAL {
+            cursor.flush(s).await?;
+        }
+        return Ok(());
+    }
+    let mut changes = creates.clone();
+    changes.push(set_cursor(last));
+    match s
+        .store
+        .commit(Commit {
+            changes,
+            events: Vec::new(),
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Rejected(_)) => {
+            // A record exists already (a replay created it meanwhile): one by one.
+            for c in creates {
+                match s.store.commit(Commit::change(c)).await {
+                    Ok(_) | Err(StoreError::Rejected(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            s.store.commit(Commit::change(set_cursor(last))).await?;
+        }
+        Err(e) => return Err(e),
+    }
+    cursor.written = last;
+    cursor.written_at = Instant::now();
+    super::wake();
+    Ok(())
+}
+
+/// The HTTP clients of the sender.
+struct Clients {
+    /// `https://` with certificate verification (or why there is none).
+    verified: Result<reqwest::Client, String>,
+    /// `http://`, and `https://` without verification.
+    unverified: Result<reqwest::Client, String>,
+}
+
+fn builder(s: &Services) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(s.settings.webhooks.timeout_ms))
+        // A redirect could lead anywhere, past the destination check: not followed.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("infrastream/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The CA bundle: `webhooks.ca_file`, else `SSL_CERT_FILE`, else the system's.
+fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, String> {
+    let path = match ca_file {
+        Some(p) => p.to_owned(),
+        None => std::env::var("SSL_CERT_FILE")
+            .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into()),
+    };
+    let unreadable = |e: &dyn std::fmt::Display| format!("cannot read CA file {path}: {e}");
+    let certs = CertificateDer::pem_file_iter(&path)
+        .map_err(|e| unreadable(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(unreadable(&"no certificate in it"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unreadable(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+impl Clients {
+    fn new(s: &Services) -> Self {
+        let verified = tls_config(s.settings.webhooks.ca_file.as_deref()).and_then(|tls| {
+            builder(s)
+                .use_preconfigured_tls(tls)
+                .build()
+                .map_err(|e| format!("cannot build the HTTPS client: {}", Chain(&e)))
+        });
+        if let Err(e) = &verified {
+            tracing::warn!(error = %e, "webhooks: https:// URLs with validate_certificates cannot be delivered to");
+        }
+        let unverified = builder(s)
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", Chain(&e)));
+        Self {
+            verified,
+            unverified,
+        }
+    }
+
+    fn for_url(&self, url: &str, validate: bool) -> Result<&reqwest::Client, String> {
+        let https = url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
+        let c = if https && validate {
+            &self.verified
+        } else {
+            &self.unverified
+        };
+        c.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// What the sender shares with its attempts.
+struct Sender {
+    s: Services,
+    clients: Clients,
+    permits: Arc<Semaphore>,
+    /// Webhooks with an attempt running here.
+    busy: Mutex<HashSet<String>>,
+}
+
+async fn sender(s: Services, stop: CancellationToken) {
+    let mut wakes = super::wakes();
+    let this = Arc::new(Sender {
+        clients: Clients::new(&s),
+        permits: Arc::new(Semaphore::new(
+            s.settings.webhooks.concurrency.max(1) as usize
+        )),
+        busy: Mutex::default(),
+        s,
+    });
+    let mut tasks = JoinSet::new();
+    loop {
+        wakes.borrow_and_update();
+        while tasks.try_join_next().is_some() {}
+        let wait = match pass(&this, &mut tasks).await {
+            Ok(Some(due)) => Duration::from_millis((due - now_ms()).max(0) as u64).min(POLL),
+            Ok(None) => POLL,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: reading deliveries failed; retrying");
+                POLL
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = wakes.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Starts the due attempts; when the next retry is due, if any.
+async fn pass(this: &Arc<Sender>, tasks: &mut JoinSet<()>) -> Result<Option<i64>, String> {
+    let s = &this.s;
+    let records = delivery::all(s).await.map_err(|e| e.to_string())?;
+    let hooks: HashMap<String, Webhook> = webhooks(s)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|w| (w.id.clone(), w))
+        .collect();
+    // The earliest pending delivery of each webhook, and the finished ones.
+    let mut heads: BTreeMap<String, Delivery> = BTreeMap::new();
+    let mut finished: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    for d in records {
+        if !d.is_pending() {
+            finished
+                .entry(d.data.webhook_id.clone())
+                .or_default()
+                .push((d.data.position, d.id));
+            continue;
+        }
+        let key = (d.data.position, d.id.clone());
+        match heads.get(&d.data.webhook_id) {
+            Some(h) if (h.data.position, h.id.clone()) <= key => {}
+            _ => {
+                heads.insert(d.data.webhook_id.clone(), d);
+            }
+        }
+    }
+    prune_finished(s, finished).await;
+    let mut order: Vec<Delivery> = heads.into_values().collect();
+    order.sort_by_key(|d| d.data.position);
+    let now = now_ms();
+    let mut next_due: Option<i64> = None;
+    for d in order {
+        let Some(w) = hooks.get(&d.data.webhook_id) else {
+            continue;
+        };
+        if !w.data.active {
+            continue;
+        }
+        if d.data.next_attempt_at > now {
+            next_due =
+                Some(next_due.map_or(d.data.next_attempt_at, |n| n.min(d.data.next_attempt_at)));
+            continue;
+        }
+        {
+            let busy = this.busy.lock().unwrap_or_else(PoisonError::into_inner);
+            if busy.contains(&w.id) {
+                continue;
+            }
+        }
+        let Ok(permit) = this.permits.clone().try_acquire_owned() else {
+            // A finishing attempt wakes the sender.
+            break;
+        };
+        this.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(w.id.clone());
+        let this = this.clone();
+        let webhook_id = w.id.clone();
+        tasks.spawn(async move {
+            if let Err(e) = attempt(&this, &webhook_id, &d.id).await {
+                tracing::warn!(delivery = %d.id, error = %e, "webhooks: recording an attempt failed");
+            }
+            this.busy
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&webhook_id);
+            drop(permit);
+            super::wake();
+        });
+    }
+    Ok(next_due)
+}
+
+/// Removes the oldest finished records of each webhook beyond [`KEEP_FINISHED`].
+async fn prune_finished(s: &Services, finished: HashMap<String, Vec<(u64, String)>>) {
+    let mut changes = Vec::new();
+    for (_, mut done) in finished {
+        if done.len() <= KEEP_FINISHED {
+            continue;
+        }
+        done.sort();
+        let excess = done.len() - KEEP_FINISHED;
+        changes.extend(
+            done.into_iter()
+                .take(excess)
+                .map(|(_, id)| Change::DeleteNode { id }),
+        );
+    }
+    if changes.is_empty() {
+        return;
+    }
+    if let Err(e) = s
+        .store
+        .commit(Commit {
+            changes,
+            events: Vec::new(),
+        })
+        .await
+    {
+        tracing::warn!(error = %Chain(&e), "webhooks: removing old delivery records failed");
+    }
+}
+
+/// The event at `position` with id `id`, if still in the log.
+async fn event_at(s: &Services, position: u64, id: uuid::Uuid) -> Result<Option<Event>, String> {
+    match s
+        .store
+        .read_after(Position(position.saturating_sub(1)), 1)
+        .await
+    {
+        Ok(events) => Ok(events.into_iter().find(|e| e.id == id)),
+        Err(StoreError::Pruned { .. }) => Ok(None),
+        Err(e) => Err(Chain(&e).to_string()),
+    }
+}
+
+/// One attempt of delivery `delivery_id` of webhook `webhook_id`, under the webhook's lock.
+async fn attempt(this: &Sender, webhook_id: &str, delivery_id: &str) -> Result<(), String> {
+    let s = &this.s;
+    let _guard = s.locks.lock(&lock_key(webhook_id)).await;
+    let Some(mut d) = delivery::by_id(s, delivery_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    if !d.is_pending() || d.data.next_attempt_at > now_ms() {
+        return Ok(()); // made or rescheduled by another instance meanwhile
+    }
+    let Some(w) = webhook(s, webhook_id).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    if !w.data.active {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let at = infrastream_core::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (code, retry_after, error) = match event_at(s, d.data.position, d.data.event_id).await? {
+        Some(event) => send(this, &w, &event).await,
+        None => {
+            // The event was pruned: nothing to send, ever.
+            d.record(Attempt {
+                at,
+                status_code: None,
+                latency_ms: 0,
+                error: Some("the event was pruned from the log".into()),
+            });
+            d.data.status = status::DEAD.into();
+            return commit(s, &d, None).await;
+        }
+    };
+    d.record(Attempt {
+        at,
+        status_code: code,
+        latency_ms: started.elapsed().as_millis() as u64,
+        error,
+    });
+    let cfg = &s.settings.webhooks;
+    let policy = RetryPolicy {
+        max_attempts: cfg.max_attempts,
+        base: Duration::from_millis(cfg.retry_base_ms),
+        max: Duration::from_millis(cfg.retry_max_ms),
+    };
+    let mut disable = None;
+    match retry::next(&policy, d.data.attempts, code, retry_after.as_deref()) {
+        Next::Delivered => d.data.status = status::DELIVERED.into(),
+        Next::RetryAfter(delay) => {
+            d.data.next_attempt_at = now_ms() + delay.as_millis() as i64;
+        }
+        Next::DeadLetter => d.data.status = status::DEAD.into(),
+        Next::Disable => {
+            d.data.status = status::DEAD.into();
+            disable = Some(w.id.clone());
+        }
+    }
+    tracing::debug!(delivery = %d.id, status = %d.data.status, code = ?code, "webhooks: attempt made");
+    commit(s, &d, disable).await
+}
+
+/// Records `d`, and deactivates webhook `disable` (a 410) in the same commit.
+async fn commit(s: &Services, d: &Delivery, disable: Option<String>) -> Result<(), String> {
+    let mut changes = vec![Change::UpdateNode(d.to_node())];
+    let _config = match &disable {
+        Some(id) => Some(config_lock(s, id).await),
+        None => None,
+    };
+    if let Some(id) = &disable
+        && let Some(mut w) = webhook(s, id).await.map_err(|e| e.to_string())?
+    {
+        w.data.active = false;
+        changes.push(Change::UpdateNode(w.to_node()));
+        tracing::warn!(webhook = %w.name, "webhooks: the receiver answered 410 Gone: webhook deactivated");
+    }
+    s.store
+        .commit(Commit {
+            changes,
+            events: Vec::new(),
+        })
+        .await
+        .map(drop)
+        .map_err(|e| Chain(&e).to_string())
+}
+
+/// Sends `event` to `w`: the status answered, its `Retry-After`, and the failure if any.
+async fn send(
+    this: &Sender,
+    w: &Webhook,
+    event: &Event,
+) -> (Option<u16>, Option<String>, Option<String>) {
+    let s = &this.s;
+    let url = &w.data.url;
+    if let Err(e) = destination::check(url, s.settings.webhooks.allow_private_destinations).await {
+        return (None, None, Some(e));
+    }
+    let client = match this.clients.for_url(url, w.data.validate_certificates) {
+        Ok(c) => c,
+        Err(e) => return (None, None, Some(e)),
+    };
+    let keys = match signing::parse_keys(w.scheme(), &w.data.shared_key) {
+        Ok(k) => k,
+        Err(e) => return (None, None, Some(format!("invalid shared_key: {e}"))),
+    };
+    let bytes = body::body(event);
+    let msg_id = signing::message_id(&event.id);
+    let timestamp = infrastream_core::now().timestamp();
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &msg_id)
+        .header("webhook-timestamp", timestamp.to_string());
+    if !keys.is_empty() {
+        let signature = signing::sign(w.scheme(), &keys, &msg_id, timestamp, &bytes);
+        request = request.header("webhook-signature", signature);
+    }
+    match request.body(bytes).send().await {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let error = (!resp.status().is_success()).then(|| format!("HTTP {}", resp.status()));
+            (Some(code), retry_after, error)
+        }
+        Err(e) if e.is_timeout() => (
+            None,
+            None,
+            Some(format!(
+                "no answer within {} ms (webhooks.timeout_ms)",
+                s.settings.webhooks.timeout_ms
+            )),
+        ),
+        Err(e) => (None, None, Some(Chain(&e).to_string())),
+    }
+}
