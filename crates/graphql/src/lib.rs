@@ -24,6 +24,7 @@ mod saved_queries;
 mod scalars;
 mod subscriptions;
 mod surrogates;
+mod webhooks;
 
 pub use context::{Caller, Services, UrlBranch};
 pub use extension::{REQUEST_ERROR_CODES, ValidateOnly, is_request_error};
@@ -52,6 +53,7 @@ pub struct Query(
     artifacts::DefinitionQuery,
     artifacts::ArtifactQuery,
     repositories::RepositoryQuery,
+    webhooks::WebhookQuery,
     diff::DiffQuery,
 );
 
@@ -65,6 +67,7 @@ pub struct Mutation(
     artifacts::DefinitionMutation,
     artifacts::ArtifactMutation,
     repositories::RepositoryMutation,
+    webhooks::WebhookMutation,
     diff::DiffMutation,
 );
 

@@ -290,6 +290,11 @@ impl Server {
             token.clone(),
         );
         let retention = retention::spawn(&self.state);
+        // Outgoing webhooks, delivered from the log (docs/webhooks.md).
+        let webhooks = infrastream_services::webhooks::spawn(
+            self.state.services.domain.clone(),
+            token.clone(),
+        );
         let drain =
             std::time::Duration::from_millis(self.state.settings().shutdown_http_drain_timeout_ms);
         let result = serve_http(
@@ -332,6 +337,9 @@ impl Server {
                 "the periodic repository sync did not stop within shutdown_repository_sync_timeout_ms"
             );
         }
+        // The webhook engine stops at the cancellation (an attempt in progress is abandoned:
+        // its delivery stays pending and is made again).
+        let _ = webhooks.await;
         // The pruning task stops at the cancellation, between two of its transactions.
         if let Some(task) = retention {
             let _ = task.await;
