@@ -33,6 +33,7 @@ use infrastream_store::{Change, Commit, StoreError};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -252,9 +253,11 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
 
 /// The HTTP clients of the sender.
 struct Clients {
-    /// `https://` with certificate verification (or why there is none).
+    /// The trusted roots for `https://` (or why there are none).
+    tls: Result<rustls::ClientConfig, String>,
+    /// `https://` with certificate verification, to IP-literal hosts.
     verified: Result<reqwest::Client, String>,
-    /// `http://`, and `https://` without verification.
+    /// `http://`, and `https://` without verification, to IP-literal hosts.
     unverified: Result<reqwest::Client, String>,
 }
 
@@ -293,36 +296,55 @@ fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, String> {
 
 impl Clients {
     fn new(s: &Services) -> Self {
-        let verified = tls_config(s.settings.webhooks.ca_file.as_deref()).and_then(|tls| {
-            builder(s)
-                .use_preconfigured_tls(tls)
-                .build()
-                .map_err(|e| format!("cannot build the HTTPS client: {}", Chain(&e)))
-        });
-        if let Err(e) = &verified {
+        let tls = tls_config(s.settings.webhooks.ca_file.as_deref());
+        if let Err(e) = &tls {
             tracing::warn!(error = %e, "webhooks: https:// URLs with validate_certificates cannot be delivered to");
         }
-        let unverified = builder(s)
-            .use_rustls_tls()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", Chain(&e)));
+        let verified = Self::build(s, &tls, true, None);
+        let unverified = Self::build(s, &tls, false, None);
         Self {
+            tls,
             verified,
             unverified,
         }
     }
 
-    fn for_url(&self, url: &str, validate: bool) -> Result<&reqwest::Client, String> {
-        let https = url
-            .get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
-        let c = if https && validate {
-            &self.verified
+    /// A client; with `pinned`, connecting to that vetted address for that host name.
+    fn build(
+        s: &Services,
+        tls: &Result<rustls::ClientConfig, String>,
+        verify: bool,
+        pinned: Option<(&str, SocketAddr)>,
+    ) -> Result<reqwest::Client, String> {
+        let mut b = builder(s);
+        if verify {
+            b = b.use_preconfigured_tls(tls.clone()?);
         } else {
-            &self.unverified
-        };
-        c.as_ref().map_err(Clone::clone)
+            b = b.use_rustls_tls().danger_accept_invalid_certs(true);
+        }
+        if let Some((host, addr)) = pinned {
+            b = b.resolve(host, addr);
+        }
+        b.build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", Chain(&e)))
+    }
+
+    /// The client for `url`, connecting to `addr` (the address the destination check
+    /// vetted: the name is not resolved again).
+    fn for_url(
+        &self,
+        s: &Services,
+        url: &str,
+        addr: SocketAddr,
+        validate: bool,
+    ) -> Result<reqwest::Client, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid url: {e}"))?;
+        let verify = validate && parsed.scheme() == "https";
+        match parsed.domain() {
+            Some(host) => Self::build(s, &self.tls, verify, Some((host, addr))),
+            _ if verify => self.verified.clone(),
+            _ => self.unverified.clone(),
+        }
     }
 }
 
@@ -582,10 +604,15 @@ async fn send(
 ) -> (Option<u16>, Option<String>, Option<String>) {
     let s = &this.s;
     let url = &w.data.url;
-    if let Err(e) = destination::check(url, s.settings.webhooks.allow_private_destinations).await {
-        return (None, None, Some(e));
-    }
-    let client = match this.clients.for_url(url, w.data.validate_certificates) {
+    let addr = match destination::resolve(url, s.settings.webhooks.allow_private_destinations).await
+    {
+        Ok(a) => a,
+        Err(e) => return (None, None, Some(e)),
+    };
+    let client = match this
+        .clients
+        .for_url(s, url, addr, w.data.validate_certificates)
+    {
         Ok(c) => c,
         Err(e) => return (None, None, Some(e)),
     };
