@@ -16,6 +16,7 @@ mod caller;
 pub mod cluster;
 pub mod credentials;
 pub mod data;
+pub mod ingest;
 pub mod locks;
 pub mod login;
 pub mod nodes;
