@@ -35,7 +35,8 @@
 //!   `peers`: `peer_id`, `peer_kind`, `peer_status`);
 //! - artifact and group events: `node_id` and `kind` from the primary node when missing.
 //!
-//! Events ingested from an Infrahub carry Infrahub's own data: it is sent unchanged.
+//! Events ingested from an Infrahub are stored in infrastream's shape (`crate::ingest`), so their
+//! data is converted the same way; only `origin` tells them apart.
 //!
 //! The body is compact JSON in which every non-ASCII character is escaped (`\u00fc`,
 //! surrogate pairs above U+FFFF) — the same bytes as Python's
@@ -64,14 +65,10 @@ pub fn body_value(event: &Event) -> Value {
         .get("origin")
         .filter(|o| o.is_object())
         .cloned();
-    let ingested = origin.is_some();
-    let data = if ingested {
-        event.data.clone()
-    } else {
-        infrahub_data(event)
-    };
+    // Ingested events are stored in infrastream's shape (see `crate::ingest`), so their data
+    // is converted the same way as native events'; only `origin` tells them apart.
     json!({
-        "data": data,
+        "data": infrahub_data(event),
         "id": event.id.to_string(),
         "branch": event.branch,
         "account_id": event.account_id,
@@ -367,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn ingested_events_keep_their_data_and_origin() {
+    fn ingested_events_have_native_data_and_their_origin() {
         let mut e = event(
             EventName::BRANCH_CREATED,
             json!({"branch_name": "b1", "branch_id": "x", "sync_with_git": false}),
@@ -375,10 +372,14 @@ mod tests {
         e.context = json!({"origin": {"source": "infrahub", "url": "https://infrahub.example"}});
         e.parent_id = Some(Uuid::nil());
         let b = parsed(&e);
+        let mut native = e.clone();
+        native.context = json!({});
         assert_eq!(
             b["data"],
-            json!({"branch_name": "b1", "branch_id": "x", "sync_with_git": false})
+            parsed(&native)["data"],
+            "the same data as a native event"
         );
+        assert_eq!(b["data"]["branch_name"], "b1");
         assert_eq!(
             b["origin"],
             json!({"source": "infrahub", "url": "https://infrahub.example"})
