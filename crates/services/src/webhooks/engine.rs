@@ -165,17 +165,39 @@ async fn dispatcher(s: Services, stop: CancellationToken) {
             }
             continue;
         }
-        if let Err(e) = dispatch(&s, &mut cursor).await {
-            tracing::warn!(error = %Chain(&e), "webhooks: dispatching events failed; retrying");
-            if pause(&stop, Duration::from_millis(500)).await {
-                return;
+        match dispatch(&s, &mut cursor).await {
+            Ok(Dispatched::Events) => {}
+            // No active webhook: later events are looked at in a while, not one commit at a
+            // time, so a server without webhooks pays (almost) nothing per commit. A webhook
+            // created meanwhile gets its first events at most `IDLE_PAUSE` later.
+            Ok(Dispatched::NoWebhooks) => {
+                if pause(&stop, IDLE_PAUSE).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "webhooks: dispatching events failed; retrying");
+                if pause(&stop, Duration::from_millis(500)).await {
+                    return;
+                }
             }
         }
     }
 }
 
+/// How long the dispatcher rests after finding no active webhook.
+const IDLE_PAUSE: Duration = Duration::from_millis(100);
+
+/// What [`dispatch`] did.
+enum Dispatched {
+    /// It looked at events (maybe none matched).
+    Events,
+    /// There was no active webhook: the cursor moved to the head.
+    NoWebhooks,
+}
+
 /// Dispatches the next batch after the cursor.
-async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
+async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<Dispatched, StoreError> {
     let _guard = s.locks.lock(DISPATCH_LOCK).await;
     // Another instance may have dispatched further.
     if let Some(stored) = read_cursor(s).await?
@@ -183,6 +205,23 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
     {
         cursor.at = stored;
         cursor.written = stored;
+    }
+    // The head is read before the webhooks: when none is active, every event up to it was
+    // committed before any webhook that could match it exists, so the cursor skips to it
+    // without reading a single event (the common case: a server without webhooks).
+    let head = *s.bus.head().borrow();
+    let hooks: Vec<Webhook> = webhooks(s)
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
+        .into_iter()
+        .filter(|w| w.data.active)
+        .collect();
+    if hooks.is_empty() {
+        cursor.at = cursor.at.max(head);
+        if cursor.written_at.elapsed() >= CURSOR_WRITE_INTERVAL {
+            cursor.flush(s).await?;
+        }
+        return Ok(Dispatched::NoWebhooks);
     }
     let events = match s.bus.read_after(cursor.at, BATCH).await {
         Ok(events) => events,
@@ -193,19 +232,13 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
                 "webhooks: events not yet dispatched were pruned from the log; they are not delivered"
             );
             cursor.at = pruned_through;
-            return cursor.flush(s).await;
+            return cursor.flush(s).await.map(|()| Dispatched::Events);
         }
         Err(e) => return Err(e),
     };
     let Some(last) = events.last().map(|e| e.position) else {
-        return Ok(());
+        return Ok(Dispatched::Events);
     };
-    let hooks: Vec<Webhook> = webhooks(s)
-        .await
-        .map_err(|e| StoreError::Backend(Box::new(e)))?
-        .into_iter()
-        .filter(|w| w.data.active)
-        .collect();
     let creates: Vec<Change> = events
         .iter()
         .flat_map(|e| {
@@ -220,7 +253,7 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
         if cursor.written_at.elapsed() >= CURSOR_WRITE_INTERVAL {
             cursor.flush(s).await?;
         }
-        return Ok(());
+        return Ok(Dispatched::Events);
     }
     let mut changes = creates.clone();
     changes.push(set_cursor(last));
@@ -248,7 +281,7 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<(), StoreError> {
     cursor.written = last;
     cursor.written_at = Instant::now();
     super::wake();
-    Ok(())
+    Ok(Dispatched::Events)
 }
 
 /// The HTTP clients of the sender.
