@@ -22,6 +22,7 @@ mod nodes;
 mod process;
 mod query;
 mod sustained;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -67,6 +68,7 @@ enum Scenario {
     /// 401/429 counts and latencies, the owner's logins from another address, `/health`,
     /// event delivery.
     LoginFlood(login_flood::LoginFloodArgs),
+    Webhooks(webhooks::WebhooksArgs),
     /// One client process of the `idle` scenario (started by it).
     #[command(hide = true)]
     IdleClient(idle::ClientArgs),
@@ -125,6 +127,7 @@ async fn scenario(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Query(a) => query::run(a).await,
         Scenario::Connect(a) => connect::run(a).await,
         Scenario::LoginFlood(a) => login_flood::run(a).await,
+        Scenario::Webhooks(a) => webhooks::run(a).await,
         Scenario::IdleClient(a) => idle::client(a).await,
     }
 }
@@ -189,6 +192,11 @@ impl Target {
                 _local: None,
             });
         }
+        Self::local(fsync, &[]).await
+    }
+
+    /// A server started here on a fresh temporary directory, with `extra` settings.
+    pub(crate) async fn local(fsync: bool, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let token = "bench-admin-token-0123456789abcdef0123456789abcdef".to_string();
         let overrides = vec![
@@ -204,6 +212,8 @@ impl Target {
                 "bench-password".to_string(),
             ),
         ];
+        let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let overrides: Vec<(String, String)> = overrides.into_iter().chain(extra).collect();
         let settings = infrastream_config::load(None, Vec::new(), &overrides)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let server = infrastream_server::Server::start(settings, listener).await?;

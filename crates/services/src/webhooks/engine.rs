@@ -15,10 +15,12 @@
 //!
 //! **Sender.** Per webhook, deliveries go strictly in log order: the earliest pending one is
 //! attempted when due, and while it waits for a retry the later ones of that webhook wait
-//! too. Up to `webhooks.concurrency` webhooks are served at once. Each attempt runs under the
-//! webhook's lock (`webhook/<id>`, cluster-wide on PostgreSQL) and re-reads the record under
-//! it (skipped unless still pending and due), so each attempt is made by exactly one
-//! instance. The outcome follows [`retry::next`]: delivered, retried later, dead-lettered, or
+//! too. Up to `webhooks.concurrency` webhooks are served at once. A webhook's deliveries go in
+//! runs (up to [`RUN`]) under the webhook's lock (`webhook/<id>`, cluster-wide on
+//! PostgreSQL); each record is re-read under it (skipped unless still pending), so each
+//! attempt is made by exactly one instance. The destination is checked and the client and
+//! keys prepared once per run, and outcomes are committed [`COMMIT_EVERY`] at a time, so a
+//! fast receiver is not held to one fsync per delivery. The outcome follows [`retry::next`]: delivered, retried later, dead-lettered, or
 //! (410) the webhook is deactivated and the delivery dead. The sender wakes when deliveries
 //! are created or replayed ([`super::wake`]), at the earliest due retry, and at least every
 //! [`POLL`] (deliveries created by another instance).
@@ -32,7 +34,7 @@ use infrastream_core::{Chain, Event, Position};
 use infrastream_store::{Change, Commit, StoreError};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -422,7 +424,8 @@ async fn sender(s: Services, stop: CancellationToken) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Starts the due attempts; when the next retry is due, if any.
+/// Starts the due deliveries: per webhook, a run of its pending deliveries in log order (see
+/// [`run`]); when the next retry is due, if any.
 async fn pass(this: &Arc<Sender>, tasks: &mut JoinSet<()>) -> Result<Option<i64>, String> {
     let s = &this.s;
     let records = delivery::all(s).await.map_err(|e| e.to_string())?;
@@ -432,40 +435,44 @@ async fn pass(this: &Arc<Sender>, tasks: &mut JoinSet<()>) -> Result<Option<i64>
         .into_iter()
         .map(|w| (w.id.clone(), w))
         .collect();
-    // The earliest pending delivery of each webhook, and the finished ones.
-    let mut heads: BTreeMap<String, Delivery> = BTreeMap::new();
+    // The pending deliveries of each webhook, and the finished ones.
+    let mut pending: HashMap<String, Vec<Delivery>> = HashMap::new();
     let mut finished: HashMap<String, Vec<(u64, String)>> = HashMap::new();
     for d in records {
-        if !d.is_pending() {
+        if d.is_pending() {
+            pending
+                .entry(d.data.webhook_id.clone())
+                .or_default()
+                .push(d);
+        } else {
             finished
                 .entry(d.data.webhook_id.clone())
                 .or_default()
                 .push((d.data.position, d.id));
-            continue;
-        }
-        let key = (d.data.position, d.id.clone());
-        match heads.get(&d.data.webhook_id) {
-            Some(h) if (h.data.position, h.id.clone()) <= key => {}
-            _ => {
-                heads.insert(d.data.webhook_id.clone(), d);
-            }
         }
     }
     prune_finished(s, finished).await;
-    let mut order: Vec<Delivery> = heads.into_values().collect();
-    order.sort_by_key(|d| d.data.position);
+    let mut order: Vec<Vec<Delivery>> = pending
+        .into_values()
+        .map(|mut list| {
+            list.sort_by(|a, b| (a.data.position, &a.id).cmp(&(b.data.position, &b.id)));
+            list
+        })
+        .collect();
+    order.sort_by_key(|list| list[0].data.position);
     let now = now_ms();
     let mut next_due: Option<i64> = None;
-    for d in order {
-        let Some(w) = hooks.get(&d.data.webhook_id) else {
+    for list in order {
+        let head = &list[0];
+        let Some(w) = hooks.get(&head.data.webhook_id) else {
             continue;
         };
         if !w.data.active {
             continue;
         }
-        if d.data.next_attempt_at > now {
-            next_due =
-                Some(next_due.map_or(d.data.next_attempt_at, |n| n.min(d.data.next_attempt_at)));
+        if head.data.next_attempt_at > now {
+            let at = head.data.next_attempt_at;
+            next_due = Some(next_due.map_or(at, |n| n.min(at)));
             continue;
         }
         {
@@ -475,7 +482,7 @@ async fn pass(this: &Arc<Sender>, tasks: &mut JoinSet<()>) -> Result<Option<i64>
             }
         }
         let Ok(permit) = this.permits.clone().try_acquire_owned() else {
-            // A finishing attempt wakes the sender.
+            // A finishing run wakes the sender.
             break;
         };
         this.busy
@@ -484,9 +491,10 @@ async fn pass(this: &Arc<Sender>, tasks: &mut JoinSet<()>) -> Result<Option<i64>
             .insert(w.id.clone());
         let this = this.clone();
         let webhook_id = w.id.clone();
+        let ids: Vec<String> = list.into_iter().take(RUN).map(|d| d.id).collect();
         tasks.spawn(async move {
-            if let Err(e) = attempt(&this, &webhook_id, &d.id).await {
-                tracing::warn!(delivery = %d.id, error = %e, "webhooks: recording an attempt failed");
+            if let Err(e) = run(&this, &webhook_id, ids).await {
+                tracing::warn!(webhook = %webhook_id, error = %e, "webhooks: recording attempts failed");
             }
             this.busy
                 .lock()
@@ -531,40 +539,108 @@ async fn prune_finished(s: &Services, finished: HashMap<String, Vec<(u64, String
 
 /// The event at `position` with id `id`, if still in the log.
 async fn event_at(s: &Services, position: u64, id: uuid::Uuid) -> Result<Option<Event>, String> {
+    // From the bus: recent events are in memory; older ones come from the store.
     match s
-        .store
+        .bus
         .read_after(Position(position.saturating_sub(1)), 1)
         .await
     {
-        Ok(events) => Ok(events.into_iter().find(|e| e.id == id)),
+        Ok(events) => Ok(events
+            .into_iter()
+            .find(|e| e.id == id)
+            .map(|e| (*e).clone())),
         Err(StoreError::Pruned { .. }) => Ok(None),
         Err(e) => Err(Chain(&e).to_string()),
     }
 }
 
-/// One attempt of delivery `delivery_id` of webhook `webhook_id`, under the webhook's lock.
-async fn attempt(this: &Sender, webhook_id: &str, delivery_id: &str) -> Result<(), String> {
+/// Deliveries one run makes at most (one webhook, in log order, under its lock once).
+const RUN: usize = 256;
+
+/// Outcomes recorded per commit within a run.
+const COMMIT_EVERY: usize = 64;
+
+/// A run of webhook `webhook_id`'s pending deliveries `ids` (in log order), under the
+/// webhook's lock: each is re-read (skipped unless still pending), attempted, and its outcome
+/// recorded; delivered and dead ones let the run go on, a retry (or a 410) ends it, so that
+/// no later delivery overtakes one that waits. Outcomes are committed [`COMMIT_EVERY`] at a
+/// time: a crash between a send and its commit sends it again (at least once).
+async fn run(this: &Sender, webhook_id: &str, ids: Vec<String>) -> Result<(), String> {
     let s = &this.s;
     let _guard = s.locks.lock(&lock_key(webhook_id)).await;
-    let Some(mut d) = delivery::by_id(s, delivery_id)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(());
-    };
-    if !d.is_pending() || d.data.next_attempt_at > now_ms() {
-        return Ok(()); // made or rescheduled by another instance meanwhile
-    }
     let Some(w) = webhook(s, webhook_id).await.map_err(|e| e.to_string())? else {
         return Ok(());
     };
     if !w.data.active {
         return Ok(());
     }
+    let target = Target::prepare(this, &w).await;
+    let mut done: Vec<Delivery> = Vec::new();
+    let mut disable = false;
+    for id in ids {
+        let Some(mut d) = delivery::by_id(s, &id).await.map_err(|e| e.to_string())? else {
+            continue;
+        };
+        if !d.is_pending() {
+            continue; // made by another instance meanwhile
+        }
+        if d.data.next_attempt_at > now_ms() {
+            break; // rescheduled meanwhile: the later ones wait for it
+        }
+        let next = attempt(this, &target, &mut d).await?;
+        done.push(d);
+        match next {
+            Next::Delivered | Next::DeadLetter => {}
+            Next::RetryAfter(_) => break,
+            Next::Disable => {
+                disable = true;
+                break;
+            }
+        }
+        if done.len() >= COMMIT_EVERY {
+            commit(s, &std::mem::take(&mut done), None).await?;
+        }
+    }
+    commit(s, &done, disable.then(|| w.id.clone())).await
+}
+
+/// Where and how one webhook's requests go, prepared once per run.
+struct Target {
+    webhook: Webhook,
+    /// The client connecting to the vetted address, and the signing keys; or why none.
+    ready: Result<(reqwest::Client, Vec<signing::SigningKey>), String>,
+}
+
+impl Target {
+    async fn prepare(this: &Sender, w: &Webhook) -> Self {
+        let s = &this.s;
+        let url = &w.data.url;
+        let ready = async {
+            let addr =
+                destination::resolve(url, s.settings.webhooks.allow_private_destinations).await?;
+            let client = this
+                .clients
+                .for_url(s, url, addr, w.data.validate_certificates)?;
+            let keys = signing::parse_keys(w.scheme(), &w.data.shared_key)
+                .map_err(|e| format!("invalid {e}"))?;
+            Ok((client, keys))
+        }
+        .await;
+        Self {
+            webhook: w.clone(),
+            ready,
+        }
+    }
+}
+
+/// One attempt of delivery `d` (pending and due): sends, records the attempt in `d` and sets
+/// its status; what follows.
+async fn attempt(this: &Sender, target: &Target, d: &mut Delivery) -> Result<Next, String> {
+    let s = &this.s;
     let started = Instant::now();
     let at = infrastream_core::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (code, retry_after, error) = match event_at(s, d.data.position, d.data.event_id).await? {
-        Some(event) => send(this, &w, &event).await,
+        Some(event) => send(target, &event, s.settings.webhooks.timeout_ms).await,
         None => {
             // The event was pruned: nothing to send, ever.
             d.record(Attempt {
@@ -574,7 +650,7 @@ async fn attempt(this: &Sender, webhook_id: &str, delivery_id: &str) -> Result<(
                 error: Some("the event was pruned from the log".into()),
             });
             d.data.status = status::DEAD.into();
-            return commit(s, &d, None).await;
+            return Ok(Next::DeadLetter);
         }
     };
     d.record(Attempt {
@@ -589,25 +665,24 @@ async fn attempt(this: &Sender, webhook_id: &str, delivery_id: &str) -> Result<(
         base: Duration::from_millis(cfg.retry_base_ms),
         max: Duration::from_millis(cfg.retry_max_ms),
     };
-    let mut disable = None;
-    match retry::next(&policy, d.data.attempts, code, retry_after.as_deref()) {
+    let next = retry::next(&policy, d.data.attempts, code, retry_after.as_deref());
+    match &next {
         Next::Delivered => d.data.status = status::DELIVERED.into(),
         Next::RetryAfter(delay) => {
             d.data.next_attempt_at = now_ms() + delay.as_millis() as i64;
         }
-        Next::DeadLetter => d.data.status = status::DEAD.into(),
-        Next::Disable => {
-            d.data.status = status::DEAD.into();
-            disable = Some(w.id.clone());
-        }
+        Next::DeadLetter | Next::Disable => d.data.status = status::DEAD.into(),
     }
     tracing::debug!(delivery = %d.id, status = %d.data.status, code = ?code, "webhooks: attempt made");
-    commit(s, &d, disable).await
+    Ok(next)
 }
 
-/// Records `d`, and deactivates webhook `disable` (a 410) in the same commit.
-async fn commit(s: &Services, d: &Delivery, disable: Option<String>) -> Result<(), String> {
-    let mut changes = vec![Change::UpdateNode(d.to_node())];
+/// Records `done`, and deactivates webhook `disable` (a 410) in the same commit.
+async fn commit(s: &Services, done: &[Delivery], disable: Option<String>) -> Result<(), String> {
+    let mut changes: Vec<Change> = done
+        .iter()
+        .map(|d| Change::UpdateNode(d.to_node()))
+        .collect();
     let _config = match &disable {
         Some(id) => Some(config_lock(s, id).await),
         None => None,
@@ -619,6 +694,9 @@ async fn commit(s: &Services, d: &Delivery, disable: Option<String>) -> Result<(
         changes.push(Change::UpdateNode(w.to_node()));
         tracing::warn!(webhook = %w.name, "webhooks: the receiver answered 410 Gone: webhook deactivated");
     }
+    if changes.is_empty() {
+        return Ok(());
+    }
     s.store
         .commit(Commit {
             changes,
@@ -629,29 +707,18 @@ async fn commit(s: &Services, d: &Delivery, disable: Option<String>) -> Result<(
         .map_err(|e| Chain(&e).to_string())
 }
 
-/// Sends `event` to `w`: the status answered, its `Retry-After`, and the failure if any.
+/// Sends `event` to the target: the status answered, its `Retry-After`, and the failure if
+/// any.
 async fn send(
-    this: &Sender,
-    w: &Webhook,
+    target: &Target,
     event: &Event,
+    timeout_ms: u64,
 ) -> (Option<u16>, Option<String>, Option<String>) {
-    let s = &this.s;
+    let w = &target.webhook;
     let url = &w.data.url;
-    let addr = match destination::resolve(url, s.settings.webhooks.allow_private_destinations).await
-    {
-        Ok(a) => a,
-        Err(e) => return (None, None, Some(e)),
-    };
-    let client = match this
-        .clients
-        .for_url(s, url, addr, w.data.validate_certificates)
-    {
-        Ok(c) => c,
-        Err(e) => return (None, None, Some(e)),
-    };
-    let keys = match signing::parse_keys(w.scheme(), &w.data.shared_key) {
-        Ok(k) => k,
-        Err(e) => return (None, None, Some(format!("invalid shared_key: {e}"))),
+    let (client, keys) = match &target.ready {
+        Ok(ready) => ready,
+        Err(e) => return (None, None, Some(e.clone())),
     };
     let bytes = body::body(event);
     let msg_id = signing::message_id(&event.id);
@@ -681,7 +748,7 @@ async fn send(
             None,
             Some(format!(
                 "no answer within {} ms (webhooks.timeout_ms)",
-                s.settings.webhooks.timeout_ms
+                timeout_ms
             )),
         ),
         Err(e) => (None, None, Some(Chain(&e).to_string())),
