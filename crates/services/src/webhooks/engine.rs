@@ -729,7 +729,7 @@ async fn send(
         .header("webhook-id", &msg_id)
         .header("webhook-timestamp", timestamp.to_string());
     if !keys.is_empty() {
-        let signature = signing::sign(w.scheme(), &keys, &msg_id, timestamp, &bytes);
+        let signature = signing::sign(w.scheme(), keys, &msg_id, timestamp, &bytes);
         request = request.header("webhook-signature", signature);
     }
     match request.body(bytes).send().await {
