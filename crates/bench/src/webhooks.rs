@@ -1,6 +1,6 @@
 //! Webhooks: one standard webhook for every event, pointing at a receiver in this process
 //! (loopback, answering 200 at once); `--events` custom events are committed by 32 concurrent
-//! clients. Reported: deliveries per second (events delivered ÷ time from the first commit to
+//! clients, as fast as they can or at `--rate` events per second. Reported: deliveries per second (events delivered ÷ time from the first commit to
 //! the last delivery) and the delay from an event's commit (`occurred_at` in the body, the
 //! server's clock, which is this machine's) to the receiver reading its request, p50 and p99.
 //! The server runs in this process (fsync on by default), a fresh one per run.
@@ -20,6 +20,10 @@ pub(crate) struct WebhooksArgs {
     /// Runs (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Events per second committed (0: as fast as 32 clients can). At a rate the receiver
+    /// keeps up with, the delay is the delivery path's own; above it, it includes the queue.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
     /// fsync on commit.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     fsync: bool,
@@ -98,8 +102,15 @@ async fn one_run(args: &WebhooksArgs) -> anyhow::Result<(f64, Vec<u32>)> {
     for c in 0..32 {
         let n = per_client.min(args.events.saturating_sub(c * per_client));
         let (http, url, token) = (http.clone(), target.url.clone(), target.token.clone());
+        // Each of the 32 clients commits one event every 32 / rate seconds, staggered.
+        let every = (args.rate > 0).then(|| Duration::from_secs_f64(32.0 / f64::from(args.rate)));
+        let offset = every.map(|e| e.mul_f64(c as f64 / 32.0));
         clients.push(tokio::spawn(async move {
-            for _ in 0..n {
+            let start = tokio::time::Instant::now() + offset.unwrap_or_default();
+            for i in 0..n {
+                if let Some(every) = every {
+                    tokio::time::sleep_until(start + every * i as u32).await;
+                }
                 let r = http
                     .post(format!("{url}/graphql"))
                     .header("x-infrahub-key", &token)
@@ -150,8 +161,13 @@ pub(crate) async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
         let (rate, delays) = one_run(&args).await?;
         let (p50, p99) = (percentile(&delays, 0.5), percentile(&delays, 0.99));
         println!(
-            "run {run}: {} events delivered, {rate:.0} deliveries/s, commit → delivery p50 {:.1} ms, p99 {:.1} ms (fsync {})",
+            "run {run}: {} events delivered ({}), {rate:.0} deliveries/s, commit → delivery p50 {:.1} ms, p99 {:.1} ms (fsync {})",
             args.events,
+            if args.rate > 0 {
+                format!("{} events/s committed", args.rate)
+            } else {
+                "committed as fast as possible".into()
+            },
             f64::from(p50) / 1e3,
             f64::from(p99) / 1e3,
             args.fsync
