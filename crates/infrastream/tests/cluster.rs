@@ -5,7 +5,8 @@
 //!   exactly once, in the same order on every instance;
 //! - one instance killed (SIGKILL) under concurrent writes: no acknowledged event lost or
 //!   duplicated, and its subscriber resumes on another instance with `after`, missing nothing;
-//! - a token revoked through one instance closes its socket on another within a second.
+//! - a token revoked through one instance closes its socket on another within a second;
+//! - each webhook delivery is made by exactly one instance, in log order.
 //!
 //! Each test gets a fresh database of the test cluster (`INFRASTREAM_TEST_DATABASE_URL`);
 //! without one they print why and return, unless `INFRASTREAM_REQUIRE_POSTGRES=1`.
@@ -506,4 +507,107 @@ async fn two_instances_racing_to_sync_a_repository_sync_it_once() {
     .await
     .unwrap();
     assert_eq!(started["data"]["InfrahubEvent"]["count"], 2);
+}
+
+/// A webhook receiver on 127.0.0.1 answering 200 to every request; what it received
+/// (`webhook-id` and body), in arrival order.
+async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<(String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let record = record.clone();
+                async move {
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    record.lock().unwrap().push((id, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_webhook_delivery_is_made_by_exactly_one_instance() {
+    let Some(url) = fresh_database_url("webhooks_once").await else {
+        return;
+    };
+    let nodes: Vec<Binary> = (0..2)
+        .map(|_| {
+            Binary::builder(env!("CARGO_BIN_EXE_infrastream"))
+                .set("store", "postgres")
+                .set("database_url", &url)
+                .set("webhooks.allow_private_destinations", "true")
+                .spawn()
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let (hook, seen) = webhook_receiver().await;
+    let created = graphql(
+        &http,
+        &base(&nodes[0]),
+        "mutation($d: CoreStandardWebhookCreateInput!) { CoreStandardWebhookCreate(data: $d) { ok } }",
+        json!({"d": {
+            "name": {"value": "cluster"},
+            "url": {"value": hook},
+            "event_type": {"value": "cluster.webhook"},
+            "branch_scope": {"value": "all_branches"},
+        }}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        created["data"]["CoreStandardWebhookCreate"]["ok"], true,
+        "{created}"
+    );
+    // Events committed through both instances, interleaved.
+    let mut emitted = Vec::new();
+    for i in 0..40 {
+        let q = format!(
+            r#"mutation {{ EventEmit(data: {{event: "cluster.webhook", payload: {{i: {i}}}}}) {{ object {{ id }} }} }}"#
+        );
+        let body = graphql(&http, &base(&nodes[i % 2]), &q, Value::Null)
+            .await
+            .unwrap();
+        emitted.push(
+            body["data"]["EventEmit"]["object"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < emitted.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} delivered",
+            seen.lock().unwrap().len(),
+            emitted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both instances run a dispatcher and a sender: give a second delivery time to show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = seen.lock().unwrap().clone();
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|(_, body)| body["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        ids, emitted,
+        "every event delivered once, by one instance, in log order"
+    );
+    let unique: HashSet<&String> = seen.iter().map(|(id, _)| id).collect();
+    assert_eq!(unique.len(), emitted.len(), "one webhook-id per event");
 }
