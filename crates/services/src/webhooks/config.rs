@@ -113,6 +113,11 @@ pub struct WebhookData {
     /// Whether events are delivered; a 410 answer sets it to false.
     #[serde(default = "yes")]
     pub active: bool,
+    /// The head of the log when the webhook was created: the dispatcher gives it only later
+    /// events, whatever its cursor (configuration takes effect at the next event, also after
+    /// a restart from an older cursor).
+    #[serde(default)]
+    pub since: u64,
 }
 
 /// A webhook.
@@ -303,7 +308,7 @@ impl NodeKind for Webhook {
     crate::nodes::named_by_fields!();
 
     async fn build(
-        _: &Services,
+        s: &Services,
         _: Scope<'_>,
         id: Option<String>,
         v: Values,
@@ -331,6 +336,7 @@ impl NodeKind for Webhook {
                 node_kinds: string_list("node_kinds", v.node_kinds.unwrap_or(Value::Null))?,
                 signature_scheme: scheme,
                 active: v.active.unwrap_or(true),
+                since: s.bus.head().borrow().0,
             },
         })
     }

@@ -8,7 +8,10 @@
 //! cursor in the same commit. Deliveries are created after their events commit, and the
 //! cursor moves only with them: delivery is at least once. A batch without deliveries moves
 //! the durable cursor at most once a second (re-handling a few non-matching events after a
-//! crash is harmless). Batches are dispatched under the `webhooks/dispatcher` lock with the
+//! crash is harmless). While no webhook is active nothing is written at all (the server makes
+//! no commits of its own); each webhook records the log's head at its creation (`since`) and
+//! is given only later events, so a restart from an older cursor cannot deliver events that
+//! predate it. Batches are dispatched under the `webhooks/dispatcher` lock with the
 //! cursor re-read under it, so instances sharing a PostgreSQL database never dispatch an
 //! event twice; a create refused because the record exists is skipped (ids are
 //! `<webhook>:<event>`).
@@ -219,10 +222,11 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<Dispatched, Store
         .filter(|w| w.data.active)
         .collect();
     if hooks.is_empty() {
+        // Nothing is written: a server without webhooks makes no commits of its own (which
+        // would also answer for the store's readiness on a full disk), and a webhook created
+        // later only gets events after its `since`, whatever the stored cursor.
         cursor.at = cursor.at.max(head);
-        if cursor.written_at.elapsed() >= CURSOR_WRITE_INTERVAL {
-            cursor.flush(s).await?;
-        }
+        cursor.written = cursor.at; // (in memory only: see above)
         return Ok(Dispatched::NoWebhooks);
     }
     let events = match s.bus.read_after(cursor.at, BATCH).await {
@@ -246,7 +250,7 @@ async fn dispatch(s: &Services, cursor: &mut Cursor) -> Result<Dispatched, Store
         .flat_map(|e| {
             hooks
                 .iter()
-                .filter(|w| matching::matches(&w.data, e))
+                .filter(|w| e.position.0 > w.data.since && matching::matches(&w.data, e))
                 .map(|w| Change::CreateNode(Delivery::new(&w.id, e).to_node()))
         })
         .collect();
