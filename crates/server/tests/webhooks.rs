@@ -623,3 +623,124 @@ async fn private_destinations_are_refused_unless_allowed_and_bad_configuration_i
     assert!(rx.requests("/local").is_empty(), "nothing was sent");
     server.shutdown().await;
 }
+
+/// Runs `conformance/webhooks/setup.sh` (a virtualenv with the PyPI `standardwebhooks`, the npm
+/// one with `npm ci`); fails the test when it fails (python3, node or npm missing).
+fn official_verifiers() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/webhooks");
+    let out = std::process::Command::new("bash")
+        .arg(dir.join("setup.sh"))
+        .output()
+        .expect("run conformance/webhooks/setup.sh");
+    assert!(
+        out.status.success(),
+        "conformance/webhooks/setup.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// The official libraries' verdicts on `requests`, each checked with its secret: every one
+/// must verify, with the Python package and with the npm package.
+fn official_libraries_accept(requests: &[(Request, String)]) {
+    use base64::Engine;
+    let dir = official_verifiers();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("captured.jsonl");
+    let lines: Vec<String> = requests
+        .iter()
+        .map(|(r, secret)| {
+            let headers: serde_json::Map<String, Value> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            json!({
+                "name": r.msg_id(),
+                "headers": headers,
+                "body_b64": base64::engine::general_purpose::STANDARD.encode(&r.body),
+                "secret": secret,
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let python = dir.join(".venv/bin/python");
+    for (program, script) in [
+        (python.as_os_str(), "verify_standard.py"),
+        (std::ffi::OsStr::new("node"), "verify_standard.mjs"),
+    ] {
+        let out = std::process::Command::new(program)
+            .arg(dir.join(script))
+            .arg(&file)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("run {script}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{script} refused a request the server sent:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+            requests.len(),
+            "{script}: every request verified:\n{stdout}"
+        );
+    }
+}
+
+/// What the server really sends verifies with the official Standard Webhooks libraries: a
+/// non-ASCII payload, and after a key rotation (two secrets at once) with each key alone.
+#[tokio::test]
+async fn sent_requests_verify_with_the_official_libraries() {
+    let rx = Receiver::start().await;
+    let server = TestServer::start_with(&settings(&[])).await;
+    let hook = create_webhook(
+        &server,
+        "official",
+        &rx.url("/official"),
+        json!({"branch_scope": "all_branches", "event_types": ["acme.official"]}),
+    )
+    .await;
+    let old = webhook(&server, &hook).await["shared_key"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unicode = ", payload: {city: \"Zürich — 東京 ✓\"}";
+    server.emit("acme.official", unicode).await;
+    until("the first request", || async {
+        rx.requests("/official").len() == 1
+    })
+    .await;
+    // A rotation: the new secret and the old one sign together.
+    let new = infrastream_services::webhooks::signing::generate_secret().unwrap();
+    server
+        .admin(
+            "mutation($i: String!, $k: String!) { CoreStandardWebhookUpdate(data: {id: $i, shared_key: {value: $k}}) { ok } }",
+            json!({"i": hook, "k": format!("{new} {old}")}),
+        )
+        .await;
+    server.emit("acme.official", unicode).await;
+    until("the second request", || async {
+        rx.requests("/official").len() == 2
+    })
+    .await;
+    let got = rx.requests("/official");
+    assert!(
+        String::from_utf8_lossy(&got[0].body).contains("\\u00fc"),
+        "non-ASCII text is sent escaped: {}",
+        String::from_utf8_lossy(&got[0].body)
+    );
+    assert_eq!(
+        got[1].header("webhook-signature").split(' ').count(),
+        2,
+        "two signatures during the rotation"
+    );
+    official_libraries_accept(&[
+        (got[0].clone(), old.clone()),
+        (got[1].clone(), new),
+        (got[1].clone(), old),
+    ]);
+}
